@@ -1,0 +1,143 @@
+/**
+ * TraceEventMap: every tracepoint cocosim emits, name -> fields. The single source of truth: the
+ * Tracer's emit() and on(), the ring's find helpers and the formatters all key on it, so a
+ * misspelt tracepoint or a wrong field type is a compile error.
+ *
+ * Naming rule (style-anchors §8): a tracepoint that exists in the kernel keeps its kernel name
+ * and its TP_STRUCT__entry field names, so that `grep kvm_page_fault` finds both. Where the
+ * kernel has no tracepoint, the name starts with `cocosim_`, so that nobody mistakes it for one.
+ *
+ * Field types follow cocosim's units (types.ts): frame numbers are numbers (Pfn, Gfn, PgOff),
+ * u64 addresses and 64-bit registers (SPTEs, error codes with bits above 31) are bigints. Where
+ * the kernel stores an int and prints it through __print_symbolic, cocosim stores the printed
+ * text (memory_failure_event's type and result), since that is what a reader filters on.
+ *
+ * Other packages add their tracepoints by declaration merging, e.g. in vendors/tdx/src/trace.ts:
+ *
+ *     declare module '@cocosim/core' {
+ *       interface TraceEventMap {
+ *         tdh_mem_page_aug: { gpa: Gpa; level: number; pfn: Pfn; err: bigint };
+ *       }
+ *     }
+ *
+ * (the file must be a module, i.e. import or export something). Each added member must be an
+ * object type whose values are TraceValue (number, bigint, string or boolean), optionally
+ * undefined.
+ */
+import type { Gfn, Gpa, Hva, PgOff, Pfn } from '../types.js';
+
+/** A field value. bigints are exact u64/s64 values; the writers print them in hex. */
+export type TraceValue = number | bigint | string | boolean;
+
+/** The fields of one record: as emitted, in insertion order. */
+export type TraceArgs = Readonly<Record<string, TraceValue | undefined>>;
+
+/** memory-failure.c action_name[]: the result of memory_failure(). */
+export type MfResultName = 'Ignored' | 'Failed' | 'Delayed' | 'Recovered';
+
+export interface TraceEventMap {
+  /**
+   * Page added to / removed from the page cache.
+   * @see include/trace/events/filemap.h DECLARE_EVENT_CLASS(mm_filemap_op_page_cache)
+   */
+  mm_filemap_add_to_page_cache: { pfn: Pfn; i_ino: number; index: PgOff; order: number };
+  mm_filemap_delete_from_page_cache: { pfn: Pfn; i_ino: number; index: PgOff; order: number };
+
+  /** @see include/trace/events/kmem.h TRACE_EVENT(mm_page_alloc) */
+  mm_page_alloc: { pfn: Pfn; order: number; gfp_flags: number; migratetype: number };
+  /** @see include/trace/events/kmem.h TRACE_EVENT(mm_page_free) */
+  mm_page_free: { pfn: Pfn; order: number };
+
+  /**
+   * A TLB flush. `reason` is enum tlb_flush_reason (include/linux/mm_types.h:
+   * 0 TLB_FLUSH_ON_TASK_SWITCH, 1 TLB_REMOTE_SHOOTDOWN, 2 TLB_LOCAL_SHOOTDOWN,
+   * 3 TLB_LOCAL_MM_SHOOTDOWN, 4 TLB_REMOTE_SEND_IPI); `pages` is -1 for TLB_FLUSH_ALL.
+   * @see include/trace/events/tlb.h TRACE_EVENT(tlb_flush)
+   */
+  tlb_flush: { reason: number; pages: number };
+
+  /**
+   * Outcome of memory_failure() for one pfn. `type` is the action_page_types[] text
+   * ("free buddy page", "dirty LRU page"...), `result` the action_name[] text.
+   * @see include/ras/ras_event.h TRACE_EVENT(memory_failure_event)
+   */
+  memory_failure_event: { pfn: Pfn; type: string; result: MfResultName };
+
+  /**
+   * A guest page fault that reached KVM's MMU (EPT/NPT violation). `fault_address` is the GPA.
+   * @see arch/x86/kvm/trace.h TRACE_EVENT(kvm_page_fault)
+   */
+  kvm_page_fault: { vcpu_id: number; guest_rip?: bigint; fault_address: Gpa; error_code: bigint };
+
+  /** @see arch/x86/kvm/trace.h TRACE_EVENT_KVM_EXIT(kvm_exit) */
+  kvm_exit: {
+    exit_reason: number;
+    guest_rip?: bigint;
+    isa?: number;
+    info1: bigint;
+    info2: bigint;
+    intr_info?: number;
+    error_code?: number;
+    vcpu_id: number;
+    requests?: bigint;
+  };
+  /** @see arch/x86/kvm/trace.h TRACE_EVENT(kvm_entry) */
+  kvm_entry: { vcpu_id: number; rip?: bigint; immediate_exit?: boolean; intr_info?: number; error_code?: number };
+
+  /** KVM_RUN returns to user space. @see include/trace/events/kvm.h TRACE_EVENT(kvm_userspace_exit) */
+  kvm_userspace_exit: { reason: number; errno: number };
+
+  /** A guest hypercall (KVM_HC_MAP_GPA_RANGE...). @see arch/x86/kvm/trace.h TRACE_EVENT(kvm_hypercall) */
+  kvm_hypercall: { nr: bigint; a0: bigint; a1: bigint; a2: bigint; a3: bigint };
+
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES on [start, end) gfns.
+   * @see include/trace/events/kvm.h TRACE_EVENT(kvm_vm_set_mem_attributes)
+   */
+  kvm_vm_set_mem_attributes: { start: Gfn; end: Gfn; attr: number };
+
+  /**
+   * mmu_notifier invalidation reaching KVM for [start, end) hvas.
+   * @see include/trace/events/kvm.h TRACE_EVENT(kvm_unmap_hva_range)
+   */
+  kvm_unmap_hva_range: { start: Hva; end: Hva };
+
+  /** @see arch/x86/kvm/mmu/mmutrace.h TRACE_EVENT(kvm_mmu_spte_requested) */
+  kvm_mmu_spte_requested: { gfn: Gfn; pfn: Pfn; level: number };
+  /**
+   * A leaf SPTE installed. r/x/u are the kernel's decoded permission bits (u is -1 when the
+   * MMU has no user bit); `sptep` is the SPTE's physical address where the model has one.
+   * @see arch/x86/kvm/mmu/mmutrace.h TRACE_EVENT(kvm_mmu_set_spte)
+   */
+  kvm_mmu_set_spte: { gfn: Gfn; spte: bigint; sptep?: bigint; level: number; r?: boolean; x?: boolean; u?: number };
+  /** @see arch/x86/kvm/mmu/mmutrace.h TRACE_EVENT(kvm_tdp_mmu_spte_changed) */
+  kvm_tdp_mmu_spte_changed: { as_id: number; gfn: Gfn; level: number; old_spte: bigint; new_spte: bigint };
+  /** @see arch/x86/kvm/mmu/mmutrace.h TRACE_EVENT(kvm_mmu_split_huge_page) */
+  kvm_mmu_split_huge_page: { gfn: Gfn; spte: bigint; level: number; errno: number };
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION(2). The kernel has no tracepoint here; the fields are those of
+   * struct kvm_userspace_memory_region2 (include/uapi/linux/kvm.h).
+   */
+  cocosim_kvm_set_user_memory_region: {
+    slot: number;
+    flags: number;
+    guest_phys_addr: Gpa;
+    memory_size: bigint;
+    userspace_addr: Hva;
+    guest_memfd?: number;
+    guest_memfd_offset?: bigint;
+  };
+
+  /**
+   * A WARN_ON-class report (bug.ts WarnSink), or a problem in the simulator's own plumbing
+   * (kind `trace_sink` when the Tracer detaches a sink that threw).
+   */
+  cocosim_warn: { kind: string; message: string };
+}
+
+/** A tracepoint name. */
+export type TraceEventName = keyof TraceEventMap;
+
+/** The fields of tracepoint K. */
+export type TraceFields<K extends TraceEventName> = TraceEventMap[K];
