@@ -12,3 +12,5 @@ export * from './trace/ring.js';
 export * from './trace/ftrace_text.js';
 export * from './trace/chrome_json.js';
 export * from './di/compose.js';
+export * from './xarray.js';
+export * from './maple_tree.js';

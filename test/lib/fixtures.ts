@@ -7,6 +7,7 @@
  *   test('punch hole zaps the mapping', ({ host }) => { ... });
  */
 import { test as base } from 'vitest';
+import { Kernel, Process, mmRegistrar } from '@cocosim/mm';
 import type { DependencyContainer } from 'tsyringe';
 import {
   CostModel, PhysMem, PRandom, RingSink, Tracer, VirtualClock, WarnSink, createRootContainer,
@@ -24,14 +25,22 @@ export interface SimHost {
   readonly phys: PhysMem;
   /** Every trace record of this host (in-memory ring sink). */
   readonly trace: RingSink;
+  /** The simulated kernel's globals (mm/src/kernel.ts). */
+  readonly kernel: Kernel;
+  /** A new user process on this host. */
+  process(): Process;
 }
 
-/** The registrars of every package a test host includes, lowest first. */
-export const HOST_REGISTRARS: readonly HostRegistrar[] = [];
+/**
+ * The registrars of every package a test host includes, lowest first. Test hosts have 2 GiB of
+ * RAM unless a test builds a bigger one with createSimHost().
+ */
+export const HOST_REGISTRARS: readonly HostRegistrar[] = [mmRegistrar({ nr_pages: 2 ** 19 })];
 
 /** Build a host outside the fixture (e.g. two hosts to compare runs); dispose its container after. */
-export function createSimHost(opts: HostOptions = {}): SimHost {
-  const container = createRootContainer(opts, ...HOST_REGISTRARS);
+export function createSimHost(opts: HostOptions = {}, registrars: readonly HostRegistrar[] = HOST_REGISTRARS): SimHost {
+  const container = createRootContainer(opts, ...registrars);
+  const kernel = container.resolve(Kernel);
   const tracer = container.resolve(Tracer);
   const trace = new RingSink();
   tracer.addSink(trace);
@@ -44,6 +53,8 @@ export function createSimHost(opts: HostOptions = {}): SimHost {
     rng: container.resolve(PRandom),
     phys: container.resolve(PhysMem),
     trace,
+    kernel,
+    process: () => new Process(kernel),
   };
 }
 

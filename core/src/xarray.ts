@@ -1,0 +1,516 @@
+/**
+ * The XArray (include/linux/xarray.h, lib/xarray.c): a sparse array of entries indexed by
+ * integers in [0, XA_MAX_INDEX], XA_MAX_INDEX = 2^53 - 1. The page cache maps file page offsets
+ * to folios with it, and tags them dirty/writeback with its marks.
+ *
+ * Layout, as in the kernel: a radix tree of nodes of XA_CHUNK_SIZE = 64 slots. A node at `shift`
+ * covers 2^(shift + 6) indexes starting at `base`; its slot i holds a child node covering
+ * [base + i * 2^shift, base + (i + 1) * 2^shift - 1], or, at shift 0, the entry for index
+ * base + i. The root is as tall as the largest index needs (9 levels for 2^53 - 1); it grows
+ * (xas_expand()) and shrinks (xas_shrink()) as entries come and go.
+ *
+ * Each node keeps four 64-bit bitmaps, each as two 32-bit words: which slots are present, and for
+ * each of the three marks which slots hold a marked entry or a subtree with one. Walks find the
+ * next set bit with Math.clz32 instead of scanning slots, so xa_find() costs O(depth) and a walk
+ * over k entries O(depth + k) node visits at best, and never enters an empty or unmarked subtree.
+ *
+ * Indexes can exceed 2^31, so slot offsets are computed with arithmetic
+ * (Math.floor(index / 2^shift) % 64), never with the 32-bit bitwise operators; those only touch
+ * the 32-bit bitmap words.
+ */
+import { Errno } from './errno.js';
+
+export const XA_CHUNK_SHIFT = 6;
+export const XA_CHUNK_SIZE = 64;
+/** The largest index: 2^53 - 1. */
+export const XA_MAX_INDEX = Number.MAX_SAFE_INTEGER;
+
+/** A mark: a bit per entry, searchable (include/linux/xarray.h xa_mark_t). */
+export type XaMark = 0 | 1 | 2;
+export const XA_MARK_0: XaMark = 0;
+export const XA_MARK_1: XaMark = 1;
+export const XA_MARK_2: XaMark = 2;
+export const XA_MAX_MARKS = 3;
+/** Search filter meaning "any present entry" (xa_find()'s filter argument). */
+export const XA_PRESENT = 8;
+export type XaFilter = XaMark | typeof XA_PRESENT;
+
+/** A found entry. */
+export interface XaEntry<T> {
+  readonly index: number;
+  readonly entry: T;
+}
+
+/** Callback of the xa_for_each*() walks; returning false stops the walk. */
+export type XaWalkFn<T> = (index: number, entry: T) => void | boolean;
+
+/** 2^shift for every shift a node can have (0, 6, ..., 54). */
+const POW2: number[] = [];
+for (let s = 0; s <= 60; s++) POW2.push(2 ** s);
+
+/** Bitmap word pairs in XaNode.bits: [present, mark 0, mark 1, mark 2], lo word then hi word. */
+const PRESENT_BITS = 0;
+function markBits(mark: XaMark): number {
+  return 2 * (mark + 1);
+}
+
+/** One radix tree node (struct xa_node). */
+class XaNode {
+  /** Number of present slots (xa_node.count). */
+  count = 0;
+  readonly slots: unknown[] = new Array<unknown>(XA_CHUNK_SIZE);
+  readonly bits = new Uint32Array(8);
+
+  constructor(
+    readonly shift: number,
+    /** First index this node covers. */
+    readonly base: number,
+    public parent: XaNode | null,
+    /** This node's slot in its parent. */
+    public offset: number,
+  ) {}
+}
+
+function testBit(node: XaNode, word: number, off: number): boolean {
+  return off < 32 ? ((node.bits[word] >>> off) & 1) !== 0 : ((node.bits[word + 1] >>> (off - 32)) & 1) !== 0;
+}
+
+function setBit(node: XaNode, word: number, off: number): void {
+  if (off < 32) node.bits[word] |= 1 << off;
+  else node.bits[word + 1] |= 1 << (off - 32);
+}
+
+function clearBit(node: XaNode, word: number, off: number): void {
+  if (off < 32) node.bits[word] &= ~(1 << off);
+  else node.bits[word + 1] &= ~(1 << (off - 32));
+}
+
+function anyBit(node: XaNode, word: number): boolean {
+  return node.bits[word] !== 0 || node.bits[word + 1] !== 0;
+}
+
+/** The lowest set bit at or above `from` in a bitmap word pair, or -1. */
+function nextBit(node: XaNode, word: number, from: number): number {
+  if (from < 32) {
+    const w = node.bits[word] & (-1 << from);
+    if (w !== 0) return 31 - Math.clz32(w & -w);
+    from = 32;
+  }
+  if (from < 64) {
+    const w = node.bits[word + 1] & (-1 << (from - 32));
+    if (w !== 0) return 63 - Math.clz32(w & -w);
+  }
+  return -1;
+}
+
+function filterBits(filter: XaFilter): number {
+  if (filter === XA_PRESENT) return PRESENT_BITS;
+  xa_check_mark(filter);
+  return markBits(filter);
+}
+
+function xa_check_index(index: number, what = 'index'): void {
+  if (!Number.isSafeInteger(index) || index < 0) {
+    throw new RangeError(`xarray: ${what} ${index} is not an index in [0, 2^53 - 1]`);
+  }
+}
+
+function xa_check_mark(mark: number): void {
+  if (mark !== XA_MARK_0 && mark !== XA_MARK_1 && mark !== XA_MARK_2) {
+    throw new RangeError(`xarray: ${mark} is not a mark`);
+  }
+}
+
+/** Offset of index in a node at shift. */
+function slotOf(index: number, shift: number): number {
+  return Math.floor(index / POW2[shift]) % XA_CHUNK_SIZE;
+}
+
+/** Shift of the shortest root that covers index. */
+function shiftFor(index: number): number {
+  let shift = 0;
+  while (index >= POW2[shift + XA_CHUNK_SHIFT]) shift += XA_CHUNK_SHIFT;
+  return shift;
+}
+
+/** A sparse array of T (never null/undefined) over [0, 2^53 - 1], with three marks. */
+export class XArray<T> {
+  private head: XaNode | null = null;
+  private count = 0;
+  /** Bumped by every change of the tree's shape, so that walks notice callbacks changing it. */
+  private version = 0;
+
+  /** Number of present entries. */
+  get size(): number {
+    return this.count;
+  }
+
+  /**
+   * Whether the array holds no entry.
+   * @see include/linux/xarray.h xa_empty()
+   */
+  xa_empty(): boolean {
+    return this.count === 0;
+  }
+
+  /**
+   * Whether any entry has mark set.
+   * @see include/linux/xarray.h xa_marked()
+   */
+  xa_marked(mark: XaMark): boolean {
+    xa_check_mark(mark);
+    return this.head !== null && anyBit(this.head, markBits(mark));
+  }
+
+  /**
+   * The entry at index, or undefined.
+   * @see lib/xarray.c xa_load()
+   */
+  xa_load(index: number): T | undefined {
+    xa_check_index(index);
+    const leaf = this.leafFor(index);
+    return leaf ? (leaf.slots[index % XA_CHUNK_SIZE] as T | undefined) : undefined;
+  }
+
+  /**
+   * Store entry at index and return the entry it replaced. Storing null or undefined erases.
+   * Marks of a replaced entry stay, as in the kernel.
+   * @see lib/xarray.c xa_store()
+   */
+  xa_store(index: number, entry: T | null | undefined): T | undefined {
+    xa_check_index(index);
+    if (entry === undefined || entry === null) return this.xa_erase(index);
+    const leaf = this.createLeaf(index);
+    const off = index % XA_CHUNK_SIZE;
+    const old = leaf.slots[off] as T | undefined;
+    leaf.slots[off] = entry;
+    if (old === undefined) {
+      leaf.count++;
+      setBit(leaf, PRESENT_BITS, off);
+      this.count++;
+    }
+    return old;
+  }
+
+  /**
+   * Store entry at index if it is empty: 0, or -EBUSY if it holds an entry.
+   * @see lib/xarray.c xa_insert()
+   */
+  xa_insert(index: number, entry: T): number {
+    xa_check_index(index);
+    if (entry === undefined || entry === null) throw new RangeError('xarray: xa_insert() of a null entry');
+    if (this.xa_load(index) !== undefined) return -Errno.EBUSY;
+    this.xa_store(index, entry);
+    return 0;
+  }
+
+  /**
+   * Erase the entry at index (and its marks) and return it.
+   * @see lib/xarray.c xa_erase()
+   */
+  xa_erase(index: number): T | undefined {
+    xa_check_index(index);
+    const leaf = this.leafFor(index);
+    if (!leaf) return undefined;
+    const off = index % XA_CHUNK_SIZE;
+    const old = leaf.slots[off] as T | undefined;
+    if (old === undefined) return undefined;
+    leaf.slots[off] = undefined;
+    leaf.count--;
+    this.count--;
+    clearBit(leaf, PRESENT_BITS, off);
+    for (let m = 0; m < XA_MAX_MARKS; m++) this.clearMarkUp(leaf, off, markBits(m as XaMark));
+    if (leaf.count === 0) this.deleteNode(leaf);
+    return old;
+  }
+
+  /**
+   * Store entry at every index of [first, last] (null/undefined erases them). O(last - first)
+   * node visits here: the kernel stores one multi-index entry (CONFIG_XARRAY_MULTI), which this
+   * port does not have, so callers with big ranges use MapleTree. Erasing only visits present
+   * entries.
+   * @see lib/xarray.c xa_store_range()
+   */
+  xa_store_range(first: number, last: number, entry: T | null | undefined): void {
+    xa_check_index(first, 'first');
+    xa_check_index(last, 'last');
+    if (first > last) throw new RangeError(`xarray: first ${first} > last ${last}`);
+    if (entry === undefined || entry === null) {
+      for (let e = this.xa_find(first, last); e; e = this.xa_find_after(e.index, last)) this.xa_erase(e.index);
+      return;
+    }
+    for (let i = first; i <= last; i++) this.xa_store(i, entry);
+  }
+
+  /**
+   * Set mark on the entry at index; nothing if there is no entry.
+   * @see lib/xarray.c xa_set_mark()
+   */
+  xa_set_mark(index: number, mark: XaMark): void {
+    xa_check_index(index);
+    xa_check_mark(mark);
+    const leaf = this.leafFor(index);
+    const off = index % XA_CHUNK_SIZE;
+    if (!leaf || leaf.slots[off] === undefined) return;
+    const word = markBits(mark);
+    let node: XaNode | null = leaf;
+    let o = off;
+    while (node && !testBit(node, word, o)) {
+      setBit(node, word, o);
+      o = node.offset;
+      node = node.parent;
+    }
+  }
+
+  /**
+   * Clear mark on the entry at index.
+   * @see lib/xarray.c xa_clear_mark()
+   */
+  xa_clear_mark(index: number, mark: XaMark): void {
+    xa_check_index(index);
+    xa_check_mark(mark);
+    const leaf = this.leafFor(index);
+    if (leaf) this.clearMarkUp(leaf, index % XA_CHUNK_SIZE, markBits(mark));
+  }
+
+  /**
+   * Whether the entry at index has mark set.
+   * @see lib/xarray.c xa_get_mark()
+   */
+  xa_get_mark(index: number, mark: XaMark): boolean {
+    xa_check_index(index);
+    xa_check_mark(mark);
+    const leaf = this.leafFor(index);
+    return leaf !== null && testBit(leaf, markBits(mark), index % XA_CHUNK_SIZE);
+  }
+
+  /**
+   * The first entry at an index in [start, max] matching filter (XA_PRESENT or a mark), or
+   * undefined (also when start > max).
+   * @see lib/xarray.c xa_find()
+   */
+  xa_find(start: number, max: number, filter: XaFilter = XA_PRESENT): XaEntry<T> | undefined {
+    xa_check_index(start, 'start');
+    xa_check_index(max, 'max');
+    const word = filterBits(filter);
+    if (start > max) return undefined;
+    const leaf = this.seek(start, word);
+    if (!leaf) return undefined;
+    const index = leaf.base + this.foundOff;
+    return index <= max ? { index, entry: leaf.slots[this.foundOff] as T } : undefined;
+  }
+
+  /**
+   * The first entry at an index in [index + 1, max] matching filter, or undefined.
+   * @see lib/xarray.c xa_find_after()
+   */
+  xa_find_after(index: number, max: number, filter: XaFilter = XA_PRESENT): XaEntry<T> | undefined {
+    xa_check_index(index);
+    if (index >= XA_MAX_INDEX) return undefined;
+    return this.xa_find(index + 1, max, filter);
+  }
+
+  /**
+   * fn(index, entry) for every entry, in index order.
+   * @see include/linux/xarray.h xa_for_each()
+   */
+  xa_for_each(fn: XaWalkFn<T>): void {
+    this.walk(0, XA_MAX_INDEX, PRESENT_BITS, fn);
+  }
+
+  /**
+   * fn(index, entry) for every entry in [first, last], in index order; fn returning false stops.
+   * fn may modify the array: the walk then resumes after the index it last reported.
+   * @see include/linux/xarray.h xa_for_each_range()
+   */
+  xa_for_each_range(first: number, last: number, fn: XaWalkFn<T>): void {
+    xa_check_index(first, 'first');
+    xa_check_index(last, 'last');
+    this.walk(first, last, PRESENT_BITS, fn);
+  }
+
+  /**
+   * fn(index, entry) for every entry in [first, last] with mark set, in index order. Unmarked
+   * subtrees are skipped whole.
+   * @see include/linux/xarray.h xa_for_each_marked()
+   */
+  xa_for_each_marked(first: number, last: number, mark: XaMark, fn: XaWalkFn<T>): void {
+    xa_check_index(first, 'first');
+    xa_check_index(last, 'last');
+    xa_check_mark(mark);
+    this.walk(first, last, markBits(mark), fn);
+  }
+
+  /** Iterator form of xa_for_each_range() (or of xa_for_each_marked() when given a mark). */
+  *entries(first = 0, last = XA_MAX_INDEX, filter: XaFilter = XA_PRESENT): Generator<XaEntry<T>, void, undefined> {
+    xa_check_index(first, 'first');
+    xa_check_index(last, 'last');
+    filterBits(filter);
+    for (let e = this.xa_find(first, last, filter); e; ) {
+      yield e;
+      if (e.index >= last) return;
+      e = this.xa_find(e.index + 1, last, filter);
+    }
+  }
+
+  [Symbol.iterator](): Generator<XaEntry<T>, void, undefined> {
+    return this.entries();
+  }
+
+  /**
+   * Erase every entry.
+   * @see lib/xarray.c xa_destroy()
+   */
+  xa_destroy(): void {
+    this.head = null;
+    this.count = 0;
+    this.version++;
+  }
+
+  /** Offset found by the last seek(). */
+  private foundOff = 0;
+
+  /** The leaf node holding index, or null. */
+  private leafFor(index: number): XaNode | null {
+    let node = this.head;
+    if (!node || index >= POW2[node.shift + XA_CHUNK_SHIFT]) return null;
+    while (node.shift > 0) {
+      const child = node.slots[slotOf(index, node.shift)] as XaNode | undefined;
+      if (!child) return null;
+      node = child;
+    }
+    return node;
+  }
+
+  /** The leaf for index, creating it and the nodes above it (xas_create()). */
+  private createLeaf(index: number): XaNode {
+    let node: XaNode | null = this.head;
+    if (!node) {
+      node = this.head = new XaNode(shiftFor(index), 0, null, 0);
+      this.version++;
+    } else {
+      // xas_expand(): grow the root until it covers index; the old root becomes slot 0.
+      while (index >= POW2[node.shift + XA_CHUNK_SHIFT]) {
+        const root: XaNode = new XaNode(node.shift + XA_CHUNK_SHIFT, 0, null, 0);
+        root.slots[0] = node;
+        root.count = 1;
+        setBit(root, PRESENT_BITS, 0);
+        for (let m = 0; m < XA_MAX_MARKS; m++) {
+          if (anyBit(node, markBits(m as XaMark))) setBit(root, markBits(m as XaMark), 0);
+        }
+        node.parent = root;
+        node.offset = 0;
+        node = this.head = root;
+        this.version++;
+      }
+    }
+    while (node.shift > 0) {
+      const off = slotOf(index, node.shift);
+      let child = node.slots[off] as XaNode | undefined;
+      if (!child) {
+        child = new XaNode(node.shift - XA_CHUNK_SHIFT, node.base + off * POW2[node.shift], node, off);
+        node.slots[off] = child;
+        node.count++;
+        setBit(node, PRESENT_BITS, off);
+        this.version++;
+      }
+      node = child;
+    }
+    return node;
+  }
+
+  /** Clear a mark bit in node and, while that empties the node's mark word, in its ancestors. */
+  private clearMarkUp(node: XaNode, off: number, word: number): void {
+    let n: XaNode | null = node;
+    let o = off;
+    while (n && testBit(n, word, o)) {
+      clearBit(n, word, o);
+      if (anyBit(n, word)) return;
+      o = n.offset;
+      n = n.parent;
+    }
+  }
+
+  /** Unlink an empty node, then its parents as they empty, then shrink the root (xas_shrink()). */
+  private deleteNode(node: XaNode): void {
+    this.version++;
+    let n: XaNode = node;
+    while (n.count === 0) {
+      const parent = n.parent;
+      n.parent = null;
+      if (!parent) {
+        this.head = null;
+        return;
+      }
+      parent.slots[n.offset] = undefined;
+      parent.count--;
+      clearBit(parent, PRESENT_BITS, n.offset);
+      for (let m = 0; m < XA_MAX_MARKS; m++) this.clearMarkUp(parent, n.offset, markBits(m as XaMark));
+      n = parent;
+    }
+    let head = this.head!;
+    while (head.shift > 0 && head.count === 1 && head.slots[0] !== undefined) {
+      const child = head.slots[0] as XaNode;
+      child.parent = null;
+      head = this.head = child;
+    }
+  }
+
+  /**
+   * Find the first index >= start whose bit is set in bitmap `word` of its leaf: return the
+   * leaf and put the offset in foundOff, or return null.
+   */
+  private seek(start: number, word: number): XaNode | null {
+    let node = this.head;
+    if (!node || start >= POW2[node.shift + XA_CHUNK_SHIFT]) return null;
+    // Walk down towards start; whenever the slot towards it is empty, take the next set bit at
+    // that level, or climb and retry after this node.
+    let off = slotOf(start, node.shift);
+    let exact = true;
+    for (;;) {
+      const found = nextBit(node, word, off);
+      if (found < 0) {
+        const parent: XaNode | null = node.parent;
+        if (!parent) return null;
+        off = node.offset + 1;
+        node = parent;
+        exact = false;
+        continue;
+      }
+      if (node.shift === 0) {
+        this.foundOff = found;
+        return node;
+      }
+      const child = node.slots[found] as XaNode;
+      if (found !== off) exact = false;
+      node = child;
+      off = exact ? slotOf(start, node.shift) : 0;
+    }
+  }
+
+  private walk(first: number, last: number, word: number, fn: XaWalkFn<T>): void {
+    if (first > last) return;
+    let leaf = this.seek(first, word);
+    let v = this.version;
+    while (leaf) {
+      let off = this.foundOff;
+      let index = leaf.base + off;
+      // Report the rest of this leaf without searching from the root again.
+      for (;;) {
+        if (index > last) return;
+        if (fn(index, leaf.slots[off] as T) === false || index >= last) return;
+        if (this.version !== v) break;
+        off = nextBit(leaf, word, off + 1);
+        if (off < 0) break;
+        index = leaf.base + off;
+      }
+      if (this.version !== v) {
+        v = this.version;
+        leaf = this.seek(index + 1, word);
+      } else {
+        const next = leaf.base + XA_CHUNK_SIZE;
+        leaf = next > last ? null : this.seek(next, word);
+      }
+    }
+  }
+}

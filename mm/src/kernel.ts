@@ -1,0 +1,88 @@
+/**
+ * The simulated kernel's globals, one set per simulated host: what Linux keeps in global
+ * variables (mem_map, the zones and the buddy allocator, the inode number counter, the misc
+ * device table) plus the simulator's host services (physical memory contents, clock and costs,
+ * tracer, warnings, PRNG). Kernel objects reach them through this one object, the way kernel
+ * code reaches its globals, so that two hosts in one process never share state.
+ */
+import { inject, injectable, type DependencyContainer } from 'tsyringe';
+import {
+  CostModel, Errno, PhysMem, PRandom, Tracer, VirtualClock, WarnSink, type HostRegistrar,
+} from '@cocosim/core';
+import { PageAllocator } from './page_alloc.js';
+import { DEFAULT_NR_PAGES, PageStore } from './page_store.js';
+import type { File } from './fs.js';
+import { chr_dev_init } from './char_mem.js';
+
+/** Opens a character device node: a new File, or -errno (misc_register's fops->open). */
+export type DeviceOpen = (kernel: Kernel, flags: number) => File | number;
+
+@injectable()
+export class Kernel {
+  private last_ino = 0;
+  private last_mapping_id = 0;
+  private last_pid = 0;
+  private readonly devices = new Map<string, DeviceOpen>();
+
+  constructor(
+    @inject(PageStore) readonly store: PageStore,
+    @inject(PageAllocator) readonly page_alloc: PageAllocator,
+    @inject(PhysMem) readonly phys: PhysMem,
+    @inject(CostModel) readonly cost: CostModel,
+    @inject(Tracer) readonly tracer: Tracer,
+    @inject(WarnSink) readonly warn: WarnSink,
+    @inject(PRandom) readonly rng: PRandom,
+    @inject(VirtualClock) readonly clock: VirtualClock,
+  ) {
+    // __GFP_ZERO and init_on_alloc: the allocator says which pages must read as zero.
+    page_alloc.addListener({ onZero: (pfn, nr) => {
+      for (let i = 0; i < nr; i++) phys.clear((pfn + i) as typeof pfn);
+    } });
+    chr_dev_init(this);
+  }
+
+  /** get_next_ino() (fs/inode.c): inode numbers of pseudo filesystems (shmem, anon inodes). */
+  get_next_ino(): number {
+    return ++this.last_ino;
+  }
+
+  /** A new address_space / anon_vma id for folio->mapping (a multiple of 4, page_store.ts). */
+  next_mapping_id(): number {
+    this.last_mapping_id += 4;
+    return this.last_mapping_id;
+  }
+
+  /** alloc_pid(). */
+  next_pid(): number {
+    return ++this.last_pid;
+  }
+
+  /** misc_register(): make `path` openable (e.g. /dev/kvm). */
+  register_device(path: string, open: DeviceOpen): void {
+    this.devices.set(path, open);
+  }
+
+  /** Open a device node by path: the File, or -ENOENT for a path that does not exist. */
+  open_device(path: string, flags: number): File | number {
+    const open = this.devices.get(path);
+    return open === undefined ? -Errno.ENOENT : open(this, flags);
+  }
+}
+
+export interface MmHostOptions {
+  /** Pages of simulated RAM (default 2^21: 8 GiB). */
+  readonly nr_pages?: number;
+  /** First pfn of RAM (default 0): lets tests put pfns above 2^32. */
+  readonly base_pfn?: number;
+}
+
+/** mm's contribution to a simulated host: the memory map, the page allocator and the Kernel. */
+export function mmRegistrar(opts: MmHostOptions = {}): HostRegistrar {
+  return (root: DependencyContainer) => {
+    const warn = root.resolve(WarnSink);
+    const store = new PageStore(opts.nr_pages ?? DEFAULT_NR_PAGES, { base_pfn: opts.base_pfn, warn });
+    root.registerInstance(PageStore, store);
+    root.registerInstance(PageAllocator, new PageAllocator(store));
+    root.registerInstance(Kernel, root.resolve(Kernel));
+  };
+}
