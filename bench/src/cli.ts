@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+/**
+ * The `cocosim` command line. `npm start -- ARGS` runs it from a fresh clone.
+ */
+import 'reflect-metadata';
+import { parseArgs } from 'node:util';
+import { CostModel, CostOverrideError } from '@cocosim/core';
+import { createPlatform } from './host.js';
+
+const USAGE = `usage: cocosim [COMMAND] [OPTIONS]
+
+commands:
+  costs              list the cost table: every entry, its value, provenance and source
+  help               this text
+
+options:
+  --costs FILE       override cost entries from a JSON file (see core/src/cost.ts)
+  --seed N           seed of every random choice (default 0)
+`;
+
+type Out = (s: string) => void;
+
+function costsCommand(out: Out, costs: string | undefined, seed: string): number {
+  const platform = createPlatform({ seed, costOverrides: costs });
+  const model = platform.container.resolve(CostModel);
+  const rows = model.entries();
+  const w = Math.max(...rows.map((e) => e.name.length));
+  out(`${'entry'.padEnd(w)}  ${'ns'.padStart(10)}  provenance  source`);
+  for (const e of rows) out(`${e.name.padEnd(w)}  ${String(e.value).padStart(10)}  ${e.provenance.padEnd(10)}  ${e.source}`);
+  return 0;
+}
+
+export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s}\n`), err: Out = (s) => process.stderr.write(`${s}\n`)): number {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        costs: { type: 'string' },
+        seed: { type: 'string', default: '0' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    err(`cocosim: ${(e as Error).message}`);
+    err(USAGE);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const command = values.help ? 'help' : positionals[0] ?? 'help';
+  try {
+    switch (command) {
+      case 'help':
+        out(USAGE);
+        return 0;
+      case 'costs':
+        return costsCommand(out, values.costs, values.seed!);
+      default:
+        err(`cocosim: unknown command "${command}"`);
+        err(USAGE);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof CostOverrideError) {
+      err(`cocosim: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  // `cocosim costs | head`: a closed pipe ends the output, not the program with a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+  process.exitCode = main(process.argv.slice(2));
+}

@@ -1,0 +1,3 @@
+export * from './host.js';
+export * from './harness.js';
+export { main as cocosimMain } from './cli.js';
