@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 
 /*
  * One vitest project per workspace package. Workspace packages are aliased to their TypeScript
- * sources so that tests never run a stale `dist` (style-anchors §11.15); `tsc -b` is the
+ * sources so that tests never run a stale `dist`; `tsc -b` is the
  * separate typecheck and build.
  */
 const root = fileURLToPath(new URL('.', import.meta.url));

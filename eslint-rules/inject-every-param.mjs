@@ -1,7 +1,7 @@
 /**
  * cocosim/inject-every-param: a constructor parameter of a decorated class (tsyringe's
  * @injectable()) must carry @inject(TOKEN) or @injectAll(TOKEN). cocosim never relies on
- * decorator metadata: esbuild emits none and Oxc only some (style-anchors §11.2), so a missing
+ * decorator metadata: esbuild emits none and Oxc only some, so a missing
  * token would resolve differently under tsc, vitest and the CLI.
  */
 const INJECT = new Set(['inject', 'injectAll', 'injectWithTransform', 'injectAllWithTransform']);

@@ -1,5 +1,5 @@
 /**
- * The benchmark harness: the only module that knows benny (unmaintained; style-anchors §7, §11.12),
+ * The benchmark harness: the only module that knows benny (unmaintained),
  * so it can be swapped for tinybench without touching a suite.
  *
  * Two kinds of case:

@@ -63,7 +63,7 @@ describe('default cost table', () => {
     for (const e of DEFAULT_COST_ENTRIES) expect(e.name).not.toMatch(/seamcall|tdh_|rmpupdate|pvalidate|psmash|rmi_|psp|granule/);
   });
 
-  test('figures follow vendor-models.md §7', () => {
+  test('figures are the published ones, derived as their sources say', () => {
     const m = new CostModel();
     // 4096 B at 13.7 GB/s, derived from a published bandwidth.
     expect(m.get('page_zero_4k')).toMatchObject({ value: Math.round(4096 / 13.7), provenance: 'derived' });

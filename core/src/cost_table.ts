@@ -1,11 +1,10 @@
 /**
  * The default cost table: the generic mm / KVM / IOMMU costs that every platform pays.
  *
- * Figures and citations come from shared/research/vendor-models.md §7 "Cost table" (sources in
- * its §11, cited here by the note's tags, e.g. [C-clear]). Where the note has no figure the
- * entry is an `estimate` whose `source` gives the one-line reasoning; override it with a
- * measurement through a cost override file (cost.ts). Where the note gives a range, the entry
- * takes its midpoint and says so.
+ * Each entry's `source` cites where its figure comes from (a commit, a mailing-list post, a
+ * paper). Where nobody published a figure the entry is an `estimate` whose `source` gives the
+ * one-line reasoning; override it with a measurement through a cost override file (cost.ts).
+ * Where only a range is known, the entry takes its midpoint and says so.
  *
  * Every value is in ns per event (`unit: 'ns'`); the description says what one event is (one
  * 4 KiB page, one remote CPU, one SPTE...), so a caller charges `count` events. Values are
@@ -24,7 +23,7 @@ export const DEFAULT_COST_ENTRIES: readonly CostEntry[] = [
     value: 299,
     provenance: 'derived',
     source:
-      '[C-clear] Ankur Arora, "x86/clear_page: introduce clear_pages()", Linux commit cb431accb36e: ' +
+      'Ankur Arora, "x86/clear_page: introduce clear_pages()", Linux commit cb431accb36e: ' +
       'clear_page 13.7 GB/s in 4 KiB chunks on AMD Milan; 4096 B / 13.7 GB/s = 299 ns',
     description: 'zero one 4 KiB page (clear_page)',
   },
@@ -33,7 +32,7 @@ export const DEFAULT_COST_ENTRIES: readonly CostEntry[] = [
     unit: 'ns',
     value: 138884,
     provenance: 'derived',
-    source: '[C-clear] clear_pages() in 2 MiB extents: 15.1 GB/s on AMD Milan; 2 MiB / 15.1 GB/s = 138884 ns',
+    source: 'Ankur Arora, "x86/clear_page: introduce clear_pages()", Linux commit cb431accb36e: clear_pages() in 2 MiB extents: 15.1 GB/s on AMD Milan; 2 MiB / 15.1 GB/s = 138884 ns',
     description: 'zero one 2 MiB folio as one extent (clear_pages)',
   },
   {
@@ -41,7 +40,7 @@ export const DEFAULT_COST_ENTRIES: readonly CostEntry[] = [
     unit: 'ns',
     value: 28182200,
     provenance: 'derived',
-    source: '[C-clear] clear_pages() in 1 GiB extents: 38.1 GB/s on AMD Milan; 1 GiB / 38.1 GB/s = 28182200 ns',
+    source: 'Ankur Arora, "x86/clear_page: introduce clear_pages()", Linux commit cb431accb36e: clear_pages() in 1 GiB extents: 38.1 GB/s on AMD Milan; 1 GiB / 38.1 GB/s = 28182200 ns',
     description: 'zero one 1 GiB folio as one extent (clear_pages)',
   },
   {
@@ -57,7 +56,7 @@ export const DEFAULT_COST_ENTRIES: readonly CostEntry[] = [
     unit: 'ns',
     value: 600,
     provenance: 'estimate',
-    source: 'vendor-models.md §7: "clflush of a 4 KiB page ~0.2–1 µs (≈64 × 5–15 ns, dirty-dependent)" (estimate); midpoint',
+    source: 'estimate: 64 cache lines x 5-15 ns each (dirty-dependent), 0.2-1 µs per 4 KiB page; midpoint',
     description: 'flush one 4 KiB page from the caches, 64 lines (clflush_cache_range)',
   },
   {
@@ -65,7 +64,7 @@ export const DEFAULT_COST_ENTRIES: readonly CostEntry[] = [
     unit: 'ns',
     value: 550000,
     provenance: 'estimate',
-    source: 'vendor-models.md §7: "WBINVD on 64-core+ EPYC LLC ~0.1–1 ms per socket" (estimate); midpoint',
+    source: 'estimate: writing back and invalidating a 64-core+ EPYC LLC takes 0.1-1 ms per socket; midpoint',
     description: 'write back and invalidate all caches of one socket (WBINVD)',
   },
   {
@@ -74,7 +73,7 @@ export const DEFAULT_COST_ENTRIES: readonly CostEntry[] = [
     value: 1743,
     provenance: 'derived',
     source:
-      '[C-gmem] Nikita Kalyazin, linux-mm/kvm 2024-11-20: guest_memfd population 3 GiB in 1371 ms (x86_64, ' +
+      'Nikita Kalyazin, linux-mm/kvm 2024-11-20: guest_memfd population 3 GiB in 1371 ms (x86_64, ' +
       'SW-protected path); 1371 ms / 786432 pages = 1743 ns',
     description:
       'end-to-end population of one 4 KiB guest_memfd page; a calibration figure for models that charge the ' +
@@ -170,7 +169,7 @@ export const DEFAULT_COST_ENTRIES: readonly CostEntry[] = [
     value: 1500,
     provenance: 'published',
     source:
-      '[C-tlb-blog] (secondary): "~1.5 µs × active cores in mm_cpumask" rule of thumb, ~1–3 µs round trip on ' +
+      'secondary summary of N. Amit, A. Tai, M. Wei, "Don\'t shoot down TLB shootdowns!", EuroSys 2020: "~1.5 µs × active cores in mm_cpumask" rule of thumb, ~1–3 µs round trip on ' +
       'modern Xeon; primary study N. Amit, A. Tai, M. Wei, "Don\'t shoot down TLB shootdowns!", EuroSys 2020',
     description: 'TLB shootdown IPI round trip, per remote CPU in the mm_cpumask (flush_tlb_multi)',
   },
@@ -189,7 +188,7 @@ export const DEFAULT_COST_ENTRIES: readonly CostEntry[] = [
     unit: 'ns',
     value: 12500,
     provenance: 'estimate',
-    source: 'vendor-models.md §7: "userspace exit (KVM_EXIT_HYPERCALL round trip) ~5–20 µs" (estimate); midpoint',
+    source: 'estimate: a KVM_EXIT_HYPERCALL round trip through the VMM is 5-20 µs; midpoint',
     description: 'one exit to the VMM in user space and back (KVM_RUN returns, VMM handles, KVM_RUN again)',
   },
   {

@@ -647,6 +647,39 @@ describe('maple tree: differential test against a flat array', () => {
     ]);
   });
 
+  // With 8-wide nodes these sequences leave a node underfull next to a full sibling, at leaf
+  // and at branch level, and on either side, so that the two share items instead of merging.
+  test('narrow nodes: underfull nodes refill from full siblings on either side', () => {
+    const model = new Map<number, number>();
+    const check = (mt: MapleTree<number>) => {
+      mt.mt_validate();
+      expect(dump(mt)).toEqual([...model].sort((a, b) => a[0] - b[0]).map(([i, v]): R => [i, i, v]));
+    };
+    const store = (mt: MapleTree<number>, i: number, v: number) => {
+      mt.mtree_store(i, v);
+      model.set(i, v);
+    };
+    const erase = (mt: MapleTree<number>, i: number) => {
+      expect(mt.mtree_erase(i)).toBe(model.get(i));
+      model.delete(i);
+      check(mt);
+    };
+
+    const a = new MapleTree<number>(undefined, 8);
+    for (let i = 0; i < 64; i++) store(a, i * 4, i);
+    for (let i = 0; i < 60; i += 2) store(a, i + 1, 1000 + i);
+    check(a);
+    for (let i = 64; i < 128; i += 4) erase(a, i);
+
+    model.clear();
+    const b = new MapleTree<number>(undefined, 8);
+    for (let i = 0; i < 64; i++) store(b, i * 4, i);
+    for (let i = 64; i < 128; i += 2) store(b, i + 1, 1000 + i);
+    check(b);
+    for (let i = 60; i >= 0; i -= 4) erase(b, i);
+    expect(b.size).toBe(64 + 32 - 16);
+  });
+
   test('mt_validate catches a broken tree', () => {
     const mt = abc();
     (mt as unknown as { root: { lasts: number[] } }).root.lasts[0] = 25;

@@ -586,97 +586,113 @@ export class MapleTree<T> {
 
   private storeRange(lo: number, hi: number, entry: T | undefined): void {
     // The run: the ranges touching [lo - 1, hi + 1], i.e. those overlapping [lo, hi] and the
-    // neighbours an equal entry merges with.
+    // neighbours an equal entry merges with. It starts at slot s of sLeaf and ends at slot e of
+    // eLeaf; when empty, (sLeaf, s) is where the new range goes.
     const key = lo > 0 ? lo - 1 : 0;
     const end = hi + 1;
     const leaf = this.descend(key);
-    const { firsts, lasts, vals } = leaf;
-    const n = firsts.length;
-    let p = upperBound(firsts, key) - 1;
-    if (p < 0 || lasts[p] < key) p++;
-    let q = p;
-    while (q < n && firsts[q] <= end) q++;
-    const spills = q === n && leaf.next !== null && leaf.next.firsts[0] <= end;
-
-    let rpFirst = 0;
-    let rpLast = 0;
-    let rpVal: T | undefined;
-    let rqFirst = 0;
-    let rqLast = 0;
-    let rqVal: T | undefined;
-    if (spills) {
-      const pl = p < n ? leaf : leaf.next!;
-      const pi = p < n ? p : 0;
-      rpFirst = pl.firsts[pi];
-      rpLast = pl.lasts[pi];
-      rpVal = pl.vals[pi];
-      const ql = this.leafFor(end);
-      const qi = upperBound(ql.firsts, end) - 1;
-      rqFirst = ql.firsts[qi];
-      rqLast = ql.lasts[qi];
-      rqVal = ql.vals[qi];
-    } else if (q > p) {
-      rpFirst = firsts[p];
-      rpLast = lasts[p];
-      rpVal = vals[p];
-      rqFirst = firsts[q - 1];
-      rqLast = lasts[q - 1];
-      rqVal = vals[q - 1];
+    const n = leaf.firsts.length;
+    let s = upperBound(leaf.firsts, key) - 1;
+    if (s < 0 || leaf.lasts[s] < key) s++;
+    let sLeaf = leaf;
+    if (s === n && leaf.next !== null && leaf.next.firsts[0] <= end) {
+      sLeaf = leaf.next;
+      s = 0;
+    }
+    let eLeaf: MtLeaf<T> | null = null;
+    let e = -1;
+    if (s < sLeaf.firsts.length && sLeaf.firsts[s] <= end) {
+      let q = s;
+      while (q + 1 < sLeaf.firsts.length && sLeaf.firsts[q + 1] <= end) q++;
+      if (q + 1 < sLeaf.firsts.length || sLeaf.next === null || sLeaf.next.firsts[0] > end) {
+        eLeaf = sLeaf;
+        e = q;
+      } else {
+        eLeaf = this.leafFor(end);
+        e = upperBound(eLeaf.firsts, end) - 1;
+      }
     }
 
+    // What replaces the run: the part of its first range before lo, the new range, the part of
+    // its last range after hi; merged where adjacent and equal.
     this.np = 0;
-    if (rpVal !== undefined && rpFirst < lo) this.addPiece(rpFirst, Math.min(rpLast, lo - 1), rpVal);
+    if (eLeaf !== null) {
+      const rpFirst = sLeaf.firsts[s];
+      if (rpFirst < lo) this.addPiece(rpFirst, Math.min(sLeaf.lasts[s], lo - 1), sLeaf.vals[s]);
+    }
     if (entry !== undefined) this.addPiece(lo, hi, entry);
-    if (rqVal !== undefined && rqLast > hi) this.addPiece(Math.max(rqFirst, end), rqLast, rqVal);
-    const np = this.np;
+    if (eLeaf !== null && eLeaf.lasts[e] > hi) {
+      this.addPiece(Math.max(eLeaf.firsts[e], end), eLeaf.lasts[e], eLeaf.vals[e]);
+    }
     const { pf, pl, pv } = this;
+    let p0 = 0;
+    let p1 = this.np;
 
-    if (spills) {
-      this.version++;
-      this.deleteFirsts(rpFirst, rqFirst);
-      for (let i = 0; i < np; i++) this.insertOne(pf[i], pl[i], pv[i] as T);
-      for (let i = 0; i < np; i++) pv[i] = undefined;
+    // Leave alone the run's ends that come out unchanged (neighbours that do not merge), so that
+    // the change mostly stays inside one leaf.
+    if (eLeaf !== null && p0 < p1 && pf[p0] === sLeaf.firsts[s] && pl[p0] === sLeaf.lasts[s] && pv[p0] === sLeaf.vals[s]) {
+      p0++;
+      s++;
+      if (s === sLeaf.firsts.length && sLeaf.next !== null) {
+        sLeaf = sLeaf.next;
+        s = 0;
+      }
+      if (s === sLeaf.firsts.length || sLeaf.firsts[s] > eLeaf.firsts[e]) eLeaf = null;
+    }
+    if (eLeaf !== null && p0 < p1 && pf[p1 - 1] === eLeaf.firsts[e] && pl[p1 - 1] === eLeaf.lasts[e] && pv[p1 - 1] === eLeaf.vals[e]) {
+      p1--;
+      e--;
+      if (e < 0) {
+        eLeaf = eLeaf.prev;
+        e = eLeaf !== null ? eLeaf.firsts.length - 1 : -1;
+      }
+      if (eLeaf === null || sLeaf.firsts[s] > eLeaf.firsts[e]) eLeaf = null;
+    }
+
+    if (eLeaf === null && p0 === p1) {
+      for (let i = 0; i < this.np; i++) pv[i] = undefined;
       return;
     }
-
-    if (np === q - p) {
-      let i = 0;
-      while (i < np && firsts[p + i] === pf[i] && lasts[p + i] === pl[i] && vals[p + i] === pv[i]) i++;
-      if (i === np) {
-        for (i = 0; i < np; i++) pv[i] = undefined;
-        return;
-      }
-    }
     this.version++;
-    const oldMin = firsts[0];
-    if (np === q - p) {
-      for (let i = 0; i < np; i++) {
-        firsts[p + i] = pf[i];
-        lasts[p + i] = pl[i];
-        vals[p + i] = pv[i] as T;
-      }
+    if (eLeaf === null || eLeaf === sLeaf) {
+      if (sLeaf !== leaf) this.descend(sLeaf.firsts[0]);
+      this.spliceLeaf(sLeaf, s, eLeaf === null ? 0 : e - s + 1, p0, p1);
     } else {
-      const del = q - p;
-      if (np === 0) {
-        firsts.splice(p, del);
-        lasts.splice(p, del);
-        vals.splice(p, del);
-      } else if (np === 1) {
-        firsts.splice(p, del, pf[0]);
-        lasts.splice(p, del, pl[0]);
-        vals.splice(p, del, pv[0] as T);
-      } else if (np === 2) {
-        firsts.splice(p, del, pf[0], pf[1]);
-        lasts.splice(p, del, pl[0], pl[1]);
-        vals.splice(p, del, pv[0] as T, pv[1] as T);
-      } else {
-        firsts.splice(p, del, pf[0], pf[1], pf[2]);
-        lasts.splice(p, del, pl[0], pl[1], pl[2]);
-        vals.splice(p, del, pv[0] as T, pv[1] as T, pv[2] as T);
-      }
-      this.count += np - del;
+      this.deleteFirsts(sLeaf.firsts[s], eLeaf.firsts[e]);
+      for (let i = p0; i < p1; i++) this.insertOne(pf[i], pl[i], pv[i] as T);
     }
-    for (let i = 0; i < np; i++) pv[i] = undefined;
+    for (let i = 0; i < this.np; i++) pv[i] = undefined;
+  }
+
+  /**
+   * Replace del ranges at slot s of leaf (the leaf of the current path) with pieces [p0, p1),
+   * then fix the keys and node sizes above it.
+   */
+  private spliceLeaf(leaf: MtLeaf<T>, s: number, del: number, p0: number, p1: number): void {
+    const { firsts, lasts, vals } = leaf;
+    const { pf, pl, pv } = this;
+    const add = p1 - p0;
+    const oldMin = firsts[0];
+    if (add === del) {
+      for (let i = 0; i < add; i++) {
+        firsts[s + i] = pf[p0 + i];
+        lasts[s + i] = pl[p0 + i];
+        vals[s + i] = pv[p0 + i] as T;
+      }
+    } else if (add === 0) {
+      firsts.splice(s, del);
+      lasts.splice(s, del);
+      vals.splice(s, del);
+    } else if (add === 1) {
+      firsts.splice(s, del, pf[p0]);
+      lasts.splice(s, del, pl[p0]);
+      vals.splice(s, del, pv[p0] as T);
+    } else {
+      firsts.splice(s, del, ...pf.slice(p0, p1));
+      lasts.splice(s, del, ...pl.slice(p0, p1));
+      vals.splice(s, del, ...(pv.slice(p0, p1) as T[]));
+    }
+    this.count += add - del;
     if (firsts.length > 0 && firsts[0] !== oldMin) this.propagateMin(this.depth, firsts[0]);
     if (firsts.length > this.nodeMax) this.fixOverflow(leaf, this.depth);
     else if (firsts.length < this.nodeMin) this.fixUnderflow(leaf, this.depth);

@@ -1,6 +1,6 @@
 /**
  * The vitest fixture every scenario test uses: a fresh simulated host per test, disposed after
- * it (style-anchors §6.2: a root container per test, never the global one). Tracing goes to an
+ * it (a root container per test, never tsyringe's global one, whose registrations would leak between tests). Tracing goes to an
  * in-memory ring the test can read.
  *
  *   import { test } from '../lib/fixtures.js';

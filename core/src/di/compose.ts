@@ -5,7 +5,7 @@
  * One root container per simulated host holds the host-wide services: clock, cost model, tracer,
  * warnings, PRNG and physical memory. Packages above core add theirs through a HostRegistrar (mm
  * its page store and allocator, kvm its device, each vendor its plugin). Each VM is a child
- * container (createVmContainer). Rules from tsyringe's source (style-anchors §6.2): every root
+ * container (createVmContainer). Rules from tsyringe's source: every root
  * registration is made before the first child exists, host singletons are built eagerly from
  * the root, and nothing registers into the global container.
  */

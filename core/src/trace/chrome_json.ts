@@ -1,6 +1,5 @@
 /**
- * Chrome Trace Event JSON, the format ui.perfetto.dev and chrome://tracing open directly
- * (style-anchors §8):
+ * Chrome Trace Event JSON, the format ui.perfetto.dev and chrome://tracing open directly:
  *
  *     { "traceEvents": [ ... ], "displayTimeUnit": "ns" }
  *

@@ -3,7 +3,7 @@
  * Tracer's emit() and on(), the ring's find helpers and the formatters all key on it, so a
  * misspelt tracepoint or a wrong field type is a compile error.
  *
- * Naming rule (style-anchors §8): a tracepoint that exists in the kernel keeps its kernel name
+ * Naming rule: a tracepoint that exists in the kernel keeps its kernel name
  * and its TP_STRUCT__entry field names, so that `grep kvm_page_fault` finds both. Where the
  * kernel has no tracepoint, the name starts with `cocosim_`, so that nobody mistakes it for one.
  *

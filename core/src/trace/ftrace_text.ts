@@ -1,5 +1,5 @@
 /**
- * trace-cmd-report-like text (style-anchors §8), for people and for golden-file diffs:
+ * trace-cmd-report-like text, for people and for golden-file diffs:
  *
  *     vcpu0-0 [000] 0.001234: kvm_page_fault: vcpu_id=0 fault_address=0x100000 error_code=0x100000000
  *

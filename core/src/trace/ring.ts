@@ -1,5 +1,5 @@
 /**
- * The in-memory ring buffer sink: what tests read traces from (style-anchors §10.5, traces are
+ * The in-memory ring buffer sink: what tests read traces from (traces are
  * test oracles). Bounded like the kernel's ring buffer: when full, the oldest record is dropped
  * and counted, so a long scenario cannot exhaust memory.
  */

@@ -44,7 +44,7 @@ export interface Track {
 /** The simulated host's pid. */
 export const HOST_PID = 1;
 
-/** The pid of VM `vmId`'s track (style-anchors §8: 100 + vm id). */
+/** The pid of VM `vmId`'s track (100 + vm id, so VMs sort after the host). */
 export function vmTrackPid(vmId: number): number {
   return 100 + vmId;
 }
