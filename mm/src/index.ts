@@ -8,3 +8,4 @@ export * from './fdtable.js';
 export * from './kernel.js';
 export * from './char_mem.js';
 export * from './process.js';
+export * from './ioctl.js';

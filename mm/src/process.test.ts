@@ -50,3 +50,22 @@ describe('process: fds as a C program sees them', () => {
     expect(b.task.files.open_fds()).toEqual([0, 1, 2]);
   });
 });
+
+describe('ioctl(2): the generic part', () => {
+  test('EBADF for a bad fd, ENOTTY for a file without ioctls, FIOCLEX/FIONCLEX on any file', () => {
+    const p = new Process(kernel());
+    expect(p.ioctl(99, 0x5451)).toBe(-1);
+    expect(p.errno).toBe(Errno.EBADF);
+    const fd = p.open('/dev/null');
+    expect(p.ioctl(fd, 0xae00)).toBe(-1);
+    expect(p.errno).toBe(Errno.ENOTTY);
+    for (const cmd of [-1, 2 ** 32, 0.5, Number.NaN, 'KVM_CREATE_VM']) {
+      expect(p.ioctl(fd, cmd)).toBe(-1);
+      expect(p.errno).toBe(Errno.ENOTTY);
+    }
+    expect(p.ioctl(fd, 0x5451)).toBe(0);
+    expect(p.task.files.get_close_on_exec(fd)).toBe(true);
+    expect(p.ioctl(fd, 0x5450)).toBe(0);
+    expect(p.task.files.get_close_on_exec(fd)).toBe(false);
+  });
+});

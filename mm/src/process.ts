@@ -15,6 +15,7 @@ import { Errno } from '@cocosim/core';
 import { FilesStruct } from './fdtable.js';
 import { O_CLOEXEC, O_RDWR, type File } from './fs.js';
 import type { Kernel } from './kernel.js';
+import { ksys_ioctl } from './ioctl.js';
 
 /** struct task_struct, the parts a simulated process has. */
 export class Task {
@@ -63,6 +64,11 @@ export class Process {
   /** close(2). */
   close(fd: unknown): number {
     return this.sys(this.task.files.close_fd(fd));
+  }
+
+  /** ioctl(2): `arg` is a number or a struct object whose out-fields the call fills. */
+  ioctl(fd: unknown, cmd: unknown, arg?: unknown): number {
+    return this.sys(ksys_ioctl(this.task, fd, cmd, arg));
   }
 
   /* ---- file syscalls (fs/, mm/memfd.c, mm/shmem.c): memfd_create, ftruncate, fallocate, read,
