@@ -6,16 +6,24 @@ import 'reflect-metadata';
 import { parseArgs } from 'node:util';
 import { CostModel, CostOverrideError } from '@cocosim/core';
 import { createPlatform } from './host.js';
+import { opsCommand, replayCommand } from './trace/commands.js';
 
 const USAGE = `usage: cocosim [COMMAND] [OPTIONS]
 
 commands:
   costs              list the cost table: every entry, its value, provenance and source
+  replay TRACE       replay a trace (docs/trace-format.md; TRACE - is stdin): result lines on
+                     stdout, failed expectations on stderr; exit 0 if all hold, 1 on a
+                     mismatch, 2 on a trace error, 3 on a simulator bug
+  ops                list the ops a trace can use: arguments, results, platforms that have them
   help               this text
 
 options:
   --costs FILE       override cost entries from a JSON file (see core/src/cost.ts)
   --seed N           seed of every random choice (default 0)
+  --vendor V         replay: the vendor, instead of the trace header's
+  --design D         replay: the design, instead of the trace header's
+  --expect-only      replay: print no results, only check the trace's expectations
 `;
 
 type Out = (s: string) => void;
@@ -39,6 +47,9 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
       options: {
         costs: { type: 'string' },
         seed: { type: 'string', default: '0' },
+        vendor: { type: 'string' },
+        design: { type: 'string' },
+        'expect-only': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -56,6 +67,16 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
         return 0;
       case 'costs':
         return costsCommand(out, values.costs, values.seed!);
+      case 'replay':
+        return replayCommand({
+          trace: positionals[1],
+          vendor: values.vendor,
+          design: values.design,
+          expectOnly: values['expect-only'],
+          platformOptions: { seed: values.seed, costOverrides: values.costs },
+        }, out, err);
+      case 'ops':
+        return opsCommand(out);
       default:
         err(`cocosim: unknown command "${command}"`);
         err(USAGE);

@@ -10,7 +10,8 @@
  *
  * Unlike the kernel, equal neighbours are always merged: two adjacent ranges never hold equal
  * entries (=== or the constructor's equality function), so setting an attribute page by page
- * over a GiB leaves one range, and `size` is the minimal number of ranges.
+ * over a GiB leaves one range, and `size` is the minimal number of ranges. Which of two equal
+ * (but not ===) entries a merged range keeps is unspecified.
  *
  * Layout: a B+ tree. Like the kernel's tree it is a B-tree of wide nodes, but keyed by range
  * start rather than by pivots (range ends), and gaps are not stored.
@@ -26,8 +27,10 @@
  *
  * A store finds the "run" of ranges touching [first - 1, last + 1] and replaces it with at most
  * three ranges (what is left of the first, the new one, what is left of the last), merged where
- * equal. A run inside one leaf is one splice, then at most one split or merge per level: O(log n).
- * A longer run is deleted a leaf's worth at a time, O(k + log n) for k ranges.
+ * equal; ends of the run that come out unchanged are left in place. A run inside one leaf is one
+ * splice, then at most one split or merge per level: O(log n). A longer run is deleted a leaf's
+ * worth at a time: O(log n + k) for k ranges. Lookups are O(log n) and walks O(log n + k),
+ * following the leaf links. Everything is deterministic: no randomness anywhere.
  */
 import { BUG_ON } from './bug.js';
 import { Errno } from './errno.js';

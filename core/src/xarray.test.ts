@@ -262,30 +262,45 @@ describe('xarray: differential test against Map + sort', () => {
     const bases = [0, 60, 4000, 2 ** 31 - 30, 2 ** 32 - 10, 2 ** 45, MAX_FRAME - 100, XA_MAX_INDEX - 70];
     const pick = () => bases[rnd(bases.length)] + rnd(rnd(3) === 0 ? 5000 : 80);
     const clamp = (i: number) => Math.min(i, XA_MAX_INDEX);
-    let keys: number[] | undefined;
-    const sorted = (first: number, last: number, only?: Set<number>): XaEntry<number>[] => {
-      keys ??= [...model.keys()].sort((a, b) => a - b);
-      return keys
-        .filter((i) => i >= first && i <= last && (!only || only.has(i)))
-        .map((index) => ({ index, entry: model.get(index)! }));
+    // The model's indexes, kept sorted.
+    const keys: number[] = [];
+    const lowerBound = (i: number) => {
+      let lo = 0;
+      let hi = keys.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (keys[mid] < i) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
     };
-    for (let op = 0; op < 4000; op++) {
+    const sorted = (first: number, last: number, only?: Set<number>): XaEntry<number>[] =>
+      keys
+        .slice(lowerBound(first), lowerBound(last + 1))
+        .filter((i) => !only || only.has(i))
+        .map((index) => ({ index, entry: model.get(index)! }));
+    for (let op = 0; op < 3000; op++) {
       const i = clamp(pick());
       const mark = rnd(3) as XaMark;
+      // What the array shows after the operation, and what the model says; one comparison each.
+      const got: Record<string, unknown> = { op };
+      const want: Record<string, unknown> = { op };
       switch (rnd(7)) {
         case 0:
         case 1:
         case 2: {
           const v = rnd(1000);
-          expect(xa.xa_store(i, v)).toBe(model.get(i));
-          if (!model.has(i)) keys = undefined;
+          got.old = xa.xa_store(i, v);
+          want.old = model.get(i);
+          if (!model.has(i)) keys.splice(lowerBound(i), 0, i);
           model.set(i, v);
           break;
         }
         case 3:
         case 4:
-          expect(xa.xa_erase(i)).toBe(model.get(i));
-          if (model.delete(i)) keys = undefined;
+          got.old = xa.xa_erase(i);
+          want.old = model.get(i);
+          if (model.delete(i)) keys.splice(lowerBound(i), 1);
           for (const m of marks) m.delete(i);
           break;
         case 5:
@@ -296,27 +311,36 @@ describe('xarray: differential test against Map + sort', () => {
           xa.xa_clear_mark(i, mark);
           marks[mark].delete(i);
       }
-      expect(xa.xa_load(i)).toBe(model.get(i));
-      expect(xa.xa_get_mark(i, mark)).toBe(marks[mark].has(i));
-      expect(xa.size).toBe(model.size);
+      got.load = xa.xa_load(i);
+      want.load = model.get(i);
+      got.mark = xa.xa_get_mark(i, mark);
+      want.mark = marks[mark].has(i);
+      got.size = xa.size;
+      want.size = model.size;
       const a = clamp(pick());
       const b = rnd(8) === 0 ? XA_MAX_INDEX : clamp(a + rnd(2 ** (1 + rnd(32))));
-      const want = sorted(a, b);
-      expect(xa.xa_find(a, b)).toEqual(want[0]);
-      expectSame([...xa.entries(a, b)], want);
-      expect(xa.xa_find(a, b, mark)).toEqual(sorted(a, b, marks[mark])[0]);
+      const inRange = sorted(a, b);
+      got.find = xa.xa_find(a, b, XA_PRESENT);
+      want.find = inRange[0];
+      got.entries = [...xa.entries(a, b)];
+      want.entries = inRange;
+      got.range = all(xa, a, b).map(([index, entry]) => ({ index, entry }));
+      want.range = inRange;
+      got.findMarked = xa.xa_find(a, b, mark);
+      want.findMarked = sorted(a, b, marks[mark])[0];
+      got.after = xa.xa_find_after(a, b, mark);
+      want.after = sorted(a + 1, b, marks[mark])[0];
       if (op % 20 === 0) {
-        const got: XaEntry<number>[] = [];
+        const every: XaEntry<number>[] = [];
         xa.xa_for_each((index, entry) => {
-          got.push({ index, entry });
+          every.push({ index, entry });
         });
-        expectSame(got, sorted(0, XA_MAX_INDEX));
-        for (const m of [XA_MARK_0, XA_MARK_1, XA_MARK_2]) {
-          expectSame(marked(xa, m), sorted(0, XA_MAX_INDEX, marks[m]).map((e) => e.index));
-          expect(xa.xa_marked(m)).toBe(marks[m].size > 0);
-        }
-        expect(xa.xa_find(0, XA_MAX_INDEX, XA_PRESENT)?.index).toBe(sorted(0, XA_MAX_INDEX)[0]?.index);
+        got.all = every;
+        want.all = sorted(0, XA_MAX_INDEX);
+        got.marked = [XA_MARK_0, XA_MARK_1, XA_MARK_2].map((m) => [marked(xa, m), xa.xa_marked(m)]);
+        want.marked = [0, 1, 2].map((m) => [sorted(0, XA_MAX_INDEX, marks[m]).map((e) => e.index), marks[m].size > 0]);
       }
+      expectSame(got, want);
     }
     xa.xa_destroy();
     expect(xa.xa_empty()).toBe(true);

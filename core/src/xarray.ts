@@ -11,8 +11,13 @@
  *
  * Each node keeps four 64-bit bitmaps, each as two 32-bit words: which slots are present, and for
  * each of the three marks which slots hold a marked entry or a subtree with one. Walks find the
- * next set bit with Math.clz32 instead of scanning slots, so xa_find() costs O(depth) and a walk
- * over k entries O(depth + k) node visits at best, and never enters an empty or unmarked subtree.
+ * next set bit with Math.clz32 instead of scanning slots, and never enter an empty or unmarked
+ * subtree: xa_find() costs O(depth), and a walk over k clustered entries O(depth + k) (entries
+ * scattered one per leaf cost up to a descent each).
+ *
+ * Memory is a radix tree's: a node per level on the way to each index (up to 9 for indexes
+ * near 2^53), so dense or clustered indexes (the page cache) are cheap and indexes scattered over
+ * the whole space are not; MapleTree suits those.
  *
  * Indexes can exceed 2^31, so slot offsets are computed with arithmetic
  * (Math.floor(index / 2^shift) % 64), never with the 32-bit bitwise operators; those only touch
@@ -59,7 +64,8 @@ class XaNode {
   /** Number of present slots (xa_node.count). */
   count = 0;
   readonly slots: unknown[] = new Array<unknown>(XA_CHUNK_SIZE);
-  readonly bits = new Uint32Array(8);
+  /** The bitmaps, as int32 words: a plain array is smaller and quicker to make than a typed one. */
+  readonly bits: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
 
   constructor(
     readonly shift: number,
@@ -306,6 +312,7 @@ export class XArray<T> {
    */
   xa_find_after(index: number, max: number, filter: XaFilter = XA_PRESENT): XaEntry<T> | undefined {
     xa_check_index(index);
+    xa_check_index(max, 'max');
     if (index >= XA_MAX_INDEX) return undefined;
     return this.xa_find(index + 1, max, filter);
   }
@@ -341,15 +348,36 @@ export class XArray<T> {
     this.walk(first, last, markBits(mark), fn);
   }
 
-  /** Iterator form of xa_for_each_range() (or of xa_for_each_marked() when given a mark). */
+  /**
+   * Iterator form of xa_for_each_range(), or of xa_for_each_marked() when filter is a mark. The
+   * array may change between steps, as for the callback walks.
+   */
   *entries(first = 0, last = XA_MAX_INDEX, filter: XaFilter = XA_PRESENT): Generator<XaEntry<T>, void, undefined> {
     xa_check_index(first, 'first');
     xa_check_index(last, 'last');
-    filterBits(filter);
-    for (let e = this.xa_find(first, last, filter); e; ) {
-      yield e;
-      if (e.index >= last) return;
-      e = this.xa_find(e.index + 1, last, filter);
+    const word = filterBits(filter);
+    if (first > last) return;
+    let leaf = this.seek(first, word);
+    let v = this.version;
+    while (leaf) {
+      let off = this.foundOff;
+      let index = leaf.base + off;
+      for (;;) {
+        if (index > last) return;
+        yield { index, entry: leaf.slots[off] as T };
+        if (index >= last || this.version !== v) break;
+        off = nextBit(leaf, word, off + 1);
+        if (off < 0) break;
+        index = leaf.base + off;
+      }
+      if (index >= last) return;
+      if (this.version !== v) {
+        v = this.version;
+        leaf = this.seek(index + 1, word);
+      } else {
+        const next = leaf.base + XA_CHUNK_SIZE;
+        leaf = next > last ? null : this.seek(next, word);
+      }
     }
   }
 
@@ -444,8 +472,8 @@ export class XArray<T> {
       }
       parent.slots[n.offset] = undefined;
       parent.count--;
+      // No mark bits to clear: erasing the node's last marked entry already cleared them.
       clearBit(parent, PRESENT_BITS, n.offset);
-      for (let m = 0; m < XA_MAX_MARKS; m++) this.clearMarkUp(parent, n.offset, markBits(m as XaMark));
       n = parent;
     }
     let head = this.head!;

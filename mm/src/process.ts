@@ -16,6 +16,18 @@ import { FilesStruct } from './fdtable.js';
 import { O_CLOEXEC, O_RDWR, type File } from './fs.js';
 import type { Kernel } from './kernel.js';
 import { ksys_ioctl } from './ioctl.js';
+import { ksys_fcntl } from './fcntl.js';
+import { sys_memfd_create } from './memfd.js';
+import { ksys_fallocate, ksys_fchmod, ksys_ftruncate } from './open.js';
+import { ksys_lseek, ksys_pread64, ksys_pwrite64, ksys_read, ksys_write } from './read_write.js';
+import { sys_newfstat } from './stat.js';
+import { userLoad, userStore, type SigInfo } from './fault.js';
+import { sys_madvise } from './madvise.js';
+import { MAP_FAILED } from './mman.js';
+import { sys_mlock, sys_munlock } from './mlock.js';
+import { task_mm, type MmStruct } from './mm_types.js';
+import { sys_mmap, sys_munmap } from './mmap.js';
+import { sys_mprotect } from './mprotect.js';
 
 /** struct task_struct, the parts a simulated process has. */
 export class Task {
@@ -74,6 +86,132 @@ export class Process {
   /* ---- file syscalls (fs/, mm/memfd.c, mm/shmem.c): memfd_create, ftruncate, fallocate, read,
    * pread, write, pwrite, fstat, fcntl ---- */
 
+  /** memfd_create(2): `name` is a string (or a Uint8Array of bytes, as a C buffer). */
+  memfd_create(name: unknown, flags: unknown = 0): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(sys_memfd_create(this.task, name, flags));
+  }
+
+  /** ftruncate(2): `length` is a number or bigint (off_t). */
+  ftruncate(fd: unknown, length: unknown): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(ksys_ftruncate(this.task, fd, length));
+  }
+
+  /** fallocate(2): `offset` and `len` are numbers or bigints (loff_t). */
+  fallocate(fd: unknown, mode: unknown, offset: unknown, len: unknown): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(ksys_fallocate(this.task, fd, mode, offset, len));
+  }
+
+  /** read(2) into `buf` (count = buf.length): the bytes read. */
+  read(fd: unknown, buf: unknown): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(ksys_read(this.task, fd, buf));
+  }
+
+  /** pread(2) into `buf` at `offset`; the file position stays. */
+  pread(fd: unknown, buf: unknown, offset: unknown): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(ksys_pread64(this.task, fd, buf, offset));
+  }
+
+  /** write(2) of `data` (count = data.length): the bytes written. */
+  write(fd: unknown, data: unknown): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(ksys_write(this.task, fd, data));
+  }
+
+  /** pwrite(2) of `data` at `offset`; the file position stays. */
+  pwrite(fd: unknown, data: unknown, offset: unknown): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(ksys_pwrite64(this.task, fd, data, offset));
+  }
+
+  /** lseek(2): the new offset as a bigint (off_t reaches 2^63 - 1), or -1n with errno set. */
+  lseek(fd: unknown, offset: unknown, whence: unknown): bigint {
+    this.kernel.cost.charge('syscall_entry');
+    const ret = ksys_lseek(this.task, fd, offset, whence);
+    return typeof ret === 'bigint' ? ret : BigInt(this.sys(ret));
+  }
+
+  /** fstat(2): fills `statbuf` (st_ino, st_mode, st_nlink, st_size, st_blksize, st_blocks). */
+  fstat(fd: unknown, statbuf: unknown): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(sys_newfstat(this.task, fd, statbuf));
+  }
+
+  /** fcntl(2): F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_ADD_SEALS, F_GET_SEALS. */
+  fcntl(fd: unknown, cmd: unknown, arg: unknown = 0): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(ksys_fcntl(this.task, fd, cmd, arg));
+  }
+
+  /** fchmod(2). */
+  fchmod(fd: unknown, mode: unknown): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(ksys_fchmod(this.task, fd, mode));
+  }
+
   /* ---- address-space syscalls (mm/): mmap, munmap, mprotect, madvise, mlock, munlock, load,
    * store, process_vm_readv, process_vm_writev ---- */
+
+  /** current->mm: the process's address space (mm_types.ts). */
+  get mm(): MmStruct {
+    return task_mm(this.task);
+  }
+
+  /**
+   * mmap(2): the address of the new mapping as a u64 bigint, or MAP_FAILED (C's (void *)-1)
+   * with errno set.
+   */
+  mmap(addr: unknown, length: unknown, prot: unknown, flags: unknown, fd: unknown, offset: unknown): bigint {
+    const ret = sys_mmap(this.task, this.mm, addr, length, prot, flags, fd, offset);
+    if (typeof ret === 'number') {
+      this.errno = -ret;
+      return MAP_FAILED;
+    }
+    return ret;
+  }
+
+  /** munmap(2). */
+  munmap(addr: unknown, length: unknown): number {
+    return this.sys(sys_munmap(this.mm, addr, length));
+  }
+
+  /** mprotect(2). */
+  mprotect(addr: unknown, len: unknown, prot: unknown): number {
+    return this.sys(sys_mprotect(this.mm, addr, len, prot));
+  }
+
+  /** madvise(2). */
+  madvise(addr: unknown, length: unknown, advice: unknown): number {
+    return this.sys(sys_madvise(this.mm, addr, length, advice));
+  }
+
+  /** mlock(2). */
+  mlock(addr: unknown, len: unknown): number {
+    return this.sys(sys_mlock(this.mm, addr, len));
+  }
+
+  /** munlock(2). */
+  munlock(addr: unknown, len: unknown): number {
+    return this.sys(sys_munlock(this.mm, addr, len));
+  }
+
+  /**
+   * A user-mode load of `len` bytes at `addr` (fault.ts): the bytes, or the signal the access
+   * raised ({ signo, si_code, si_addr }).
+   */
+  load(addr: unknown, len: number): Uint8Array | SigInfo {
+    return userLoad(this.mm, addr, len);
+  }
+
+  /**
+   * A user-mode store of `data` at `addr`: 0, or the signal the access raised (the pages before
+   * the faulting one are written, as by a CPU).
+   */
+  store(addr: unknown, data: Uint8Array): 0 | SigInfo {
+    return userStore(this.mm, addr, data);
+  }
 }

@@ -1,0 +1,123 @@
+/**
+ * The trace commands of the `cocosim` CLI (bench/src/cli.ts dispatches to them):
+ *
+ *   cocosim replay TRACE [--vendor V] [--design D] [--expect-only]
+ *       result lines on stdout, expectation mismatches on stderr; exit 0 when every
+ *       expectation holds, 1 on a mismatch, 2 on a trace error (file:line:col: message),
+ *       3 when the simulator itself failed (a bug). TRACE "-" reads stdin.
+ *   cocosim ops
+ *       every op: its arguments, what it returns, and the platforms that have it.
+ */
+import { readFileSync } from 'node:fs';
+import { Process } from '@cocosim/mm';
+import type { PlatformOptions } from '../host.js';
+import { errnoName } from './names.js';
+import { allOps, hasOp, type ArgSpec, type OpSpec } from './ops.js';
+import { formatTraceError } from './parse.js';
+import { platformChoices } from './platforms.js';
+import { formatCrash, formatWarning, replay } from './replay.js';
+import { formatMismatch, resultLine } from './results.js';
+
+type Out = (s: string) => void;
+
+/** Exit codes of `cocosim replay`. */
+export const EXIT_OK = 0;
+export const EXIT_MISMATCH = 1;
+export const EXIT_TRACE_ERROR = 2;
+export const EXIT_SIMULATOR_BUG = 3;
+
+export interface ReplayCommandOptions {
+  readonly trace: string | undefined;
+  readonly vendor?: string;
+  readonly design?: string;
+  /** Print no results, only check the expectations. */
+  readonly expectOnly?: boolean;
+  readonly platformOptions?: PlatformOptions;
+}
+
+export function replayCommand(opts: ReplayCommandOptions, out: Out, err: Out): number {
+  if (opts.trace === undefined) {
+    err('cocosim replay: which trace? usage: cocosim replay TRACE [--vendor V] [--design D] [--expect-only]');
+    return EXIT_TRACE_ERROR;
+  }
+  let text: string;
+  try {
+    text = readFileSync(opts.trace === '-' ? 0 : opts.trace, 'utf8');
+  } catch (e) {
+    err(`cocosim replay: cannot read ${opts.trace}: ${(e as Error).message}`);
+    return EXIT_TRACE_ERROR;
+  }
+  const report = replay(text, {
+    file: opts.trace === '-' ? '<stdin>' : opts.trace,
+    vendor: opts.vendor,
+    design: opts.design,
+    platformOptions: opts.platformOptions,
+    onResult: (r, missed, warnings) => {
+      if (opts.expectOnly !== true) out(resultLine(r));
+      for (const w of warnings) err(formatWarning(w));
+      for (const m of missed) err(formatMismatch(m));
+    },
+  });
+  if (report.errors.length > 0) {
+    for (const e of report.errors) err(formatTraceError(e));
+    return EXIT_TRACE_ERROR;
+  }
+  if (report.crash !== undefined) {
+    err(formatCrash(report.crash));
+    return EXIT_SIMULATOR_BUG;
+  }
+  if (report.mismatches.length > 0) {
+    const n = report.mismatches.length;
+    err(`${report.file}: ${n} expectation${n === 1 ? '' : 's'} failed`);
+    return EXIT_MISMATCH;
+  }
+  return EXIT_OK;
+}
+
+/** An argument as the ops table shows it: `name` with its kind, names and default. */
+export function formatArg(a: ArgSpec): string {
+  const prefixes = a.names === undefined ? [] : typeof a.names === 'string' ? [a.names] : a.names;
+  const names = prefixes.length > 0 ? ` ${prefixes.map((p) => `${p}*`).join('/')}` : '';
+  const def = a.default !== undefined ? ` = ${String(a.default)}` : a.optional === true ? ' (optional)' : '';
+  return `${a.name}: ${a.enum === true ? 'enum' : a.kind}${names}${def}`;
+}
+
+/** The platforms (vendor/design) that have the op. */
+export function opPlatforms(op: OpSpec): string[] {
+  const base = hasOp(op, Process.prototype);
+  return platformChoices()
+    .filter((c) => base
+      && (op.provider?.vendors === undefined || op.provider.vendors.includes(c.vendor))
+      && (op.provider?.designs === undefined || op.provider.designs.includes(c.design)))
+    .map((c) => `${c.vendor}/${c.design}`);
+}
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|');
+}
+
+/** The op table in the spec's form, plus the platforms column; Markdown, readable as text. */
+export function opsTable(): string[] {
+  const lines = [
+    '| op | arguments | returns (`ret`) | platforms | notes |',
+    '|---|---|---|---|---|',
+  ];
+  for (const op of allOps()) {
+    const platforms = opPlatforms(op);
+    const where = platforms.length > 0 ? platforms.join(', ') : `none yet (answers ${errnoName(op.missing) ?? op.missing})`;
+    lines.push(`| \`${op.name}\` | ${cell(op.args.map(formatArg).join(', '))} | ${cell(op.returns)} | ${where} | ${cell(op.doc)}${op.generic ? '' : ' (not generic)'} |`);
+  }
+  lines.push(
+    '',
+    'Argument kinds: fd (a C int; "$h" refers to a bound fd), int (an integer, signed or not, up to 64 bits),',
+    'u64 (an unsigned 64-bit integer; addresses as "$h+OFFSET"), flags (an integer, or kernel names joined',
+    'by \'|\', from the prefixes shown), data (hex, or {"fill": BYTE, "len": N}), string (or null for NULL),',
+    'struct (an integer, or an object with the kernel\'s field names). Integers beyond 2^53-1 are strings.',
+  );
+  return lines;
+}
+
+export function opsCommand(out: Out): number {
+  for (const l of opsTable()) out(l);
+  return EXIT_OK;
+}

@@ -1,0 +1,283 @@
+/**
+ * User-mode memory accesses and the x86 page-fault handler (arch/x86/mm/fault.c,
+ * arch/x86/kernel/cpu/mce/core.c; Linux 6.18).
+ *
+ * userLoad() and userStore() play the CPU executing user loads and stores byte range by byte
+ * range: for each page the access touches, the translation is the PTE (or PMD/PUD leaf) if it
+ * allows the access, and the accessed/dirty bits are set as the MMU does; otherwise the page
+ * fault goes to do_user_addr_fault(), and the access is retried once the fault is resolved.
+ * Contents are read and written through kernel.phys (the shared zero page reads zero).
+ *
+ * Outcomes, as a C program sees them in its signal handler's siginfo:
+ *   - no VMA (or below a VMA that does not grow down): SIGSEGV SEGV_MAPERR;
+ *   - a VMA without the access (a write to a read-only mapping, any access to PROT_NONE):
+ *     SIGSEGV SEGV_ACCERR. x86 cannot make pages write-only or exec-only, so PROT_WRITE and
+ *     PROT_EXEC mappings are readable (checked on 6.18);
+ *   - VM_FAULT_SIGBUS (e.g. a file page beyond EOF): SIGBUS BUS_ADRERR;
+ *   - VM_FAULT_HWPOISON (a hwpoison entry, a poisoned page-cache page): SIGBUS BUS_MCEERR_AR with
+ *     si_addr_lsb PAGE_SHIFT (the huge page shift for VM_FAULT_HWPOISON_LARGE);
+ *   - VM_FAULT_SIGSEGV (a guard region): SIGSEGV SEGV_MAPERR;
+ *   - VM_FAULT_OOM: the OOM killer; the simulator reports SIGKILL (SI_KERNEL) for the faulting
+ *     process rather than choosing a victim;
+ *   - a load consuming a poisoned cache line: a machine check; memory_failure() (through
+ *     `x86_mce_hooks` when memory-failure.ts installs it) and SIGBUS BUS_MCEERR_AR at the page,
+ *     lsb PAGE_SHIFT, as kill_me_maybe() -> memory_failure() -> kill_proc() deliver it;
+ *   - a non-canonical address: #GP, SIGSEGV with si_code SI_KERNEL and si_addr 0; a kernel
+ *     address: SIGSEGV SEGV_MAPERR.
+ * si_addr is the first byte whose access faulted: the access's own address if it starts in the
+ * faulting page, else that page's first byte.
+ *
+ * A multi-page access is a sequence of per-page accesses in address order: a store that faults
+ * midway has written the bytes of the pages before the faulting one, as a CPU executing
+ * `rep movsb` would, and a load that faults returns only the signal.
+ */
+import { BUG, PAGE_SIZE, isMemPoison, type Pfn } from '@cocosim/core';
+import type { Kernel } from './kernel.js';
+import { handle_mm_fault } from './memory.js';
+import { ulong_arg } from './mman.js';
+import {
+  FAULT_FLAG_DEFAULT,
+  FAULT_FLAG_USER,
+  FAULT_FLAG_WRITE,
+  VM_FAULT_ERROR,
+  VM_FAULT_GET_HINDEX,
+  VM_FAULT_HWPOISON,
+  VM_FAULT_HWPOISON_LARGE,
+  VM_FAULT_OOM,
+  VM_FAULT_SIGBUS,
+  VM_FAULT_SIGSEGV,
+  VM_GROWSDOWN,
+  VM_LOCKED,
+  VM_WRITE,
+  vma_is_accessible,
+  vm_sysctl,
+  type MmStruct,
+  type VmAreaStruct,
+} from './mm_types.js';
+import {
+  PAGES_PER_PUD,
+  PTRS_PER_PTE,
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  pte_user_readable,
+  pte_user_writable,
+} from './pgtable.js';
+import { anon_vma_prepare } from './rmap.js';
+import { __vm_enough_memory } from './util.js';
+import { find_vma, vma_prev, vm_stat_account } from './vma.js';
+
+/** The signals a user access can get. */
+export type SigName = 'SIGSEGV' | 'SIGBUS' | 'SIGKILL';
+/** si_code values (include/uapi/asm-generic/siginfo.h). */
+export type SiCode = 'SEGV_MAPERR' | 'SEGV_ACCERR' | 'BUS_ADRERR' | 'BUS_MCEERR_AR' | 'SI_KERNEL';
+
+/** The siginfo a faulting access delivers. */
+export interface SigInfo {
+  readonly signo: SigName;
+  readonly si_code: SiCode;
+  /** The faulting address (0 for #GP). */
+  readonly si_addr: bigint;
+  /** BUS_MCEERR_*: log2 of the size of the corrupted memory. */
+  readonly si_addr_lsb?: number;
+}
+
+export function isSigInfo(x: unknown): x is SigInfo {
+  return typeof x === 'object' && x !== null && typeof (x as { signo?: unknown }).signo === 'string';
+}
+
+/**
+ * The machine-check seam: memory-failure.ts installs memory_failure() here so that a consumed
+ * poison is handled as kill_me_maybe() does. Without it the process gets the SIGBUS only.
+ */
+export interface X86MceHooks {
+  memory_failure?(kernel: Kernel, pfn: Pfn, flags: number): number;
+}
+export const x86_mce_hooks: X86MceHooks = {};
+/** MF_ACTION_REQUIRED (include/linux/mm.h): the poison was consumed by the current task. */
+const MF_ACTION_REQUIRED = 1 << 1;
+
+const PAGE_SIZE_N = BigInt(PAGE_SIZE);
+/** The lowest non-canonical address with 4-level paging (2^47) and the first kernel address. */
+const NONCANONICAL_LOW = 1n << 47n;
+const KERNEL_START = 0xffff_8000_0000_0000n;
+/** RLIMIT_STACK's default (8 MiB), for stack growth. */
+const RLIMIT_STACK_PAGES = (8 * 1024 * 1024) / PAGE_SIZE;
+/** stack_guard_gap (256 pages). */
+const STACK_GUARD_GAP = 256;
+
+function sig(signo: SigName, si_code: SiCode, si_addr: bigint, si_addr_lsb?: number): SigInfo {
+  return si_addr_lsb === undefined ? { signo, si_code, si_addr } : { signo, si_code, si_addr, si_addr_lsb };
+}
+
+/** access_error(): is the access not permitted by the VMA? */
+function access_error(write: boolean, vma: VmAreaStruct): boolean {
+  if (write) return !(vma.vm_flags & VM_WRITE);
+  /* read, not present: */
+  return !vma_is_accessible(vma);
+}
+
+/**
+ * expand_downwards(): grow a VM_GROWSDOWN VMA down to page `vpn`. 0, or -ENOMEM when it would
+ * come within stack_guard_gap of the VMA below, exceed RLIMIT_STACK or the commit limit.
+ */
+function expand_downwards(vma: VmAreaStruct, vpn: number): number {
+  const mm = vma.vm_mm;
+  if (BigInt(vpn) * PAGE_SIZE_N < vm_sysctl(mm.kernel).mmap_min_addr) return -1;
+  const prev = vma_prev(mm, vma);
+  if (prev !== undefined && !(prev.vm_flags & VM_GROWSDOWN) && vma_is_accessible(prev) && vpn - prev.end_vpn < STACK_GUARD_GAP) {
+    return -1;
+  }
+  anon_vma_prepare(vma);
+  const grow = vma.start_vpn - vpn;
+  if (grow > vma.vm_pgoff) return -1;
+  if (vma.end_vpn - vpn > RLIMIT_STACK_PAGES) return -1;
+  if (__vm_enough_memory(mm.kernel, mm, grow)) return -1;
+  if (vma.vm_flags & VM_LOCKED) mm.locked_vm += grow;
+  vm_stat_account(mm, vma.vm_flags, grow);
+  vma.start_vpn = vpn;
+  vma.vm_pgoff -= grow;
+  mm.mm_mt.mtree_store_range(vma.start_vpn, vma.end_vpn - 1, vma);
+  return 0;
+}
+
+/**
+ * do_user_addr_fault(): a user-mode page fault at page `vpn` (byte `offset` within it). Returns
+ * null when the fault was resolved (the access is retried), else the signal.
+ */
+export function do_user_addr_fault(mm: MmStruct, vpn: number, offset: number, write: boolean, si_addr: bigint): SigInfo | null {
+  let vma = find_vma(mm, vpn);
+  if (vma === undefined) return sig('SIGSEGV', 'SEGV_MAPERR', si_addr);
+  if (vpn < vma.start_vpn) {
+    if (!(vma.vm_flags & VM_GROWSDOWN) || expand_downwards(vma, vpn) !== 0) return sig('SIGSEGV', 'SEGV_MAPERR', si_addr);
+    vma = find_vma(mm, vpn)!;
+  }
+  /* Ok, we have a good vm_area for this memory access, so we can handle it.. */
+  if (access_error(write, vma)) return sig('SIGSEGV', 'SEGV_ACCERR', si_addr);
+  let flags = FAULT_FLAG_DEFAULT | FAULT_FLAG_USER;
+  if (write) flags |= FAULT_FLAG_WRITE;
+  const fault = handle_mm_fault(vma, vpn, flags, offset);
+  if (!(fault & VM_FAULT_ERROR)) return null;
+  return mm_fault_error(fault, si_addr);
+}
+
+/** mm_fault_error() -> do_sigbus() / bad_area_nosemaphore() / pagefault_out_of_memory(). */
+function mm_fault_error(fault: number, si_addr: bigint): SigInfo {
+  if (fault & VM_FAULT_OOM) return sig('SIGKILL', 'SI_KERNEL', si_addr);
+  if (fault & (VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE)) {
+    let lsb = 0;
+    if (fault & VM_FAULT_HWPOISON_LARGE) lsb = VM_FAULT_GET_HINDEX(fault) + 12;
+    if (fault & VM_FAULT_HWPOISON) lsb = 12;
+    return sig('SIGBUS', 'BUS_MCEERR_AR', si_addr, lsb);
+  }
+  if (fault & VM_FAULT_SIGBUS) return sig('SIGBUS', 'BUS_ADRERR', si_addr);
+  if (fault & VM_FAULT_SIGSEGV) return sig('SIGSEGV', 'SEGV_MAPERR', si_addr);
+  return sig('SIGBUS', 'BUS_ADRERR', si_addr);
+}
+
+/**
+ * The translation of page `vpn` for an access (the TLB walk): the pfn, with the accessed bit
+ * (and dirty bit for a write) set as the MMU does, or -1 when the access faults.
+ */
+function translate(mm: MmStruct, vpn: number, write: boolean): number {
+  const pt = mm.pgd;
+  const t = pt.ptes.get(Math.floor(vpn / PTRS_PER_PTE));
+  if (t !== undefined) {
+    const i = vpn % PTRS_PER_PTE;
+    const f = t.flags[i];
+    if (write ? !pte_user_writable(f) : !pte_user_readable(f)) return -1;
+    const nf = f | _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+    if (nf !== f) t.flags[i] = nf;
+    return t.val[i];
+  }
+  const pmd = pt.pmds.size !== 0 ? pt.pmds.get(Math.floor(vpn / PTRS_PER_PTE)) : undefined;
+  const e = pmd ?? (pt.puds.size !== 0 ? pt.puds.get(Math.floor(vpn / PAGES_PER_PUD)) : undefined);
+  if (e === undefined) return -1;
+  if (write ? !pte_user_writable(e.flags) : !pte_user_readable(e.flags)) return -1;
+  e.flags |= _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+  return e.val + (vpn % (pmd !== undefined ? PTRS_PER_PTE : PAGES_PER_PUD));
+}
+
+/** The user address range checks of the CPU: a signal for addresses no user access reaches. */
+function check_address(addr: bigint, len: number): SigInfo | null {
+  const last = addr + BigInt(Math.max(len, 1)) - 1n;
+  for (const a of [addr, last]) {
+    if (a >= NONCANONICAL_LOW && a < KERNEL_START) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+  }
+  if (last > 0xffff_ffff_ffff_ffffn) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+  return null;
+}
+
+/** Get the pfn backing page `vpn` for an access, faulting as needed; or the signal. */
+function fault_in(mm: MmStruct, vpn: number, offset: number, write: boolean, si_addr: bigint): number | SigInfo {
+  if (BigInt(vpn) * PAGE_SIZE_N >= KERNEL_START) return sig('SIGSEGV', 'SEGV_MAPERR', si_addr);
+  for (let tries = 0; ; tries++) {
+    const pfn = translate(mm, vpn, write);
+    if (pfn >= 0) return pfn;
+    /* The kernel would retry forever: a fault that resolves nothing is a simulator bug. */
+    if (tries > 4) BUG(`user access at vpn ${vpn}: the fault handler keeps leaving the page unmapped`);
+    const s = do_user_addr_fault(mm, vpn, offset, write, si_addr);
+    if (s !== null) return s;
+  }
+}
+
+/** The machine check of a load that consumed poison at pfn, page `vpn`. */
+function machine_check(mm: MmStruct, pfn: Pfn, vpn: number): SigInfo {
+  x86_mce_hooks.memory_failure?.(mm.kernel, pfn, MF_ACTION_REQUIRED);
+  return sig('SIGBUS', 'BUS_MCEERR_AR', BigInt(vpn) * PAGE_SIZE_N, 12);
+}
+
+/**
+ * A user-mode load of `len` bytes at `addr` (any JS integer shape, see ulong_arg()): the bytes,
+ * or the signal the access raised.
+ */
+export function userLoad(mm: MmStruct, uaddr: unknown, len: number): Uint8Array | SigInfo {
+  const addr = ulong_arg(uaddr);
+  if (addr === undefined || !Number.isSafeInteger(len) || len < 0) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+  const bad = check_address(addr, len);
+  if (bad !== null) return bad;
+  const out = new Uint8Array(len);
+  const phys = mm.kernel.phys;
+  let done = 0;
+  while (done < len) {
+    const a = addr + BigInt(done);
+    const vpn = Number(a / PAGE_SIZE_N);
+    const off = Number(a % PAGE_SIZE_N);
+    const n = Math.min(len - done, PAGE_SIZE - off);
+    const pfn = fault_in(mm, vpn, off, false, a);
+    if (typeof pfn !== 'number') return pfn;
+    if (pfn === mm.kernel.store.zero_pfn) {
+      out.fill(0, done, done + n);
+    } else {
+      const data = phys.read(pfn as Pfn, off, n);
+      if (isMemPoison(data)) return machine_check(mm, pfn as Pfn, vpn);
+      out.set(data, done);
+    }
+    done += n;
+  }
+  return out;
+}
+
+/**
+ * A user-mode store of `data` at `addr`: 0, or the signal the access raised (the pages before the
+ * faulting one are written).
+ */
+export function userStore(mm: MmStruct, uaddr: unknown, data: Uint8Array): 0 | SigInfo {
+  const addr = ulong_arg(uaddr);
+  if (addr === undefined || !(data instanceof Uint8Array)) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+  const len = data.length;
+  const bad = check_address(addr, len);
+  if (bad !== null) return bad;
+  const phys = mm.kernel.phys;
+  let done = 0;
+  while (done < len) {
+    const a = addr + BigInt(done);
+    const vpn = Number(a / PAGE_SIZE_N);
+    const off = Number(a % PAGE_SIZE_N);
+    const n = Math.min(len - done, PAGE_SIZE - off);
+    const pfn = fault_in(mm, vpn, off, true, a);
+    if (typeof pfn !== 'number') return pfn;
+    phys.write(pfn as Pfn, off, data.subarray(done, done + n));
+    done += n;
+  }
+  return 0;
+}
