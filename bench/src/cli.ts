@@ -7,10 +7,13 @@ import { parseArgs } from 'node:util';
 import { CostModel, CostOverrideError } from '@cocosim/core';
 import { createPlatform } from './host.js';
 import { opsCommand, replayCommand } from './trace/commands.js';
+import { runCommand } from './scenarios/command.js';
 
 const USAGE = `usage: cocosim [COMMAND] [OPTIONS]
 
 commands:
+  run [SCENARIO]     run a built-in scenario (the default command) and report each call's
+                     outcome against Linux's and its modeled cost; --list lists them
   costs              list the cost table: every entry, its value, provenance and source
   replay TRACE       replay a trace (docs/trace-format.md; TRACE - is stdin): result lines on
                      stdout, failed expectations on stderr; exit 0 if all hold, 1 on a
@@ -20,6 +23,10 @@ commands:
 
 options:
   --costs FILE       override cost entries from a JSON file (see core/src/cost.ts)
+  --size BYTES       run: memory the scenario works on (default 64M; K, M, G suffixes)
+  --out DIR          run: also write the result as JSON and the trace as ftrace text and
+                     Perfetto JSON (open it in ui.perfetto.dev) into DIR
+  --list             run: list the scenarios
   --seed N           seed of every random choice (default 0)
   --vendor V         replay: the vendor, instead of the trace header's
   --design D         replay: the design, instead of the trace header's
@@ -51,6 +58,9 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
         design: { type: 'string' },
         'expect-only': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
+        size: { type: 'string', default: '64M' },
+        out: { type: 'string' },
+        list: { type: 'boolean', default: false },
       },
     });
   } catch (e) {
@@ -59,7 +69,7 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
     return 2;
   }
   const { values, positionals } = parsed;
-  const command = values.help ? 'help' : positionals[0] ?? 'help';
+  const command = values.help ? 'help' : positionals[0] ?? 'run';
   try {
     switch (command) {
       case 'help':
@@ -67,6 +77,11 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
         return 0;
       case 'costs':
         return costsCommand(out, values.costs, values.seed!);
+      case 'run':
+        return runCommand({
+          scenario: positionals[1], size: values.size!, out: values.out, list: values.list!,
+          platform: { seed: values.seed, costOverrides: values.costs },
+        }, out, err);
       case 'replay':
         return replayCommand({
           trace: positionals[1],
