@@ -63,6 +63,9 @@ describe('ioctl(2): the generic part', () => {
       expect(p.ioctl(fd, cmd)).toBe(-1);
       expect(p.errno).toBe(Errno.ENOTTY);
     }
+    // cmd is an unsigned int: the kernel sees the low 32 bits of a wider value.
+    expect(p.ioctl(fd, 2 ** 32 + 0x5451)).toBe(0);
+    expect(p.task.files.get_close_on_exec(fd)).toBe(true);
     expect(p.ioctl(fd, 0x5451)).toBe(0);
     expect(p.task.files.get_close_on_exec(fd)).toBe(true);
     expect(p.ioctl(fd, 0x5450)).toBe(0);
