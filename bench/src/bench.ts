@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /**
  * `npm run bench -- [SUITE...] [--quick] [--out DIR]`: run benchmark suites on the built output
- * (never in CI: 2 noisy cores). With no suite, lists them.
+ * (never in CI: 2 noisy cores). With no suite, lists them. A suite with a real-kernel side (mm)
+ * then runs the same cases on this machine's kernel and ends with the smallest speedup.
  */
 import 'reflect-metadata';
 import { parseArgs } from 'node:util';
 import { runSuite } from './harness.js';
+import { compareWithRealKernel } from './real_kernel.js';
 import { SUITES } from './suites/index.js';
 
 async function main(): Promise<number> {
@@ -24,7 +26,10 @@ async function main(): Promise<number> {
       process.stderr.write(`bench: unknown suite "${name}" (have: ${SUITES.map((s) => s.name).join(', ')})\n`);
       return 2;
     }
-    await runSuite(suite, { outDir: values.out!, quick: values.quick });
+    const result = await runSuite(suite, { outDir: values.out!, quick: values.quick });
+    if (suite.realKernel !== undefined) {
+      compareWithRealKernel(result, suite.realKernel, { outDir: values.out!, samples: values.quick ? 3 : 7 });
+    }
   }
   return 0;
 }

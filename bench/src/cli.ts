@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { CostModel, CostOverrideError } from '@cocosim/core';
 import { createPlatform } from './host.js';
 import { opsCommand, replayCommand } from './trace/commands.js';
+import { diffKernelCommand } from './trace/diff_kernel.js';
 import { runCommand } from './scenarios/command.js';
 
 const USAGE = `usage: cocosim [COMMAND] [OPTIONS]
@@ -18,6 +19,9 @@ commands:
   replay TRACE       replay a trace (docs/trace-format.md; TRACE - is stdin): result lines on
                      stdout, failed expectations on stderr; exit 0 if all hold, 1 on a
                      mismatch, 2 on a trace error, 3 on a simulator bug
+  diff-kernel TRACE  replay a trace on the simulator and on this machine's kernel (the kernel
+                     oracle, test/oracle; needs /dev/kvm and cc) and show both side by side;
+                     exit 0 if every call agrees, 1 if some differ, 4 if there is no kernel
   ops                list the ops a trace can use: arguments, results, platforms that have them
   help               this text
 
@@ -28,9 +32,11 @@ options:
                      Perfetto JSON (open it in ui.perfetto.dev) into DIR
   --list             run: list the scenarios
   --seed N           seed of every random choice (default 0)
-  --vendor V         replay: the vendor, instead of the trace header's
-  --design D         replay: the design, instead of the trace header's
+  --vendor V         replay, diff-kernel: the vendor, instead of the trace header's
+  --design D         replay, diff-kernel: the design, instead of the trace header's
   --expect-only      replay: print no results, only check the trace's expectations
+  --compare RESULTS  replay: also compare the results with a result file (a kernel recording,
+                     test/traces/NAME.kernel.jsonl); differences on stderr, exit 1 if any
 `;
 
 type Out = (s: string) => void;
@@ -57,6 +63,7 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
         vendor: { type: 'string' },
         design: { type: 'string' },
         'expect-only': { type: 'boolean', default: false },
+        compare: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         size: { type: 'string', default: '64M' },
         out: { type: 'string' },
@@ -88,6 +95,14 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
           vendor: values.vendor,
           design: values.design,
           expectOnly: values['expect-only'],
+          compare: values.compare,
+          platformOptions: { seed: values.seed, costOverrides: values.costs },
+        }, out, err);
+      case 'diff-kernel':
+        return diffKernelCommand({
+          trace: positionals[1],
+          vendor: values.vendor,
+          design: values.design,
           platformOptions: { seed: values.seed, costOverrides: values.costs },
         }, out, err);
       case 'ops':

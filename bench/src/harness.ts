@@ -7,7 +7,7 @@
  *   it over many cycles.
  * - `prepare` + `run`: a destructive operation that needs fresh state each time (punch a hole
  *   in a GiB of mapped memory); `prepare` builds the state untimed, `run` is timed once per
- *   sample, and the harness reports the median.
+ *   sample after an untimed warm-up run, and the harness reports the median.
  *
  * Results are JSON in `bench/results/<suite>.json` (git-ignored); nothing is drawn with benny's
  * chart.html, which loads a CDN.
@@ -16,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import b from 'benny';
+import type { RealKernelSide } from './real_kernel.js';
 
 export interface SteadyCase {
   readonly name: string;
@@ -29,6 +30,13 @@ export interface OneShotCase {
   readonly prepare: () => () => void;
   /** Samples to take (default 7). */
   readonly samples?: number;
+  /** Operations the timed run performs (default 1): results are per operation (e.g. per fault). */
+  readonly ops?: number;
+  /**
+   * Untimed runs first (default 1), so that the samples time the simulator's code once V8 has
+   * compiled it, not its first interpretation: the kernel it is compared with has no warm-up.
+   */
+  readonly warmup?: number;
 }
 
 export type BenchCase = SteadyCase | OneShotCase;
@@ -37,6 +45,8 @@ export interface BenchSuite {
   readonly name: string;
   readonly description: string;
   readonly cases: readonly BenchCase[];
+  /** The same cases on this machine's kernel, by a C program (real_kernel.ts). */
+  readonly realKernel?: RealKernelSide;
 }
 
 export interface CaseResult {
@@ -62,11 +72,12 @@ function isOneShot(c: BenchCase): c is OneShotCase {
 function runOneShot(c: OneShotCase): CaseResult {
   const times: number[] = [];
   const samples = c.samples ?? 7;
+  for (let i = 0; i < (c.warmup ?? 1); i++) c.prepare()();
   for (let i = 0; i < samples; i++) {
     const op = c.prepare();
     const t0 = performance.now();
     op();
-    times.push(performance.now() - t0);
+    times.push((performance.now() - t0) / (c.ops ?? 1));
   }
   times.sort((x, y) => x - y);
   const ms = times[Math.floor(times.length / 2)]!;

@@ -146,6 +146,34 @@ export const DEFAULT_COST_ENTRIES: readonly CostEntry[] = [
     description: 'unpin one page (unpin_user_page)',
   },
   {
+    name: 'swap_out_4k',
+    unit: 'ns',
+    value: 5000,
+    provenance: 'estimate',
+    source:
+      'estimate: swap writeback is asynchronous and batched; a datacenter NVMe SSD sustains about 1 GB/s of 4 KiB ' +
+      'random writes (4 us per page) plus bio setup and completion, about 5 us of device and CPU time per page',
+    description: 'write one 4 KiB page to a swap device (swap_writeout of a page that is not zero-filled)',
+  },
+  {
+    name: 'swap_in_4k',
+    unit: 'ns',
+    value: 50000,
+    provenance: 'estimate',
+    source:
+      'estimate: a swap-in fault waits for one 4 KiB random read at queue depth 1; datacenter NVMe SSDs take ' +
+      '50-100 us for that; lower end, since no readahead is modelled',
+    description: 'read one 4 KiB page back from a swap device, synchronously (swap_read_folio)',
+  },
+  {
+    name: 'swap_zero_check_4k',
+    unit: 'ns',
+    value: 150,
+    provenance: 'estimate',
+    source: 'estimate: is_folio_zero_filled() reads a 4 KiB page once (memchr_inv), about half of clearing it (page_zero_4k)',
+    description: 'check whether a page going to swap is zero-filled (zeromap: no I/O for it)',
+  },
+  {
     name: 'syscall_entry',
     unit: 'ns',
     value: 150,

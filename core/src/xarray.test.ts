@@ -8,6 +8,7 @@ import {
   XA_MARK_2,
   XA_MAX_INDEX,
   XA_PRESENT,
+  XaState,
   type XaEntry,
   type XaMark,
 } from './xarray.js';
@@ -25,6 +26,15 @@ function marked<T>(xa: XArray<T>, mark: XaMark, first = 0, last = XA_MAX_INDEX):
   xa.xa_for_each_marked(first, last, mark, (i) => {
     out.push(i);
   });
+  return out;
+}
+
+/** xas_for_each() (or xas_for_each_marked()) over [first, last], collected. */
+function xasWalk<T>(xa: XArray<T>, first: number, last: number, mark?: XaMark): XaEntry<T>[] {
+  const out: XaEntry<T>[] = [];
+  const xas = new XaState(xa, first);
+  const next = (): T | undefined => (mark === undefined ? xas.xas_find(last) : xas.xas_find_marked(last, mark));
+  for (let e = next(); e !== undefined; e = mark === undefined ? xas.xas_next_entry(last) : next()) out.push({ index: xas.xa_index, entry: e });
   return out;
 }
 
@@ -252,6 +262,116 @@ describe('xarray: marks', () => {
   });
 });
 
+describe('xarray: XaState cursor', () => {
+  test('xas_find then xas_next_entry walk the entries of [index, max] in order', () => {
+    const xa = new XArray<string>();
+    for (const i of [3, 63, 64, 65, 4095, 4096, 2 ** 40]) xa.xa_store(i, `e${i}`);
+    expect(xasWalk(xa, 0, XA_MAX_INDEX).map((e) => e.index)).toEqual([3, 63, 64, 65, 4095, 4096, 2 ** 40]);
+    expect(xasWalk(xa, 4, 4095).map((e) => e.index)).toEqual([63, 64, 65, 4095]);
+    expect(xasWalk(xa, 64, 64)).toEqual([{ index: 64, entry: 'e64' }]);
+    expect(xasWalk(xa, 66, 4094)).toEqual([]);
+    expect(xasWalk(xa, 10, 5)).toEqual([]);
+    expect(xasWalk(new XArray<number>(), 0, XA_MAX_INDEX)).toEqual([]);
+  });
+
+  test('a cursor that found nothing stays put and finds what is stored later', () => {
+    const xa = new XArray<number>();
+    xa.xa_store(5, 50);
+    const xas = new XaState(xa, 0);
+    expect(xas.xas_find(100)).toBe(50);
+    expect(xas.xa_index).toBe(5);
+    expect(xas.xas_next_entry(100)).toBeUndefined();
+    expect(xas.xa_index).toBe(5);
+    xa.xa_store(6, 60);
+    xa.xa_store(2, 20);
+    /* after the current entry, never before it */
+    expect(xas.xas_next_entry(100)).toBe(60);
+    expect(xas.xa_index).toBe(6);
+    /* an unwalked cursor looks at its own index */
+    xas.xas_set(2);
+    expect(xas.xas_find(100)).toBe(20);
+    expect(xas.xas_load()).toBe(20);
+  });
+
+  test('the array may change between steps: erasing the current entry, or its whole leaf', () => {
+    const xa = new XArray<number>();
+    for (let i = 0; i < 200; i++) xa.xa_store(i, i);
+    const seen: number[] = [];
+    const xas = new XaState(xa, 0);
+    for (let e = xas.xas_find(199); e !== undefined; e = xas.xas_next_entry(199)) {
+      seen.push(e);
+      /* page_cache_delete_batch(): store NULL at the cursor, which frees leaves as they empty */
+      expect(xas.xas_store(null)).toBe(e);
+      if (e === 10) xa.xa_erase(11);
+      if (e === 20) xa.xa_store(150, 1150);
+      if (e === 30) for (let i = 64; i < 128; i++) xa.xa_erase(i);
+    }
+    const want = [...Array(200).keys()].filter((i) => i !== 11 && (i < 64 || i >= 128)).map((i) => (i === 150 ? 1150 : i));
+    expect(seen).toEqual(want);
+    expect(xa.xa_empty()).toBe(true);
+  });
+
+  test('marked walks and the top index', () => {
+    const xa = new XArray<number>();
+    for (const i of [1, 2, 70, XA_MAX_INDEX - 1, XA_MAX_INDEX]) xa.xa_store(i, i);
+    xa.xa_set_mark(2, XA_MARK_1);
+    xa.xa_set_mark(XA_MAX_INDEX, XA_MARK_1);
+    expect(xasWalk(xa, 0, XA_MAX_INDEX, XA_MARK_1).map((e) => e.index)).toEqual([2, XA_MAX_INDEX]);
+    expect(xasWalk(xa, XA_MAX_INDEX - 1, XA_MAX_INDEX).map((e) => e.index)).toEqual([XA_MAX_INDEX - 1, XA_MAX_INDEX]);
+    const xas = new XaState(xa, XA_MAX_INDEX);
+    expect(xas.xas_find(XA_MAX_INDEX)).toBe(XA_MAX_INDEX);
+    expect(xas.xas_next_entry(XA_MAX_INDEX)).toBeUndefined();
+    expect(xas.xas_find(XA_MAX_INDEX)).toBeUndefined();
+  });
+
+  test('bad indexes and marks throw RangeError', () => {
+    const xa = new XArray<number>();
+    expect(() => new XaState(xa, -1)).toThrow(RangeError);
+    expect(() => new XaState(xa, 0).xas_find(0.5)).toThrow(RangeError);
+    expect(() => new XaState(xa, 0).xas_next_entry(NaN)).toThrow(RangeError);
+    expect(() => new XaState(xa, 0).xas_find_marked(1, 3 as XaMark)).toThrow(RangeError);
+    expect(() => new XaState(xa, 0).xas_set(2 ** 53)).toThrow(RangeError);
+  });
+});
+
+describe('xarray: the cached leaf', () => {
+  test('is not used once its node is freed, nor across a root that grew or shrank', () => {
+    const xa = new XArray<number>();
+    xa.xa_store(10, 1);
+    expect(xa.xa_load(10)).toBe(1);
+    /* the leaf empties and is freed; a new one takes its place */
+    expect(xa.xa_erase(10)).toBe(1);
+    expect(xa.xa_load(11)).toBeUndefined();
+    xa.xa_store(11, 2);
+    expect(xa.xa_load(11)).toBe(2);
+    expect(xa.xa_load(10)).toBeUndefined();
+    /* the root grows above the cached leaf, then shrinks back to it */
+    xa.xa_store(2 ** 30, 3);
+    expect(xa.xa_load(11)).toBe(2);
+    xa.xa_erase(2 ** 30);
+    xa.xa_store(12, 4);
+    expect(all(xa)).toEqual([[11, 2], [12, 4]]);
+    xa.xa_destroy();
+    expect(xa.xa_load(11)).toBeUndefined();
+    xa.xa_store(11, 5);
+    expect(all(xa)).toEqual([[11, 5]]);
+  });
+
+  test('sequential store, load and erase of a GiB of page indexes', () => {
+    const xa = new XArray<number>();
+    const n = 262144;
+    for (let i = 0; i < n; i++) xa.xa_store(i, i + 1);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += xa.xa_load(i)!;
+    expect(sum).toBe((n * (n + 1)) / 2);
+    for (let i = 0; i < n; i += 2) xa.xa_erase(i);
+    expect(xa.size).toBe(n / 2);
+    expect(xa.xa_find(0, XA_MAX_INDEX)).toEqual({ index: 1, entry: 2 });
+    for (let i = 1; i < n; i += 2) xa.xa_erase(i);
+    expect(xa.xa_empty()).toBe(true);
+  });
+});
+
 describe('xarray: differential test against Map + sort', () => {
   test.each([1, 2])('seed %i: random stores, erases, marks and walks', (seed) => {
     const rnd = prng(0xa11a0000 + seed);
@@ -326,6 +446,10 @@ describe('xarray: differential test against Map + sort', () => {
       want.entries = inRange;
       got.range = all(xa, a, b).map(([index, entry]) => ({ index, entry }));
       want.range = inRange;
+      got.xas = xasWalk(xa, a, b);
+      want.xas = inRange;
+      got.xasMarked = xasWalk(xa, a, b, mark);
+      want.xasMarked = sorted(a, b, marks[mark]);
       got.findMarked = xa.xa_find(a, b, mark);
       want.findMarked = sorted(a, b, marks[mark])[0];
       got.after = xa.xa_find_after(a, b, mark);

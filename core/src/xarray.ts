@@ -59,8 +59,8 @@ function markBits(mark: XaMark): number {
   return 2 * (mark + 1);
 }
 
-/** One radix tree node (struct xa_node). */
-class XaNode {
+/** One radix tree node (struct xa_node); exported for XaState, not for users. */
+export class XaNode {
   /** Number of present slots (xa_node.count). */
   count = 0;
   readonly slots: unknown[] = new Array<unknown>(XA_CHUNK_SIZE);
@@ -93,6 +93,12 @@ function clearBit(node: XaNode, word: number, off: number): void {
 
 function anyBit(node: XaNode, word: number): boolean {
   return node.bits[word] !== 0 || node.bits[word + 1] !== 0;
+}
+
+/** Any slot of the node has any mark (the words after the present pair are the marks'). */
+function anyMarkBit(node: XaNode): boolean {
+  const b = node.bits;
+  return (b[2] | b[3] | b[4] | b[5] | b[6] | b[7]) !== 0;
 }
 
 /** The lowest set bit at or above `from` in a bitmap word pair, or -1. */
@@ -129,7 +135,9 @@ function xa_check_mark(mark: number): void {
 
 /** Offset of index in a node at shift. */
 function slotOf(index: number, shift: number): number {
-  return Math.floor(index / POW2[shift]) % XA_CHUNK_SIZE;
+  /* not `%`: the quotient is a double, whose remainder is a libm call; this is exact and quick */
+  const q = Math.floor(index / POW2[shift]);
+  return q - Math.floor(q / XA_CHUNK_SIZE) * XA_CHUNK_SIZE;
 }
 
 /** Shift of the shortest root that covers index. */
@@ -143,8 +151,11 @@ function shiftFor(index: number): number {
 export class XArray<T> {
   private head: XaNode | null = null;
   private count = 0;
-  /** Bumped by every change of the tree's shape, so that walks notice callbacks changing it. */
-  private version = 0;
+  /**
+   * Bumped by every change of the tree's shape, so that walks (and XaState cursors) notice
+   * callbacks changing it.
+   */
+  version = 0;
 
   /** Number of present entries. */
   get size(): number {
@@ -175,7 +186,7 @@ export class XArray<T> {
   xa_load(index: number): T | undefined {
     xa_check_index(index);
     const leaf = this.leafFor(index);
-    return leaf ? (leaf.slots[index % XA_CHUNK_SIZE] as T | undefined) : undefined;
+    return leaf ? (leaf.slots[index - leaf.base] as T | undefined) : undefined;
   }
 
   /**
@@ -187,7 +198,7 @@ export class XArray<T> {
     xa_check_index(index);
     if (entry === undefined || entry === null) return this.xa_erase(index);
     const leaf = this.createLeaf(index);
-    const off = index % XA_CHUNK_SIZE;
+    const off = index - leaf.base;
     const old = leaf.slots[off] as T | undefined;
     leaf.slots[off] = entry;
     if (old === undefined) {
@@ -218,14 +229,16 @@ export class XArray<T> {
     xa_check_index(index);
     const leaf = this.leafFor(index);
     if (!leaf) return undefined;
-    const off = index % XA_CHUNK_SIZE;
+    const off = index - leaf.base;
     const old = leaf.slots[off] as T | undefined;
     if (old === undefined) return undefined;
     leaf.slots[off] = undefined;
     leaf.count--;
     this.count--;
     clearBit(leaf, PRESENT_BITS, off);
-    for (let m = 0; m < XA_MAX_MARKS; m++) this.clearMarkUp(leaf, off, markBits(m as XaMark));
+    if (anyMarkBit(leaf)) {
+      for (let m = 0; m < XA_MAX_MARKS; m++) this.clearMarkUp(leaf, off, markBits(m as XaMark));
+    }
     if (leaf.count === 0) this.deleteNode(leaf);
     return old;
   }
@@ -256,8 +269,8 @@ export class XArray<T> {
     xa_check_index(index);
     xa_check_mark(mark);
     const leaf = this.leafFor(index);
-    const off = index % XA_CHUNK_SIZE;
-    if (!leaf || leaf.slots[off] === undefined) return;
+    if (!leaf || leaf.slots[index - leaf.base] === undefined) return;
+    const off = index - leaf.base;
     const word = markBits(mark);
     let node: XaNode | null = leaf;
     let o = off;
@@ -276,7 +289,7 @@ export class XArray<T> {
     xa_check_index(index);
     xa_check_mark(mark);
     const leaf = this.leafFor(index);
-    if (leaf) this.clearMarkUp(leaf, index % XA_CHUNK_SIZE, markBits(mark));
+    if (leaf) this.clearMarkUp(leaf, index - leaf.base, markBits(mark));
   }
 
   /**
@@ -287,7 +300,7 @@ export class XArray<T> {
     xa_check_index(index);
     xa_check_mark(mark);
     const leaf = this.leafFor(index);
-    return leaf !== null && testBit(leaf, markBits(mark), index % XA_CHUNK_SIZE);
+    return leaf !== null && testBit(leaf, markBits(mark), index - leaf.base);
   }
 
   /**
@@ -395,11 +408,33 @@ export class XArray<T> {
     this.version++;
   }
 
-  /** Offset found by the last seek(). */
-  private foundOff = 0;
+  /** Offset found by the last seek() (read by XaState). */
+  foundOff = 0;
+  /**
+   * The leaf the last lookup reached, valid while `version` is `cachedVersion` (no node was added
+   * or freed since): sequential accesses (the page cache of a file, read or truncated in order)
+   * find their leaf without descending from the root, as an xa_state kept across steps does.
+   */
+  private cachedLeaf: XaNode | null = null;
+  private cachedVersion = -1;
+
+  /** The cached leaf if it covers index, else null. */
+  private cachedLeafFor(index: number): XaNode | null {
+    const c = this.cachedLeaf;
+    if (c !== null && this.cachedVersion === this.version && index >= c.base && index - c.base < XA_CHUNK_SIZE) return c;
+    return null;
+  }
+
+  private cacheLeaf(leaf: XaNode): XaNode {
+    this.cachedLeaf = leaf;
+    this.cachedVersion = this.version;
+    return leaf;
+  }
 
   /** The leaf node holding index, or null. */
   private leafFor(index: number): XaNode | null {
+    const cached = this.cachedLeafFor(index);
+    if (cached !== null) return cached;
     let node = this.head;
     if (!node || index >= POW2[node.shift + XA_CHUNK_SHIFT]) return null;
     while (node.shift > 0) {
@@ -407,11 +442,13 @@ export class XArray<T> {
       if (!child) return null;
       node = child;
     }
-    return node;
+    return this.cacheLeaf(node);
   }
 
   /** The leaf for index, creating it and the nodes above it (xas_create()). */
   private createLeaf(index: number): XaNode {
+    const cached = this.cachedLeafFor(index);
+    if (cached !== null) return cached;
     let node: XaNode | null = this.head;
     if (!node) {
       node = this.head = new XaNode(shiftFor(index), 0, null, 0);
@@ -444,7 +481,7 @@ export class XArray<T> {
       }
       node = child;
     }
-    return node;
+    return this.cacheLeaf(node);
   }
 
   /** Clear a mark bit in node and, while that empties the node's mark word, in its ancestors. */
@@ -486,9 +523,9 @@ export class XArray<T> {
 
   /**
    * Find the first index >= start whose bit is set in bitmap `word` of its leaf: return the
-   * leaf and put the offset in foundOff, or return null.
+   * leaf and put the offset in foundOff, or return null. (XaState walks with it too.)
    */
-  private seek(start: number, word: number): XaNode | null {
+  seek(start: number, word: number): XaNode | null {
     let node = this.head;
     if (!node || start >= POW2[node.shift + XA_CHUNK_SHIFT]) return null;
     // Walk down towards start; whenever the slot towards it is empty, take the next set bit at
@@ -540,5 +577,131 @@ export class XArray<T> {
         leaf = next > last ? null : this.seek(next, word);
       }
     }
+  }
+}
+
+/**
+ * struct xa_state (XA_STATE()): a cursor into an XArray that remembers the leaf it is at, so that
+ * walking consecutive entries (xas_for_each(): xas_find() then xas_next_entry()) costs a bitmap
+ * search per entry rather than a descent from the root, and without a callback. The array may be
+ * changed between steps: a change of the tree's shape makes the next step search again from the
+ * index after the current one, as the kernel's xas_pause() arranges.
+ */
+export class XaState<T> {
+  /** The index the cursor is at (xas.xa_index). */
+  xa_index: number;
+  /** Whether the cursor is at an entry it found (else it is at a position to search from: XAS_RESTART). */
+  private walked = false;
+  /** The leaf of the entry last found, while the tree's shape has not changed since (version). */
+  private node: XaNode | null = null;
+  private offset = 0;
+  private version = -1;
+
+  constructor(
+    readonly xa: XArray<T>,
+    index = 0,
+  ) {
+    xa_check_index(index);
+    this.xa_index = index;
+  }
+
+  /** xas_set(): move to `index`; the next xas_find() looks at `index` itself. */
+  xas_set(index: number): void {
+    xa_check_index(index);
+    this.xa_index = index;
+    this.walked = false;
+    this.node = null;
+  }
+
+  /**
+   * xas_find(): the first entry at an index >= xa_index (after xa_index once the cursor has found
+   * an entry) and <= max, with xa_index moved to it; undefined when there is none (xa_index then
+   * stays, and the next call searches from it again).
+   */
+  xas_find(max: number): T | undefined {
+    return this.find(max, PRESENT_BITS);
+  }
+
+  /**
+   * xas_next_entry(): the next entry after the current one, up to max (xas_find() after a find).
+   * The fast path of a walk: the next present slot of the same leaf.
+   */
+  xas_next_entry(max: number): T | undefined {
+    const node = this.node;
+    if (node !== null && this.walked && this.version === this.xa.version) {
+      const next = this.offset + 1;
+      const bits = node.bits;
+      let w = 0;
+      let base = 0;
+      if (next < 32) {
+        w = bits[PRESENT_BITS] & (-1 << next);
+        if (w === 0) {
+          w = bits[PRESENT_BITS + 1];
+          base = 32;
+        }
+      } else if (next < 64) {
+        w = bits[PRESENT_BITS + 1] & (-1 << (next - 32));
+        base = 32;
+      }
+      if (w !== 0) {
+        const off = base + 31 - Math.clz32(w & -w);
+        const index = node.base + off;
+        if (index <= max && Number.isSafeInteger(max)) {
+          this.offset = off;
+          this.xa_index = index;
+          return node.slots[off] as T;
+        }
+      }
+    }
+    return this.find(max, PRESENT_BITS);
+  }
+
+  /** xas_find_marked(): as xas_find(), for entries with `mark` set. */
+  xas_find_marked(max: number, mark: XaMark): T | undefined {
+    xa_check_mark(mark);
+    return this.find(max, markBits(mark));
+  }
+
+  /** xas_load(): the entry at xa_index. */
+  xas_load(): T | undefined {
+    return this.xa.xa_load(this.xa_index);
+  }
+
+  /** xas_store(): store `entry` at xa_index (null or undefined erases); returns the old entry. */
+  xas_store(entry: T | null | undefined): T | undefined {
+    return this.xa.xa_store(this.xa_index, entry);
+  }
+
+  private find(max: number, word: number): T | undefined {
+    xa_check_index(max, 'max');
+    const xa = this.xa;
+    let leaf: XaNode | null;
+    const node = this.node;
+    if (this.walked && node !== null && this.version === xa.version) {
+      const off = nextBit(node, word, this.offset + 1);
+      if (off >= 0) {
+        xa.foundOff = off;
+        leaf = node;
+      } else {
+        const next = node.base + XA_CHUNK_SIZE;
+        leaf = next > max ? null : xa.seek(next, word);
+      }
+    } else {
+      if (this.walked && this.xa_index >= XA_MAX_INDEX) return undefined;
+      const start = this.walked ? this.xa_index + 1 : this.xa_index;
+      leaf = start > max ? null : xa.seek(start, word);
+    }
+    const off = xa.foundOff;
+    if (leaf === null || leaf.base + off > max) {
+      /* Nothing more up to max: the cursor stays where it was, and searches from there again. */
+      this.node = null;
+      return undefined;
+    }
+    this.walked = true;
+    this.node = leaf;
+    this.offset = off;
+    this.version = xa.version;
+    this.xa_index = leaf.base + off;
+    return leaf.slots[off] as T;
   }
 }

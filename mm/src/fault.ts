@@ -19,9 +19,11 @@
  *   - VM_FAULT_SIGSEGV (a guard region): SIGSEGV SEGV_MAPERR;
  *   - VM_FAULT_OOM: the OOM killer; the simulator reports SIGKILL (SI_KERNEL) for the faulting
  *     process rather than choosing a victim;
- *   - a load consuming a poisoned cache line: a machine check; memory_failure() (through
- *     `x86_mce_hooks` when memory-failure.ts installs it) and SIGBUS BUS_MCEERR_AR at the page,
- *     lsb PAGE_SHIFT, as kill_me_maybe() -> memory_failure() -> kill_proc() deliver it;
+ *   - a load consuming a poisoned cache line: a machine check, then kill_me_maybe():
+ *     memory_failure() (memory-failure.ts, through `x86_mce_hooks`) signals SIGBUS BUS_MCEERR_AR
+ *     at the page, lsb PAGE_SHIFT, if it could not recover the data, or the load is retried if it
+ *     could; on a host without memory-failure support (vm_sysctl().memory_failure off, as on the
+ *     oracle machine) a plain SIGBUS (SI_KERNEL, si_addr 0);
  *   - a non-canonical address: #GP, SIGSEGV with si_code SI_KERNEL and si_addr 0; a kernel
  *     address: SIGSEGV SEGV_MAPERR.
  * si_addr is the first byte whose access faulted: the access's own address if it starts in the
@@ -31,7 +33,7 @@
  * midway has written the bytes of the pages before the faulting one, as a CPU executing
  * `rep movsb` would, and a load that faults returns only the signal.
  */
-import { BUG, PAGE_SIZE, isMemPoison, type Pfn } from '@cocosim/core';
+import { BUG, Errno, PAGE_SIZE, isMemPoison, type Pfn } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
 import { handle_mm_fault } from './memory.js';
 import { ulong_arg } from './mman.js';
@@ -49,6 +51,7 @@ import {
   VM_GROWSDOWN,
   VM_LOCKED,
   VM_WRITE,
+  task_mm,
   vma_is_accessible,
   vm_sysctl,
   type MmStruct,
@@ -59,17 +62,19 @@ import {
   PTRS_PER_PTE,
   _PAGE_ACCESSED,
   _PAGE_DIRTY,
+  pte_index,
   pte_user_readable,
   pte_user_writable,
 } from './pgtable.js';
 import { anon_vma_prepare } from './rmap.js';
+import { for_each_process } from './process.js';
 import { __vm_enough_memory } from './util.js';
 import { find_vma, vma_prev, vm_stat_account } from './vma.js';
 
 /** The signals a user access can get. */
 export type SigName = 'SIGSEGV' | 'SIGBUS' | 'SIGKILL';
 /** si_code values (include/uapi/asm-generic/siginfo.h). */
-export type SiCode = 'SEGV_MAPERR' | 'SEGV_ACCERR' | 'BUS_ADRERR' | 'BUS_MCEERR_AR' | 'SI_KERNEL';
+export type SiCode = 'SEGV_MAPERR' | 'SEGV_ACCERR' | 'BUS_ADRERR' | 'BUS_MCEERR_AR' | 'BUS_MCEERR_AO' | 'SI_KERNEL';
 
 /** The siginfo a faulting access delivers. */
 export interface SigInfo {
@@ -86,11 +91,11 @@ export function isSigInfo(x: unknown): x is SigInfo {
 }
 
 /**
- * The machine-check seam: memory-failure.ts installs memory_failure() here so that a consumed
- * poison is handled as kill_me_maybe() does. Without it the process gets the SIGBUS only.
+ * The machine-check seam: memory-failure.ts installs memory_failure() here for kill_me_maybe().
+ * `current` is the mm of the task that consumed the poison.
  */
 export interface X86MceHooks {
-  memory_failure?(kernel: Kernel, pfn: Pfn, flags: number): number;
+  memory_failure?(kernel: Kernel, pfn: Pfn, flags: number, current?: MmStruct): number;
 }
 export const x86_mce_hooks: X86MceHooks = {};
 /** MF_ACTION_REQUIRED (include/linux/mm.h): the poison was consumed by the current task. */
@@ -105,7 +110,9 @@ const RLIMIT_STACK_PAGES = (8 * 1024 * 1024) / PAGE_SIZE;
 /** stack_guard_gap (256 pages). */
 const STACK_GUARD_GAP = 256;
 
-function sig(signo: SigName, si_code: SiCode, si_addr: bigint, si_addr_lsb?: number): SigInfo {
+/** The signal's siginfo; `si_addr` may come as a number (an address below 2^47) and is a bigint in it. */
+function sig(signo: SigName, si_code: SiCode, addr: bigint | number, si_addr_lsb?: number): SigInfo {
+  const si_addr = BigInt(addr);
   return si_addr_lsb === undefined ? { signo, si_code, si_addr } : { signo, si_code, si_addr, si_addr_lsb };
 }
 
@@ -144,7 +151,7 @@ function expand_downwards(vma: VmAreaStruct, vpn: number): number {
  * do_user_addr_fault(): a user-mode page fault at page `vpn` (byte `offset` within it). Returns
  * null when the fault was resolved (the access is retried), else the signal.
  */
-export function do_user_addr_fault(mm: MmStruct, vpn: number, offset: number, write: boolean, si_addr: bigint): SigInfo | null {
+export function do_user_addr_fault(mm: MmStruct, vpn: number, offset: number, write: boolean, si_addr: bigint | number): SigInfo | null {
   let vma = find_vma(mm, vpn);
   if (vma === undefined) return sig('SIGSEGV', 'SEGV_MAPERR', si_addr);
   if (vpn < vma.start_vpn) {
@@ -161,7 +168,7 @@ export function do_user_addr_fault(mm: MmStruct, vpn: number, offset: number, wr
 }
 
 /** mm_fault_error() -> do_sigbus() / bad_area_nosemaphore() / pagefault_out_of_memory(). */
-function mm_fault_error(fault: number, si_addr: bigint): SigInfo {
+function mm_fault_error(fault: number, si_addr: bigint | number): SigInfo {
   if (fault & VM_FAULT_OOM) return sig('SIGKILL', 'SI_KERNEL', si_addr);
   if (fault & (VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE)) {
     let lsb = 0;
@@ -180,9 +187,9 @@ function mm_fault_error(fault: number, si_addr: bigint): SigInfo {
  */
 function translate(mm: MmStruct, vpn: number, write: boolean): number {
   const pt = mm.pgd;
-  const t = pt.ptes.get(Math.floor(vpn / PTRS_PER_PTE));
+  const t = pt.ptes.lookup(Math.floor(vpn / PTRS_PER_PTE));
   if (t !== undefined) {
-    const i = vpn % PTRS_PER_PTE;
+    const i = pte_index(vpn);
     const f = t.flags[i];
     if (write ? !pte_user_writable(f) : !pte_user_readable(f)) return -1;
     const nf = f | _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
@@ -207,9 +214,25 @@ function check_address(addr: bigint, len: number): SigInfo | null {
   return null;
 }
 
-/** Get the pfn backing page `vpn` for an access, faulting as needed; or the signal. */
-function fault_in(mm: MmStruct, vpn: number, offset: number, write: boolean, si_addr: bigint): number | SigInfo {
-  if (BigInt(vpn) * PAGE_SIZE_N >= KERNEL_START) return sig('SIGSEGV', 'SEGV_MAPERR', si_addr);
+/**
+ * Where a user access of `len` bytes at `uaddr` (any JS integer shape, see ulong_arg()) starts, as
+ * a number, or the signal it raises before touching a page. The CPU's checks leave either a range
+ * below 2^47, whose addresses are exact numbers (the common case, taken without bigints), or one in
+ * the kernel half, whose first page faults with SEGV_MAPERR.
+ */
+function user_access_start(uaddr: unknown, len: number): number | SigInfo {
+  if (typeof uaddr === 'number' && Number.isSafeInteger(uaddr) && uaddr >= 0 && uaddr + len <= 2 ** 47) return uaddr;
+  const addr = ulong_arg(uaddr);
+  if (addr === undefined) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+  const bad = check_address(addr, len);
+  if (bad !== null) return bad;
+  if (addr < NONCANONICAL_LOW) return Number(addr);
+  /* a kernel address: an access of no bytes touches no page */
+  return len === 0 ? 0 : sig('SIGSEGV', 'SEGV_MAPERR', addr);
+}
+
+/** Get the pfn backing page `vpn` (below 2^35) for an access, faulting as needed; or the signal. */
+function fault_in(mm: MmStruct, vpn: number, offset: number, write: boolean, si_addr: number): number | SigInfo {
   for (let tries = 0; ; tries++) {
     const pfn = translate(mm, vpn, write);
     if (pfn >= 0) return pfn;
@@ -220,10 +243,28 @@ function fault_in(mm: MmStruct, vpn: number, offset: number, write: boolean, si_
   }
 }
 
-/** The machine check of a load that consumed poison at pfn, page `vpn`. */
-function machine_check(mm: MmStruct, pfn: Pfn, vpn: number): SigInfo {
-  x86_mce_hooks.memory_failure?.(mm.kernel, pfn, MF_ACTION_REQUIRED);
-  return sig('SIGBUS', 'BUS_MCEERR_AR', BigInt(vpn) * PAGE_SIZE_N, 12);
+/**
+ * kill_me_maybe() (arch/x86/kernel/cpu/mce/core.c), run on the way back to user mode after the
+ * machine check of a user load at `pfn`: memory_failure(pfn, MF_ACTION_REQUIRED) handles the page
+ * and, if data was lost, queues SIGBUS BUS_MCEERR_AR at the page on the task (memory-failure.ts),
+ * which is what the access delivers. If it recovered without a signal (the page was clean and got
+ * dropped), the load is retried (null). Otherwise kill_me_now(): a plain SIGBUS (SI_KERNEL),
+ * which is also what a kernel without CONFIG_MEMORY_FAILURE gives (vm_sysctl().memory_failure
+ * off, as on the oracle machine: memory_failure() is a stub returning -ENXIO there).
+ */
+function kill_me_maybe(mm: MmStruct, pfn: Pfn): SigInfo | null {
+  const kernel = mm.kernel;
+  const mf = x86_mce_hooks.memory_failure;
+  const ret = vm_sysctl(kernel).memory_failure && mf !== undefined ? mf(kernel, pfn, MF_ACTION_REQUIRED, mm) : -Errno.ENXIO;
+  /* the signal force_sig_mceerr() queued is delivered on return to user mode */
+  const task = for_each_process(kernel).find((t) => task_mm(t) === mm);
+  if (task !== undefined) {
+    const k = task.pending.findIndex((s) => s.signo === 'SIGBUS' && s.si_code === 'BUS_MCEERR_AR');
+    if (k >= 0) return task.pending.splice(k, 1)[0];
+  }
+  if (ret === 0 || ret === -Errno.EHWPOISON || ret === -Errno.EOPNOTSUPP) return null;
+  /* pr_err("Memory error not recovered"); kill_me_now() */
+  return sig('SIGBUS', 'SI_KERNEL', 0n);
 }
 
 /**
@@ -231,25 +272,31 @@ function machine_check(mm: MmStruct, pfn: Pfn, vpn: number): SigInfo {
  * or the signal the access raised.
  */
 export function userLoad(mm: MmStruct, uaddr: unknown, len: number): Uint8Array | SigInfo {
-  const addr = ulong_arg(uaddr);
-  if (addr === undefined || !Number.isSafeInteger(len) || len < 0) return sig('SIGSEGV', 'SI_KERNEL', 0n);
-  const bad = check_address(addr, len);
-  if (bad !== null) return bad;
+  if (!Number.isSafeInteger(len) || len < 0) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+  const addr = user_access_start(uaddr, len);
+  if (typeof addr !== 'number') return addr;
   const out = new Uint8Array(len);
   const phys = mm.kernel.phys;
   let done = 0;
+  let mce_vpn = -1;
   while (done < len) {
-    const a = addr + BigInt(done);
-    const vpn = Number(a / PAGE_SIZE_N);
-    const off = Number(a % PAGE_SIZE_N);
+    const a = addr + done;
+    const vpn = Math.floor(a / PAGE_SIZE);
+    const off = a - vpn * PAGE_SIZE;
     const n = Math.min(len - done, PAGE_SIZE - off);
     const pfn = fault_in(mm, vpn, off, false, a);
     if (typeof pfn !== 'number') return pfn;
-    if (pfn === mm.kernel.store.zero_pfn) {
-      out.fill(0, done, done + n);
-    } else {
+    /* the zero page reads as the zeros `out` starts with */
+    if (pfn !== mm.kernel.store.zero_pfn) {
       const data = phys.read(pfn as Pfn, off, n);
-      if (isMemPoison(data)) return machine_check(mm, pfn as Pfn, vpn);
+      if (isMemPoison(data)) {
+        /* a second machine check at the same place: the kernel gives up (mce_count) */
+        const s = mce_vpn === vpn ? sig('SIGBUS', 'SI_KERNEL', 0n) : kill_me_maybe(mm, pfn as Pfn);
+        if (s !== null) return s;
+        /* recovered: the load is executed again */
+        mce_vpn = vpn;
+        continue;
+      }
       out.set(data, done);
     }
     done += n;
@@ -262,17 +309,16 @@ export function userLoad(mm: MmStruct, uaddr: unknown, len: number): Uint8Array 
  * faulting one are written).
  */
 export function userStore(mm: MmStruct, uaddr: unknown, data: Uint8Array): 0 | SigInfo {
-  const addr = ulong_arg(uaddr);
-  if (addr === undefined || !(data instanceof Uint8Array)) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+  if (!(data instanceof Uint8Array)) return sig('SIGSEGV', 'SI_KERNEL', 0n);
   const len = data.length;
-  const bad = check_address(addr, len);
-  if (bad !== null) return bad;
+  const addr = user_access_start(uaddr, len);
+  if (typeof addr !== 'number') return addr;
   const phys = mm.kernel.phys;
   let done = 0;
   while (done < len) {
-    const a = addr + BigInt(done);
-    const vpn = Number(a / PAGE_SIZE_N);
-    const off = Number(a % PAGE_SIZE_N);
+    const a = addr + done;
+    const vpn = Math.floor(a / PAGE_SIZE);
+    const off = a - vpn * PAGE_SIZE;
     const n = Math.min(len - done, PAGE_SIZE - off);
     const pfn = fault_in(mm, vpn, off, true, a);
     if (typeof pfn !== 'number') return pfn;

@@ -12,15 +12,19 @@
  * into the AddressSpace. A file system registers its mappings (registerMapping) when it creates
  * the inode and unregisters them when the inode is evicted.
  *
- * What is not modelled: swap and shadow entries (cocosim has no swap; every entry is a folio),
- * the vmstat counters (NR_FILE_PAGES, NR_SHMEM), memcg charging, readahead and writeback.
+ * Value entries: shmem keeps a swapped-out page as a swap entry in i_pages (swapops.ts
+ * xa_is_value(): a negative number). The lookups and walks here skip them, as the kernel's
+ * filemap_get_entry() callers and find_lock_entries() leave them to shmem (shmem.ts).
+ *
+ * What is not modelled: shadow entries (workingset refault detection), the vmstat counters
+ * (NR_FILE_PAGES, NR_SHMEM), memcg charging, readahead and writeback.
  *
  * Tracepoints: mm_filemap_add_to_page_cache from __filemap_add_folio() and
  * mm_filemap_delete_from_page_cache from __filemap_remove_folio() and
  * delete_from_page_cache_batch(), as in the kernel (shmem_add_to_page_cache() does not emit the
  * add event, so shmem insertions are silent there too).
  */
-import { BUG, BUG_ON, ERR_PTR, Errno, PAGE_SIZE, type ErrPtr, type PgOff } from '@cocosim/core';
+import { BUG, BUG_ON, ERR_PTR, Errno, PAGE_SIZE, XaState, type ErrPtr, type PgOff } from '@cocosim/core';
 import type { AddressSpace } from './fs.js';
 import {
   folio_mapped,
@@ -44,8 +48,6 @@ import {
   PG_writeback,
   __folio_clear_locked,
   __folio_set_locked,
-  folio_set_active,
-  folio_set_lru,
   folio_set_referenced,
   folio_test_active,
   folio_test_locked,
@@ -56,6 +58,8 @@ import {
 } from './page-flags.js';
 import type { PageStore } from './page_store.js';
 import { PAGEVEC_SIZE, folio_batch_add, folio_batch_count, folio_batch_init, type FolioBatch } from './pagevec.js';
+import { folio_flags_mlocked, lru_activate, lru_add } from './mm_inline.js';
+import { xa_is_value } from './swapops.js';
 
 /* include/linux/pagemap.h: fgf_t, the flags of __filemap_get_folio() */
 export const FGP_ACCESSED = 0x00000001;
@@ -101,8 +105,10 @@ export function registerMapping(store: PageStore, mapping: AddressSpace): void {
   BUG_ON(map.has(mapping.id) && map.get(mapping.id) !== mapping, `address_space id ${mapping.id} registered twice`);
   map.set(mapping.id, mapping);
   if (store.dirty_folio === undefined) {
+    /* the store's map of mappings lives as long as the store: look ids up in it directly */
+    const byId = map;
     store.dirty_folio = (id, folio) => {
-      const m = mappingsByStore.get(store)?.get(id);
+      const m = byId.get(id);
       const dirty = m?.a_ops.dirty_folio;
       return dirty !== undefined ? dirty(m!, folio) : noop_dirty_folio(store, id, folio);
     };
@@ -152,8 +158,10 @@ export function folio_file_page(store: PageStore, folio: Folio, index: number): 
 }
 
 /**
- * folio_mark_accessed() (mm/swap.c), without the LRU lists: the first access sets PG_referenced,
- * the second activates the folio (PG_active, PG_referenced cleared).
+ * folio_mark_accessed() (mm/swap.c): the first access sets PG_referenced, the second activates
+ * the folio (folio_activate(): to the head of its active list, PG_referenced cleared). A folio
+ * off the LRU is not activated: the kernel only marks it when it sits in the local lru_add batch
+ * (__lru_cache_activate_folio()), and the simulator's batches are always drained.
  */
 export function folio_mark_accessed(store: PageStore, folio: Folio): void {
   if (!folio_test_referenced(store, folio)) {
@@ -161,14 +169,27 @@ export function folio_mark_accessed(store: PageStore, folio: Folio): void {
   } else if (folio_test_unevictable(store, folio)) {
     /* Unevictable folios stay where they are; the kernel leaves PG_referenced set. */
   } else if (!folio_test_active(store, folio)) {
-    folio_set_active(store, folio);
+    lru_activate(store, folio);
     folio_clear_referenced(store, folio);
   }
 }
 
-/** folio_add_lru() (mm/swap.c): the folio joins the LRU (the lists themselves are not modelled). */
+/**
+ * folio_evictable() (mm/internal.h): reclaim may take the folio: its mapping is not
+ * AS_UNEVICTABLE (guest_memfd, SHM_LOCK, an inode being evicted) and it is not mlocked.
+ */
+export function folio_evictable(store: PageStore, folio: Folio): boolean {
+  const mapping = folio_address_space(store, folio);
+  if (mapping !== undefined && mapping.mapping_unevictable()) return false;
+  return !folio_flags_mlocked(store, folio);
+}
+
+/**
+ * folio_add_lru() (mm/swap.c): the folio joins the head of its LRU list (mm_inline.ts), the
+ * unevictable list if folio_evictable() says so. The per-CPU batch is drained at once.
+ */
 export function folio_add_lru(store: PageStore, folio: Folio): void {
-  folio_set_lru(store, folio);
+  lru_add(store, folio, folio_evictable(store, folio));
 }
 
 /* Insertion */
@@ -242,10 +263,13 @@ export function filemap_alloc_folio(kernel: Kernel, gfp: gfp_t, order: number): 
 
 /* Lookup */
 
-/** filemap_get_entry(): the folio at `index` with a reference taken, or undefined. */
+/**
+ * filemap_get_entry(): the folio at `index` with a reference taken, or undefined (also for a
+ * value entry, which its callers treat as no folio; shmem looks for those itself).
+ */
 export function filemap_get_entry(kernel: Kernel, mapping: AddressSpace, index: PgOff | number): Folio | undefined {
   const folio = mapping.i_pages.xa_load(index);
-  if (folio === undefined) return undefined;
+  if (folio === undefined || xa_is_value(folio)) return undefined;
   return folio_try_get(kernel.store, folio) ? folio : undefined;
 }
 
@@ -305,18 +329,21 @@ export function filemap_lock_folio(kernel: Kernel, mapping: AddressSpace, index:
 }
 
 /**
- * Walk [start.index, end] and hand each folio once (a large folio at the first index seen) to
- * `take`, with a reference taken, until `take` returns false. One closure per batch, not per page.
+ * Fill `fbatch` with the folios of [first, end], each once (a large folio at the index it is first
+ * seen at) and with a reference taken; swap entries are passed over.
+ * @returns true if it stopped because the batch is full
  */
-function pagecache_walk(kernel: Kernel, mapping: AddressSpace, first: number, end: number, take: (index: number, folio: Folio) => boolean): void {
+function pagecache_fill(kernel: Kernel, mapping: AddressSpace, first: number, end: number, fbatch: FolioBatch): boolean {
   const store = kernel.store;
   let last: Folio | -1 = -1;
-  mapping.i_pages.xa_for_each_range(first, end, (index, folio) => {
-    if (folio === last) return true;
+  const xas = new XaState(mapping.i_pages, first);
+  for (let folio = xas.xas_find(end); folio !== undefined; folio = xas.xas_next_entry(end)) {
+    if (folio === last || xa_is_value(folio)) continue;
     last = folio;
-    if (!folio_try_get(store, folio)) return true;
-    return take(index, folio);
-  });
+    if (!folio_try_get(store, folio)) continue;
+    if (folio_batch_add(fbatch, folio, xas.xa_index) === 0) return true;
+  }
+  return false;
 }
 
 /**
@@ -338,27 +365,35 @@ export function find_lock_entries(kernel: Kernel, mapping: AddressSpace, start: 
   const id = mapping.id;
   const from = start.index;
   folio_batch_init(fbatch);
+  const folios = fbatch.folios;
+  const indices = fbatch.indices;
+  let n = 0;
+  let next = -1;
   let last = -1;
-  mapping.i_pages.xa_for_each_range(from, end, (index, folio) => {
-    if (folio === last) return true;
+  const xas = new XaState(mapping.i_pages, from);
+  for (let folio = xas.xas_find(end); folio !== undefined; folio = xas.xas_next_entry(end)) {
+    /* a swap entry (value entry): shmem_undo_range() frees those */
+    if (folio === last || folio < 0) continue;
     last = folio;
     const i = folio - base;
-    if (refcount[i] === 0) return true;
+    if (refcount[i] === 0) continue;
     const f = flags[i];
     const nr = f & (1 << PG_head) ? 2 ** orders[i] : 1;
     const first = indexes[i];
     /* Omit large folios which begin before the start or extend beyond the end */
-    if (first < from || first + nr - 1 > end) return true;
+    if (first < from || first + nr - 1 > end) continue;
     /* !folio_trylock(), or the folio moved or is under writeback */
-    if (f & ((1 << PG_locked) | (1 << PG_writeback)) || mappings[i] !== id) return true;
+    if (f & ((1 << PG_locked) | (1 << PG_writeback)) || mappings[i] !== id) continue;
     refcount[i]++;
     flags[i] = f | (1 << PG_locked);
-    start.index = first + nr;
-    fbatch.indices[fbatch.nr] = index;
-    fbatch.folios[fbatch.nr++] = folio;
-    return fbatch.nr < PAGEVEC_SIZE;
-  });
-  return folio_batch_count(fbatch);
+    next = first + nr;
+    indices[n] = xas.xa_index;
+    folios[n++] = folio;
+    if (n === PAGEVEC_SIZE) break;
+  }
+  fbatch.nr = n;
+  if (n !== 0) start.index = next;
+  return n;
 }
 
 /**
@@ -368,7 +403,7 @@ export function find_lock_entries(kernel: Kernel, mapping: AddressSpace, start: 
 export function find_get_entries(kernel: Kernel, mapping: AddressSpace, start: PgoffRef, end: number, fbatch: FolioBatch): number {
   const store = kernel.store;
   folio_batch_init(fbatch);
-  pagecache_walk(kernel, mapping, start.index, end, (index, folio) => folio_batch_add(fbatch, folio, index) > 0);
+  pagecache_fill(kernel, mapping, start.index, end, fbatch);
   const n = folio_batch_count(fbatch);
   if (n) {
     const nr = folio_nr_pages(store, fbatch.folios[n - 1]);
@@ -384,11 +419,7 @@ export function find_get_entries(kernel: Kernel, mapping: AddressSpace, start: P
 export function filemap_get_folios(kernel: Kernel, mapping: AddressSpace, start: PgoffRef, end: number, fbatch: FolioBatch): number {
   const store = kernel.store;
   folio_batch_init(fbatch);
-  let full = false;
-  pagecache_walk(kernel, mapping, start.index, end, (index, folio) => {
-    full = folio_batch_add(fbatch, folio, index) === 0;
-    return !full;
-  });
+  const full = pagecache_fill(kernel, mapping, start.index, end, fbatch);
   const n = folio_batch_count(fbatch);
   if (n && full) start.index = folio_next_index(store, fbatch.folios[n - 1]);
   else start.index = end + 1;

@@ -7,18 +7,24 @@
  * fallocate() left !uptodate is left to shmem_fault(), which clears it. PMD mappings are left to
  * the fault path (finish_fault()): cocosim's shmem has only order-0 folios.
  */
-import type { PgOff } from '@cocosim/core';
-import { filemap_get_entry } from './filemap.js';
-import { folio_nr_pages, folio_put, folio_ref_inc, folio_trylock, folio_unlock, type Folio } from './folio.js';
+import { PAGE_SIZE, XaState, type PgOff } from '@cocosim/core';
+import { folio_nr_pages, folio_put, folio_try_get, folio_unlock } from './folio.js';
 import { mm_counter_file, set_pte_range } from './memory.js';
 import { VM_FAULT_NOPAGE, type VmFault } from './mm_types.js';
-import { folio_test_hwpoison, folio_test_readahead, folio_test_uptodate } from './page-flags.js';
-import { pte_alloc, pte_index } from './pgtable.js';
+import { PG_head, PG_hwpoison, PG_locked, PG_readahead, PG_uptodate } from './page-flags.js';
+import { pmd_index_of, pte_alloc, pte_index, pte_offset_map, type PteTable } from './pgtable.js';
+
+/** DIV_ROUND_UP(i_size, PAGE_SIZE), exactly: in numbers up to 2^53 bytes, in bigints beyond. */
+function size_in_pages(i_size: bigint): number {
+  const n = Number(i_size);
+  return n <= Number.MAX_SAFE_INTEGER ? Math.ceil(n / PAGE_SIZE) : Number((i_size + BigInt(PAGE_SIZE - 1)) / BigInt(PAGE_SIZE));
+}
 
 /**
  * filemap_map_pages(): map the ready page-cache pages of file pages [start_pgoff, end_pgoff]
  * (one PTE table's worth at most, as do_fault_around() asks) that have no PTE yet. Each mapped
- * page takes a folio reference and counts in the mm's file RSS.
+ * page takes a folio reference and counts in the mm's file RSS. The folios come from one walk of
+ * the page cache (next_uptodate_folio(): xas_next_entry(), then a reference and the lock).
  * @returns VM_FAULT_NOPAGE if the faulting page itself got mapped, else 0
  */
 export function filemap_map_pages(vmf: VmFault, start_pgoff: PgOff, end_pgoff: PgOff): number {
@@ -28,51 +34,69 @@ export function filemap_map_pages(vmf: VmFault, start_pgoff: PgOff, end_pgoff: P
   const mm = vma.vm_mm;
   const kernel = mm.kernel;
   const store = kernel.store;
-  const i_size = mapping.host.i_size;
+  const flags = store.flags;
+  const base = store.base_pfn;
   /* file_end = DIV_ROUND_UP(i_size, PAGE_SIZE) - 1 */
-  const max_idx = Number((i_size + 4095n) / 4096n);
-  const end = Math.min(end_pgoff, max_idx - 1);
+  const end = Math.min(end_pgoff, size_in_pages(mapping.host.i_size) - 1);
   let ret = 0;
   let rss = 0;
   let folio_type = -1;
-  for (let index = start_pgoff as number; index <= end; ) {
-    const e = mapping.i_pages.xa_find(index, end);
-    if (e === undefined) break;
-    index = e.index;
-    /* next_uptodate_folio() */
-    const folio: Folio | undefined = filemap_get_entry(kernel, mapping, index);
-    if (folio === undefined) {
-      index++;
-      continue;
-    }
-    const first = store.index[store.idx(folio)];
-    const next = first + folio_nr_pages(store, folio);
-    if (
-      !folio_test_uptodate(store, folio) ||
-      folio_test_readahead(store, folio) ||
-      folio_test_hwpoison(store, folio) ||
-      !folio_trylock(store, folio)
-    ) {
-      folio_put(store, folio);
-      index = next;
-      continue;
-    }
-    if (folio_type < 0) folio_type = mm_counter_file(store, folio);
+  let t: PteTable | undefined;
+  let t_pmd = -1;
+  const xas = new XaState(mapping.i_pages, start_pgoff);
+  let folio = start_pgoff <= end ? xas.xas_find(end) : undefined;
+  while (folio !== undefined) {
+    const index = xas.xa_index;
+    const fi = folio - base;
+    const first = store.index[fi];
+    const next = first + (flags[fi] & (1 << PG_head) ? folio_nr_pages(store, folio) : 1);
     const last = Math.min(next - 1, end);
-    for (; index <= last; index++) {
-      const vpn = vma.start_vpn + (index - vma.vm_pgoff);
-      const t = pte_alloc(mm.pgd, vpn);
-      const i = pte_index(vpn);
-      /* PTE markers and present PTEs are left to the fault path */
-      if (t.flags[i] !== 0) continue;
-      if (vpn === vmf.vpn) ret = VM_FAULT_NOPAGE;
-      folio_ref_inc(store, folio);
-      set_pte_range(vmf, folio, folio + (index - first), 1, vpn);
-      rss++;
+    /*
+     * next_uptodate_folio(): referenced, uptodate, not readahead, not poisoned, and locked. A
+     * folio whose pages here all have PTEs already would be taken, skipped page by page and put
+     * back, which changes nothing: it is passed over untouched.
+     */
+    let unmapped = false;
+    for (let k = index; k <= last && !unmapped; k++) {
+      const vpn = vma.start_vpn + (k - vma.vm_pgoff);
+      if (pmd_index_of(vpn) !== t_pmd) {
+        t_pmd = pmd_index_of(vpn);
+        t = pte_offset_map(mm.pgd, vpn);
+      }
+      unmapped = t === undefined || t.flags[pte_index(vpn)] === 0;
     }
-    folio_unlock(store, folio);
-    folio_put(store, folio);
-    index = next;
+    if (unmapped && folio_try_get(store, folio)) {
+      const f = flags[fi];
+      if ((f & ((1 << PG_uptodate) | (1 << PG_readahead) | (1 << PG_hwpoison) | (1 << PG_locked))) !== 1 << PG_uptodate) {
+        folio_put(store, folio);
+      } else {
+        flags[fi] = f | (1 << PG_locked);
+        if (folio_type < 0) folio_type = mm_counter_file(store, folio);
+        for (let k = index; k <= last; k++) {
+          const vpn = vma.start_vpn + (k - vma.vm_pgoff);
+          if (pmd_index_of(vpn) !== t_pmd || t === undefined) {
+            t = pte_alloc(mm.pgd, vpn);
+            t_pmd = pmd_index_of(vpn);
+          }
+          /* PTE markers and present PTEs are left to the fault path */
+          if (t!.flags[pte_index(vpn)] !== 0) continue;
+          if (vpn === vmf.vpn) ret = VM_FAULT_NOPAGE;
+          store._refcount[fi]++;
+          set_pte_range(vmf, folio, folio + (k - first), 1, vpn);
+          rss++;
+        }
+        folio_unlock(store, folio);
+        folio_put(store, folio);
+      }
+    }
+    if (next > index + 1) {
+      /* a large folio sits at every index it covers: go on after it */
+      if (next > end) break;
+      xas.xas_set(next);
+      folio = xas.xas_find(end);
+    } else {
+      folio = xas.xas_next_entry(end);
+    }
   }
   if (rss) mm.add_mm_counter(folio_type, rss);
   return ret;

@@ -19,18 +19,14 @@
  */
 import { BUG, BUG_ON, Errno, PAGE_SHIFT, PAGE_SIZE, type Pfn } from '@cocosim/core';
 import {
-  PG_active,
   PG_head,
   PG_locked,
-  PG_lru,
-  PG_unevictable,
   compound_head,
   folio_clear_reclaim,
   folio_test_dirty,
   folio_test_hugetlb,
   folio_test_large,
   folio_test_locked,
-  folio_test_lru,
   folio_test_reclaim,
   folio_test_set_dirty,
   folio_test_slab,
@@ -41,6 +37,7 @@ import {
   page_type_has_type,
 } from './page-flags.js';
 import { ZONE_MOVABLE, is_zero_pfn, type PageStore } from './page_store.js';
+import { lru_release_idx } from './mm_inline.js';
 
 /** struct folio *: the head pfn of a folio. */
 export type Folio = Pfn;
@@ -384,10 +381,8 @@ export function __folio_put(store: PageStore, folio: number): void {
     store.free_huge_folio!(folio as Folio);
     return;
   }
-  if (folio_test_lru(store, folio)) {
-    /* __page_cache_release(): lruvec_del_folio() then __folio_clear_lru_flags() */
-    store.flags[store.idx(folio)] &= ~((1 << PG_lru) | (1 << PG_active) | (1 << PG_unevictable));
-  }
+  /* __page_cache_release(): lruvec_del_folio() then __folio_clear_lru_flags() */
+  lru_release_idx(store, store.idx(folio));
   if (store.page_alloc === undefined) BUG(`__folio_put: folio ${hex(folio)} but no page allocator`);
   store.page_alloc!.free_frozen_pages(folio, folio_order(store, folio));
 }
@@ -639,8 +634,9 @@ export function folio_raw_mapping(store: PageStore, folio: number): number {
 
 /**
  * folio_mapping(): the address_space of a page-cache folio, 0 for anonymous, slab and unmapped
- * folios. The kernel returns the swap cache's address_space for a swap-cache folio; swap is not
- * modelled, so that case gives 0 too.
+ * folios. The kernel returns the swap cache's address_space for a swap-cache folio; the
+ * simulator's swap cache (swap_state.ts) has no address_space object, so that case gives 0 too
+ * and callers that care test folio_test_swapcache() first.
  */
 export function folio_mapping(store: PageStore, folio: number): number {
   if (folio_test_slab(store, folio)) return 0;

@@ -18,11 +18,12 @@
  * VMAs are aligned to the huge page size (hugetlb's may_split refuses anything else).
  */
 import { BUG, BUG_ON, HPAGE_PMD_NR, HPAGE_PMD_ORDER } from '@cocosim/core';
-import { FOLIO_MAPPING_ANON, folio_mark_dirty, folio_put, folio_ref_add, folio_ref_count, type Folio } from './folio.js';
+import { FOLIO_MAPPING_ANON, folio_mark_dirty, folio_put, folio_ref_add, folio_ref_count, page_folio, type Folio } from './folio.js';
 import { GFP_TRANSHUGE, GFP_TRANSHUGE_LIGHT, __GFP_MOVABLE, __GFP_ZERO } from './gfp.js';
 import { folio_zero_user } from './hugetlb.js';
 import type { Kernel } from './kernel.js';
 import {
+  FAULT_FLAG_UNSHARE,
   FAULT_FLAG_WRITE,
   MM_ANONPAGES,
   MM_FILEPAGES,
@@ -55,6 +56,7 @@ import {
   pte_mkyoung,
   pte_modify,
   pte_present,
+  pte_swp_type,
   set_pmd_at,
   pudp_huge_get_and_clear,
   set_pte_at,
@@ -63,13 +65,15 @@ import {
 import {
   PageAnonExclusive,
   RMAP_EXCLUSIVE,
+  SetPageAnonExclusive,
   anon_vma_prepare,
   folio_add_anon_rmap_ptes,
   folio_add_new_anon_rmap,
   folio_remove_rmap_pmd,
 } from './rmap.js';
 import { flush_tlb_mm_range } from './tlb.js';
-import { folio_add_lru_vma, thp_vma_suitable_order } from './memory.js';
+import { folio_add_lru_vma, mm_counter, thp_vma_suitable_order } from './memory.js';
+import { SWP_PFN_BITS, is_migration_type } from './swapops.js';
 
 const PMD_ORDER = HPAGE_PMD_ORDER;
 
@@ -184,6 +188,9 @@ export function do_huge_pmd_wp_page(vmf: VmFault): number {
       return 0;
     }
   } else if (store.mapping[store.idx(e.val)] & FOLIO_MAPPING_ANON && (PageAnonExclusive(store, e.val) || folio_ref_count(store, e.val) === 1)) {
+    if (!PageAnonExclusive(store, e.val)) SetPageAnonExclusive(store, e.val);
+    /* reuse: FAULT_FLAG_UNSHARE (a R/O pin) only needed it exclusive */
+    if (vmf.flags & FAULT_FLAG_UNSHARE) return 0;
     e.flags = pte_mkyoung(vma.vm_flags & VM_WRITE ? pte_mkwrite(pte_mkdirty(e.flags)) : pte_mkdirty(e.flags));
     return 0;
   }
@@ -212,7 +219,17 @@ export class HugeZapResult {
 function zap_huge_entry(vma: VmAreaStruct, e: HugeEntry, nr: number, res: HugeZapResult): void {
   const mm = vma.vm_mm;
   const store = mm.kernel.store;
-  if (!pte_present(e.flags)) BUG('zap of a non-present huge entry: PMD migration entries are not modelled');
+  if (!pte_present(e.flags)) {
+    /*
+     * A hwpoison entry (a poisoned hugetlb page) or a migration entry: the page is already
+     * unmapped and its reference dropped; a THP's migration entry still counts in rss.
+     */
+    const type = pte_swp_type(e.flags);
+    if (!is_migration_type(type)) return;
+    const folio = page_folio(store, e.val % 2 ** SWP_PFN_BITS);
+    if (!folio_test_hugetlb(store, folio)) mm.add_mm_counter(mm_counter(store, folio), -nr);
+    return;
+  }
   /* the huge zero folio: no rss, no rmap, no reference */
   if (e.flags & _PAGE_SPECIAL) return;
   const folio = e.val;

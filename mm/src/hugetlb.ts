@@ -283,6 +283,29 @@ export function free_huge_folio(pool: HugetlbPool, folio: Folio): void {
 }
 
 /**
+ * dissolve_free_hugetlb_folio(): a free pool folio leaves the pool for the buddy allocator as
+ * base pages (memory failure keeps only the bad one). 0 when done, or when the folio is not a
+ * hugetlb one; -EBUSY when it is in use or the pool's reservations need it.
+ */
+export function dissolve_free_hugetlb_folio(kernel: Kernel, folio: Folio): number {
+  const store = kernel.store;
+  if (!folio_test_hugetlb(store, folio)) return 0;
+  const pool = hugetlb_pool(kernel);
+  const h = hstate_of(pool, folio);
+  const k = h.freelist.indexOf(folio);
+  if (k < 0) return -Errno.EBUSY;
+  /* We have to make sure that the reservations of the pool can still be honoured. */
+  if (h.free_huge_pages - h.resv_huge_pages === 0) return -Errno.EBUSY;
+  /* remove_hugetlb_folio(h, folio, false) */
+  h.freelist.splice(k, 1);
+  h.free_huge_pages--;
+  h.nr_huge_pages--;
+  h.max_huge_pages--;
+  update_and_free_hugetlb_folio(pool, folio);
+  return 0;
+}
+
+/**
  * folio_zero_user(): clear a huge folio for user space, charged as one 2 MiB or 1 GiB extent
  * (page_zero_2m / page_zero_1g).
  */

@@ -21,7 +21,7 @@ const PMD_ORDER = 9;
 import { ATTR_MODE, S_IALLUGO, type IattrMode } from './attr.js';
 import { alloc_file_pseudo, iput } from './file_table.js';
 import { filemap_get_folios, filemap_lock_folio, filemap_remove_folio, registerMapping, unregisterMapping, type PgoffRef } from './filemap.js';
-import { ATTR_SIZE, Inode, O_RDWR, S_IFREG, type File, type FileOperations, type Iattr, type InodeOperations, type Kstat, type Loff } from './fs.js';
+import { ATTR_SIZE, Inode, O_RDWR, S_IFREG, type AddressSpaceOperations, type File, type FileOperations, type Iattr, type InodeOperations, type Kstat, type Loff } from './fs.js';
 import { FOLIO_MAPPING_ANON, folio_lock, folio_mapped, folio_put, folio_unlock, type Folio } from './folio.js';
 import {
   alloc_hugetlb_folio,
@@ -40,6 +40,7 @@ import type { Kernel } from './kernel.js';
 import { __folio_mark_uptodate, __folio_set_locked, folio_clear_dirty, folio_clear_uptodate, folio_test_hwpoison } from './page-flags.js';
 import type { PageStore } from './page_store.js';
 import {
+  FAULT_FLAG_UNSHARE,
   FAULT_FLAG_WRITE,
   linear_page_index,
   vma_pages,
@@ -476,8 +477,10 @@ function set_huge_pte_at(vma: VmAreaStruct, slot: HugeSlot, folio: Folio, entry:
 /**
  * hugetlb_wp(): a write to a write-protected huge leaf of a private mapping. An exclusive anon
  * page is reused; otherwise a new huge page (not reserved) gets a copy and replaces the mapping.
+ * FAULT_FLAG_UNSHARE (a read-only GUP pin) does the same but leaves the leaf read-only.
  */
 function hugetlb_wp(vmf: VmFault, h: Hstate, slot: HugeSlot, hvpn: number): number {
+  const unshare = (vmf.flags & FAULT_FLAG_UNSHARE) !== 0;
   const vma = vmf.vma;
   const kernel = vma.vm_mm.kernel;
   const store = kernel.store;
@@ -485,7 +488,7 @@ function hugetlb_wp(vmf: VmFault, h: Hstate, slot: HugeSlot, hvpn: number): numb
   const old = e.val as Folio;
   const nr = pages_per_huge_page(h);
   if (store.mapping[store.idx(old)] & FOLIO_MAPPING_ANON && PageAnonExclusive(store, old)) {
-    set_huge_pte_at(vma, slot, old, pte_mkwrite(pte_mkdirty(e.flags)));
+    if (!unshare) set_huge_pte_at(vma, slot, old, pte_mkwrite(pte_mkdirty(e.flags)));
     return 0;
   }
   const folio = alloc_hugetlb_folio(kernel, h);
@@ -496,7 +499,7 @@ function hugetlb_wp(vmf: VmFault, h: Hstate, slot: HugeSlot, hvpn: number): numb
   hugetlb_add_new_anon_rmap(store, folio, vma, hvpn);
   folio_remove_rmap_pmd(store, old, vma);
   folio_put(store, old);
-  set_huge_pte_at(vma, slot, folio, make_huge_pte(vma, true));
+  set_huge_pte_at(vma, slot, folio, make_huge_pte(vma, !unshare));
   flush_tlb_mm_range(vma.vm_mm, hvpn, hvpn + nr);
   return 0;
 }
@@ -524,8 +527,9 @@ export function hugetlb_fault(vmf: VmFault): number {
   const shared = (vma.vm_flags & VM_SHARED) !== 0;
   const e = huge_entry(vma, slot);
   if (e !== undefined) {
-    if (write && !pte_write(e.flags)) {
+    if ((write || vmf.flags & FAULT_FLAG_UNSHARE) && !pte_write(e.flags)) {
       if (!shared) return hugetlb_wp(vmf, h, slot, hvpn);
+      if (!write) return 0;
       e.flags = pte_mkwrite(pte_mkdirty(e.flags));
     }
     e.flags = pte_mkyoung(write ? pte_mkdirty(e.flags) : e.flags);
@@ -585,6 +589,14 @@ export const hugetlbfs_inode_operations: InodeOperations = {
 };
 
 /**
+ * hugetlbfs_aops: memory-failure keeps a poisoned huge folio in the page cache
+ * (hugetlbfs_error_remove_folio()), so that the page stays isolated until the file is truncated.
+ */
+export const hugetlbfs_aops: AddressSpaceOperations = {
+  error_remove_folio: () => 0,
+};
+
+/**
  * hugetlb_file_setup(): an unlinked hugetlbfs file of the hstate `page_size_log` names (0: the
  * default 2 MiB), opened O_RDWR.
  * @returns the File, or ERR_PTR(-ENODEV) for a size with no hstate
@@ -594,6 +606,7 @@ export function hugetlb_file_setup(kernel: Kernel, name: string, size: bigint, _
   if (h === undefined) return ERR_PTR(-Errno.ENODEV);
   const inode = new Inode(kernel.get_next_ino(), S_IFREG | 0o777, hugetlbfs_inode_operations, hugetlbfs_file_operations, kernel.next_mapping_id());
   inode.i_private = new HugetlbfsInodeInfo(kernel, h, inode, name);
+  inode.i_mapping.a_ops = hugetlbfs_aops;
   registerMapping(kernel.store, inode.i_mapping);
   inode.i_size = size;
   inode.i_nlink = 0; /* clear_nlink() */

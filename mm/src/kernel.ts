@@ -13,6 +13,9 @@ import { PageAllocator } from './page_alloc.js';
 import { DEFAULT_NR_PAGES, PageStore } from './page_store.js';
 import type { File } from './fs.js';
 import { chr_dev_init } from './char_mem.js';
+import { __alloc_contig_migrate_range } from './compaction.js';
+import { migration_hooks } from './memory.js';
+import { migration_entry_wait } from './migrate.js';
 
 /** Opens a character device node: a new File, or -errno (misc_register's fops->open). */
 export type DeviceOpen = (kernel: Kernel, flags: number) => File | number;
@@ -39,6 +42,10 @@ export class Kernel {
       for (let i = 0; i < nr; i++) phys.clear((pfn + i) as typeof pfn);
     } });
     chr_dev_init(this);
+    // Page migration: a fault on a migration entry waits for it (migrate.ts), and
+    // alloc_contig_range() migrates the pages in use out of its range (compaction.ts).
+    migration_hooks.migration_entry_wait = migration_entry_wait;
+    page_alloc.contig_migrate = (start, end, gfp) => __alloc_contig_migrate_range(this, start, end, gfp);
   }
 
   /** get_next_ino() (fs/inode.c): inode numbers of pseudo filesystems (shmem, anon inodes). */

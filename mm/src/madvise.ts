@@ -12,7 +12,8 @@
  *     touch; file pages: refaulted from the page cache, MAP_PRIVATE copies dropped; hwpoison
  *     entries go too, guard markers stay). EINVAL on VM_PFNMAP, and on VM_LOCKED for DONTNEED.
  *   - MADV_FREE: anon private only (else EINVAL); the pages become lazily freeable (clean,
- *     !swapbacked) and keep their contents, since cocosim has no reclaim to drop them.
+ *     !swapbacked, on the inactive file list) and keep their contents until reclaim drops them
+ *     (unless written again); swapped-out pages and hwpoison entries of the range go at once.
  *   - MADV_REMOVE: punch a hole in the file through f_op->fallocate (shmem): EINVAL on VM_LOCKED
  *     or without a file, EACCES unless the mapping is shared and may be written.
  *   - MADV_POPULATE_READ/WRITE: fault the range in with the mapping's permissions: ENOMEM for a
@@ -24,9 +25,12 @@
  *   - MADV_NORMAL, RANDOM, SEQUENTIAL, DONTFORK, DOFORK, WIPEONFORK, KEEPONFORK, DONTDUMP,
  *     DODUMP, MERGEABLE, UNMERGEABLE, HUGEPAGE, NOHUGEPAGE: VMA flags (splitting and merging
  *     VMAs), with the kernel's EINVAL cases; a -ENOMEM from a split becomes EAGAIN.
- *   - MADV_WILLNEED, MADV_COLD, MADV_PAGEOUT: checked as the kernel does (COLD and PAGEOUT are
- *     EINVAL on VM_LOCKED, VM_PFNMAP, hugetlb), with no further effect: cocosim has neither swap
- *     nor LRU aging, so there is nothing to read ahead, deactivate or page out.
+ *   - MADV_COLD / MADV_PAGEOUT (EINVAL on VM_LOCKED, VM_PFNMAP, hugetlb): the LRU folios mapped
+ *     only by this process are deactivated (COLD, clearing the young bits) or reclaimed at once,
+ *     their references ignored (PAGEOUT, vmscan.ts reclaim_pages(): swapped out if there is swap,
+ *     else kept and activated; a shmem page is unmapped even then). Large folios are left alone
+ *     (the kernel would split them).
+ *   - MADV_WILLNEED: nothing to read ahead (no readahead is modelled).
  *   - MADV_GUARD_INSTALL / MADV_GUARD_REMOVE: guard PTE markers (access: SIGSEGV SEGV_MAPERR);
  *     install zaps what is mapped first; EINVAL on VM_SPECIAL, hugetlb, and (install) VM_LOCKED.
  *   - MADV_COLLAPSE: EINVAL, what the kernel answers for a VMA that cannot hold an aligned
@@ -34,7 +38,7 @@
  *     answer (a known difference from Linux, which would collapse them).
  */
 import { Errno, type Pfn } from '@cocosim/core';
-import { folio_mapcount, folio_test_anon, page_folio } from './folio.js';
+import { folio_mapcount, folio_nr_pages, folio_test_anon, folio_trylock, folio_unlock, page_folio, type Folio } from './folio.js';
 import { faultin_page_range, get_user_pages_fast } from './gup.js';
 import type { Kernel } from './kernel.js';
 import { zap_page_range_single } from './memory.js';
@@ -70,6 +74,7 @@ import {
   ulong_arg,
 } from './mman.js';
 import {
+  MM_SWAPENTS,
   VM_DONTCOPY,
   VM_DONTDUMP,
   VM_DONTEXPAND,
@@ -101,17 +106,23 @@ import {
 import { vfs_fallocate } from './open.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from './uapi/falloc.js';
 import {
-  PG_active,
-  PG_referenced,
   folio_clear_dirty,
+  folio_clear_referenced,
+  folio_set_workingset,
+  folio_test_active,
   folio_test_dirty,
-  folio_test_swapbacked,
+  folio_test_large,
+  folio_test_lru,
+  folio_test_swapcache,
   folio_test_unevictable,
-  __folio_clear_swapbacked,
 } from './page-flags.js';
+import { folio_deactivate, folio_isolate_lru, folio_mark_lazyfree, folio_putback_lru } from './swap.js';
+import { folio_free_swap, free_swap_and_cache_nr } from './swap_state.js';
+import { reclaim_pages } from './vmscan.js';
 import {
   PTRS_PER_PTE,
   _PAGE_ACCESSED,
+  _PAGE_SPECIAL,
   _PAGE_DIRTY,
   is_swap_pte,
   pte_alloc,
@@ -123,7 +134,7 @@ import {
   walk_pte_tables,
 } from './pgtable.js';
 import { anon_vma_prepare } from './rmap.js';
-import { PTE_MARKER_GUARD, SWP_PTE_MARKER } from './swapops.js';
+import { MAX_SWAPFILES, PTE_MARKER_GUARD, PTE_MARKER_POISONED, SWP_HWPOISON, SWP_PTE_MARKER, swp_entry } from './swapops.js';
 import { flush_tlb_mm_range } from './tlb.js';
 import { find_vma, vma_modify_flags } from './vma.js';
 import { vm_normal_page } from './memory.js';
@@ -138,7 +149,8 @@ export const MF_SW_SIMULATED = 1 << 5;
  * installs them. Results are 0 | -errno.
  */
 export interface MemoryFailureHooks {
-  memory_failure?(kernel: Kernel, pfn: Pfn, flags: number): number;
+  /** memory_failure(); `current` is the caller's mm (MF_ACTION_REQUIRED signals its task). */
+  memory_failure?(kernel: Kernel, pfn: Pfn, flags: number, current?: MmStruct): number;
   soft_offline_page?(kernel: Kernel, pfn: Pfn, flags: number): number;
 }
 export const memory_failure_hooks: MemoryFailureHooks = {};
@@ -212,34 +224,54 @@ function madvise_dontneed_free_valid_vma(vma: VmAreaStruct, behavior: number): b
 }
 
 /**
- * madvise_free_single_vma(): anon pages in [start, end) mapped only here become lazily freeable:
- * clean PTEs and folio, off the swap-backed LRU (folio_mark_lazyfree()).
+ * madvise_free_single_vma() (madvise_free_pte_range()): anon pages in [start, end) become lazily
+ * freeable: clean PTEs and folio, out of the swap cache, on the inactive file list
+ * (folio_mark_lazyfree()). A swapped-out page is dropped with its slot, and hwpoison entries go.
  */
 function madvise_free_single_vma(vma: VmAreaStruct, start: number, end: number): number {
   /* MADV_FREE works for only anon vma at the moment */
   if (!vma_is_anonymous(vma)) return -Errno.EINVAL;
   const mm = vma.vm_mm;
-  const store = mm.kernel.store;
+  const kernel = mm.kernel;
+  const store = kernel.store;
   let flush = false;
+  let nr_swap = 0;
   walk_pte_tables(mm.pgd, start, end, (t, _pmd, from, to) => {
     for (let i = from; i < to; i++) {
       const f = t.flags[i];
-      if (!pte_present(f)) continue;
+      if (f === 0) continue;
+      if (!pte_present(f)) {
+        const type = pte_swp_type(f);
+        if (type < MAX_SWAPFILES) {
+          nr_swap--;
+          free_swap_and_cache_nr(kernel, swp_entry(type, t.val[i]), 1);
+          pte_clear(t, i);
+        } else if (type === SWP_HWPOISON || (type === SWP_PTE_MARKER && t.val[i] & PTE_MARKER_POISONED)) {
+          pte_clear(t, i);
+        }
+        continue;
+      }
       const page = vm_normal_page(store, f, t.val[i]);
       if (page < 0) continue;
       const folio = page_folio(store, page);
-      if (folio_mapcount(store, folio) !== 1) continue;
-      if (folio_test_dirty(store, folio)) folio_clear_dirty(store, folio);
+      if (folio_test_swapcache(store, folio) || folio_test_dirty(store, folio)) {
+        if (!folio_trylock(store, folio)) continue;
+        /* A large folio fully mapped here is exclusive when its mapcount is its size. */
+        if (folio_mapcount(store, folio) !== folio_nr_pages(store, folio) || (folio_test_swapcache(store, folio) && !folio_free_swap(kernel, folio))) {
+          folio_unlock(store, folio);
+          continue;
+        }
+        folio_clear_dirty(store, folio);
+        folio_unlock(store, folio);
+      }
       if (f & (_PAGE_ACCESSED | _PAGE_DIRTY)) {
         t.flags[i] = f & ~(_PAGE_ACCESSED | _PAGE_DIRTY);
         flush = true;
       }
-      if (folio_test_anon(store, folio) && folio_test_swapbacked(store, folio) && !folio_test_unevictable(store, folio)) {
-        store.flags[store.idx(folio)] &= ~((1 << PG_active) | (1 << PG_referenced));
-        __folio_clear_swapbacked(store, folio);
-      }
+      folio_mark_lazyfree(store, folio);
     }
   });
+  if (nr_swap) mm.add_mm_counter(MM_SWAPENTS, nr_swap);
   if (flush) flush_tlb_mm_range(mm, start, end);
   return 0;
 }
@@ -316,6 +348,92 @@ function can_madv_lru_vma(vma: VmAreaStruct): boolean {
   return !(vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB));
 }
 
+/**
+ * can_do_file_pageout(): the process may page out the file's pages: it owns the file or may
+ * write it (simulated processes run as root, so any file).
+ */
+function can_do_file_pageout(vma: VmAreaStruct): boolean {
+  return vma.vm_file !== null;
+}
+
+/**
+ * madvise_cold_or_pageout_pte_range() over pages [start, end) of `vma`: each LRU folio mapped
+ * only here (mapcount equal to its size) loses PG_referenced (and, for COLD, its PTEs' young
+ * bits) and is deactivated (COLD) or isolated and reclaimed at the end (PAGEOUT). PMD-mapped
+ * THPs count when the range covers them whole; large folios mapped by PTEs are skipped (the
+ * kernel would split them).
+ */
+function madvise_cold_or_pageout_range(vma: VmAreaStruct, start: number, end: number, pageout: boolean): void {
+  const mm = vma.vm_mm;
+  const kernel = mm.kernel;
+  const store = kernel.store;
+  const pageout_anon_only_filter = pageout && !vma_is_anonymous(vma) && !can_do_file_pageout(vma);
+  const folio_list: Folio[] = [];
+  let flush = false;
+  const handle = (folio: Folio): void => {
+    /* Do not interfere with other mappings of this folio and non-LRU folio. */
+    if (!folio_test_lru(store, folio) || folio_mapcount(store, folio) !== 1) return;
+    if (pageout_anon_only_filter && !folio_test_anon(store, folio)) return;
+    /* We are deactivating a folio for accelerating reclaiming. */
+    folio_clear_referenced(store, folio);
+    if (folio_test_active(store, folio)) folio_set_workingset(store, folio);
+    if (pageout) {
+      if (folio_isolate_lru(store, folio)) {
+        if (folio_test_unevictable(store, folio)) folio_putback_lru(store, folio);
+        else folio_list.push(folio);
+      }
+    } else {
+      folio_deactivate(store, folio);
+    }
+  };
+  const pt = mm.pgd;
+  for (const [pmd, e] of [...pt.pmds]) {
+    const s = pmd * PTRS_PER_PTE;
+    if (s < start || s + PTRS_PER_PTE > end || !pte_present(e.flags) || e.flags & _PAGE_SPECIAL) continue;
+    if (!pageout && e.flags & _PAGE_ACCESSED) {
+      e.flags &= ~_PAGE_ACCESSED;
+      flush = true;
+    }
+    handle(e.val as Folio);
+  }
+  walk_pte_tables(pt, start, end, (t, _pmd, from, to) => {
+    for (let i = from; i < to; i++) {
+      const f = t.flags[i];
+      if (!pte_present(f)) continue;
+      const page = vm_normal_page(store, f, t.val[i]);
+      if (page < 0) continue;
+      const folio = page_folio(store, page);
+      if (folio_test_large(store, folio)) continue;
+      if (!pageout && f & _PAGE_ACCESSED && folio_test_lru(store, folio) && folio_mapcount(store, folio) === 1) {
+        t.flags[i] = f & ~_PAGE_ACCESSED;
+        flush = true;
+      }
+      handle(folio);
+    }
+  });
+  if (flush) flush_tlb_mm_range(mm, start, end);
+  if (pageout) reclaim_pages(kernel, folio_list);
+}
+
+/** madvise_cold(): deactivate the range's folios so that reclaim takes them first. */
+function madvise_cold(vma: VmAreaStruct, start: number, end: number): number {
+  if (!can_madv_lru_vma(vma)) return -Errno.EINVAL;
+  madvise_cold_or_pageout_range(vma, start, end, false);
+  return 0;
+}
+
+/** madvise_pageout(): reclaim the range's folios now. */
+function madvise_pageout(vma: VmAreaStruct, start: number, end: number): number {
+  if (!can_madv_lru_vma(vma)) return -Errno.EINVAL;
+  /*
+   * If the VMA belongs to a private file mapping, there can be private dirty pages which can be
+   * paged out if even this process is neither owner nor write capable of the file.
+   */
+  if (!vma_is_anonymous(vma) && !can_do_file_pageout(vma) && vma.vm_flags & VM_MAYSHARE) return 0;
+  madvise_cold_or_pageout_range(vma, start, end, true);
+  return 0;
+}
+
 /** vma_ksm_compatible(). */
 function vma_ksm_compatible(vma: VmAreaStruct): boolean {
   if (vma.vm_flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP)) return false;
@@ -331,8 +449,9 @@ function madvise_vma_behavior(vma: VmAreaStruct, start: number, end: number, beh
     case MADV_WILLNEED:
       return { error: 0, prev: vma };
     case MADV_COLD:
+      return { error: madvise_cold(vma, start, end), prev: vma };
     case MADV_PAGEOUT:
-      return { error: can_madv_lru_vma(vma) ? 0 : -Errno.EINVAL, prev: vma };
+      return { error: madvise_pageout(vma, start, end), prev: vma };
     case MADV_FREE:
     case MADV_DONTNEED:
     case MADV_DONTNEED_LOCKED:
@@ -465,7 +584,7 @@ function madvise_inject_error(mm: MmStruct, start: bigint, end: bigint, behavior
       const so = memory_failure_hooks.soft_offline_page;
       err = so === undefined ? -Errno.EINVAL : so(kernel, pfn, MF_COUNT_INCREASED);
     } else {
-      err = memory_failure_hooks.memory_failure!(kernel, pfn, MF_ACTION_REQUIRED | MF_COUNT_INCREASED | MF_SW_SIMULATED);
+      err = memory_failure_hooks.memory_failure!(kernel, pfn, MF_ACTION_REQUIRED | MF_COUNT_INCREASED | MF_SW_SIMULATED, mm);
       if (err === -Errno.EOPNOTSUPP) err = 0;
     }
     if (err) return err;

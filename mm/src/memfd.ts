@@ -19,6 +19,7 @@ import { folio_test_hugetlb, folio_test_private, folio_test_swapcache, page_has_
 import type { PageStore } from './page_store.js';
 import { hugetlb_file_setup, hugetlbfs_alloc_folio, HUGETLBFS_I, HUGETLB_ANONHUGE_INODE, is_file_hugepages } from './hugetlbfs.js';
 import type { Kernel } from './kernel.js';
+import { xa_is_value } from './swapops.js';
 import { VM_MAYWRITE, VM_NORESERVE, VM_SHARED, VM_WRITE } from './mm_types.js';
 import { int_arg } from './mman.js';
 import type { Task } from './process.js';
@@ -111,7 +112,8 @@ function memfd_wait_for_pins(kernel: Kernel, mapping: AddressSpace): number {
   let pinned = false;
   let last: Folio | -1 = -1;
   mapping.i_pages.xa_for_each((_index, folio) => {
-    if (folio === last) return true;
+    /* a swapped-out page (a value entry) cannot be pinned */
+    if (folio === last || xa_is_value(folio)) return true;
     last = folio;
     if (folio_ref_count(store, folio) !== folio_expected_ref_count(store, folio)) pinned = true;
     return !pinned;

@@ -127,6 +127,26 @@ describe('zap', () => {
   });
 });
 
+describe('the zap gather', () => {
+  test('anon pages a zap frees go back to the allocator after its TLB flush, and all of them', () => {
+    const p = proc();
+    const events: string[] = [];
+    p.kernel.tracer.on('tlb_flush', () => void events.push('flush'));
+    p.kernel.page_alloc.addListener({ onFree: (_pfn, nr) => void events.push(`free ${nr}`) });
+    const free0 = p.kernel.page_alloc.nr_free_pages();
+    const a = p.mmap(0, 200n * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    expect(p.madvise(a, 200n * PG, MADV_POPULATE_WRITE)).toBe(0);
+    expect(p.kernel.page_alloc.nr_free_pages()).toBe(free0 - 200);
+    events.length = 0;
+    expect(p.madvise(a + PG, 100n * PG, MADV_DONTNEED)).toBe(0);
+    expect(events).toEqual(['flush', ...Array<string>(100).fill('free 1')]);
+    expect(p.munmap(a, 200n * PG)).toBe(0);
+    expect(p.mm.get_mm_counter(MM_ANONPAGES)).toBe(0);
+    expect(p.kernel.page_alloc.nr_free_pages()).toBe(free0);
+    expect(p.kernel.page_alloc.checkConsistency()).toEqual([]);
+  });
+});
+
 describe('migration entries', () => {
   test('a fault on one waits for the migration (migration_entry_wait) and retries the access', () => {
     const p = proc();

@@ -13,13 +13,15 @@
  *     otherwise (wp_page_copy(); from the zero page: a zeroed page), or make a shared page
  *     writable (wp_page_shared() with ->page_mkwrite);
  *   - do_swap_page(): non-present entries. hwpoison entries and poisoned markers give
- *     VM_FAULT_HWPOISON, guard markers VM_FAULT_SIGSEGV. A migration entry makes the kernel
- *     wait for the migration; the simulator runs every migration to completion inside one call,
- *     so a fault that finds one would wait forever: a simulator bug. There is no swap device,
- *     so a real swap entry is a simulator bug too.
+ *     VM_FAULT_HWPOISON, guard markers VM_FAULT_SIGSEGV. A migration entry waits for the
+ *     migration (migration_hooks: migrate.ts' migration_entry_wait()) and the access is
+ *     retried. A real swap entry is read back through the swap cache (do_swap_page_swp(),
+ *     swap_state.ts).
  * PMD and PUD entries: a VMA whose vm_ops has huge_fault gets the first try at a PMD-aligned
  * fault (hugetlb VMAs are faulted only through it), and finish_fault() maps a PMD-sized
- * page-cache folio by a PMD where the VMA allows (do_set_pmd()).
+ * page-cache folio by a PMD where the VMA allows (do_set_pmd()). A non-present PMD or PUD entry
+ * is a THP migration entry (which waits as above) or the hwpoison entry of a poisoned hugetlb
+ * page (VM_FAULT_HWPOISON_LARGE).
  *
  * References and mapcounts are the kernel's: a page mapped by a PTE holds one folio reference
  * (the one the fault handler returned, or the allocation's) and one mapcount; zapping removes the
@@ -30,10 +32,9 @@
  * freed, TLB flushes through tlb.ts.
  */
 import { BUG, HPAGE_PMD_NR, HPAGE_PMD_ORDER, isMemPoison, type Pfn, type PgOff } from '@cocosim/core';
-import { lookupMapping } from './filemap.js';
+import { folio_add_lru, lookupMapping } from './filemap.js';
 import {
   FOLIO_MAPPING_ANON,
-  __folio_put,
   folio_get,
   folio_lock,
   folio_mark_dirty,
@@ -55,6 +56,7 @@ import { HugeZapResult, do_huge_pmd_anonymous_page, do_huge_pmd_wp_page, split_h
 import type { Kernel } from './kernel.js';
 import {
   FAULT_FLAG_MKWRITE,
+  FAULT_FLAG_UNSHARE,
   FAULT_FLAG_WRITE,
   MM_ANONPAGES,
   MM_FILEPAGES,
@@ -63,6 +65,8 @@ import {
   VM_FAULT_ERROR,
   VM_FAULT_FALLBACK,
   VM_FAULT_HWPOISON,
+  VM_FAULT_HWPOISON_LARGE,
+  VM_FAULT_SET_HINDEX,
   VM_FAULT_LOCKED,
   VM_FAULT_NOPAGE,
   VM_FAULT_OOM,
@@ -86,11 +90,11 @@ import {
   type VmAreaStruct,
 } from './mm_types.js';
 import { mlock_new_folio } from './mlock.js';
+import { folios_free_frozen } from './pagevec.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu_notifier.js';
 import {
   PG_dirty,
   PG_head,
-  PG_lru,
   PG_reclaim,
   PG_swapbacked,
   PageHWPoison,
@@ -127,6 +131,7 @@ import {
   set_pmd_at,
   set_pte_at,
   walk_pte_tables,
+  type HugeEntry,
   type PteTable,
 } from './pgtable.js';
 import {
@@ -153,6 +158,13 @@ import {
 } from './swapops.js';
 import { flush_tlb_mm_range, flush_tlb_page } from './tlb.js';
 import { mapping_unmap_hooks } from './truncate.js';
+import { folio_free_swap, free_swap_and_cache_nr, free_swap_cache, swap_cache_alloc_folio, swap_cache_get_folio } from './swap_state.js';
+import { get_swap_device, swap_free_nr, vm_swap_full } from './swapfile.js';
+import { MM_SWAPENTS, VM_FAULT_MAJOR } from './mm_types.js';
+import { PG_swapcache, folio_test_mlocked, folio_test_swapcache, folio_test_uptodate } from './page-flags.js';
+import { pte_swp_exclusive } from './pgtable.js';
+import { RMAP_NONE, folio_add_anon_rmap_ptes } from './rmap.js';
+import { swp_entry } from './swapops.js';
 
 /** A huge-page fault's order for a PMD mapping (PMD_ORDER). */
 export const PMD_ORDER = HPAGE_PMD_ORDER;
@@ -209,7 +221,7 @@ function fault_around_pages(kernel: Kernel): number {
  */
 export function folio_add_lru_vma(store: PageStore, folio: Folio, vma: VmAreaStruct): void {
   if ((vma.vm_flags & (VM_LOCKED | VM_SPECIAL)) === VM_LOCKED) mlock_new_folio(store, folio);
-  else store.flags[store.idx(folio)] |= 1 << PG_lru;
+  else folio_add_lru(store, folio);
 }
 
 /** Charge the allocation (and zeroing) of a user folio and return it, or undefined on failure. */
@@ -246,9 +258,28 @@ export function handle_mm_fault(vma: VmAreaStruct, vpn: number, flags: number, o
  * installs the PMD or PUD entry of the VMA's huge page size.
  */
 function hugetlb_fault(vmf: VmFault): number {
+  const pt = vmf.vma.vm_mm.pgd;
+  const pud = pt.puds.size !== 0 ? pt.puds.get(pud_index_of(vmf.vpn)) : undefined;
+  const e = pud ?? (pt.pmds.size !== 0 ? pt.pmds.get(pmd_index_of(vmf.vpn)) : undefined);
+  if (e !== undefined && !pte_present(e.flags)) return do_huge_swap_entry(vmf, e, pud !== undefined ? 2 * PMD_ORDER : PMD_ORDER);
   const ops = vmf.vma.vm_ops;
   if (ops === null || ops.huge_fault === undefined) return VM_FAULT_SIGBUS;
   return ops.huge_fault(vmf, PMD_ORDER);
+}
+
+/**
+ * A fault on a non-present PMD or PUD entry of `order`: a migration entry waits for the
+ * migration (the access is retried); a hwpoison entry (a poisoned hugetlb page, unmapped by
+ * memory-failure) is VM_FAULT_HWPOISON_LARGE with the page's order as its index.
+ */
+function do_huge_swap_entry(vmf: VmFault, e: HugeEntry, order: number): number {
+  const type = pte_swp_type(e.flags);
+  if (type === SWP_HWPOISON) return VM_FAULT_HWPOISON_LARGE | VM_FAULT_SET_HINDEX(order);
+  if (!is_migration_type(type)) BUG(`fault on a non-present huge entry of type ${type} at vpn ${vmf.vpn}`);
+  const wait = migration_hooks.migration_entry_wait;
+  if (wait === undefined) BUG(`fault on a PMD migration entry at vpn ${vmf.vpn}: migration_entry_wait() would never return`);
+  wait!(vmf.vma.vm_mm, vmf.vpn);
+  return 0;
 }
 
 /** thp_vma_suitable_order(): a naturally aligned 2^order range around `vpn` fits the VMA (and the file). */
@@ -267,14 +298,14 @@ function __handle_mm_fault(vmf: VmFault): number {
     /* A PUD leaf is only ever installed by a huge_fault handler: let it handle the fault. */
     return vma.vm_ops?.huge_fault !== undefined ? vma.vm_ops.huge_fault(vmf, PMD_ORDER) : VM_FAULT_SIGBUS;
   }
-  const huge = pt.pmds.get(pmd);
+  const huge = pt.pmds.size !== 0 ? pt.pmds.get(pmd) : undefined;
   if (huge !== undefined) {
-    if (!pte_present(huge.flags)) BUG(`fault on a non-present PMD entry at vpn ${vmf.vpn} (a PMD migration would have completed)`);
-    if (vmf.flags & FAULT_FLAG_WRITE && !pte_write(huge.flags)) return wp_huge_pmd(vmf);
+    if (!pte_present(huge.flags)) return do_huge_swap_entry(vmf, huge, PMD_ORDER);
+    if (vmf.flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !pte_write(huge.flags)) return wp_huge_pmd(vmf);
     huge.flags = pte_mkyoung(vmf.flags & FAULT_FLAG_WRITE ? pte_mkdirty(huge.flags) : huge.flags);
     return 0;
   }
-  if (!pt.ptes.has(pmd)) {
+  if (pt.ptes.lookup(pmd) === undefined) {
     /* create_huge_pmd() */
     let ret = VM_FAULT_FALLBACK;
     if (thp_vma_allowable_anon(vma)) ret = do_huge_pmd_anonymous_page(vmf);
@@ -320,9 +351,9 @@ function handle_pte_fault(vmf: VmFault): number {
   if (f === 0) return vma_is_anonymous(vma) ? do_anonymous_page(vmf) : do_fault(vmf);
   if (!pte_present(f)) return do_swap_page(vmf);
   if (pte_protnone(f) && vma_is_accessible(vma)) return do_numa_page(vmf);
-  if (vmf.flags & FAULT_FLAG_WRITE) {
+  if (vmf.flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
     if (!pte_write(f)) return do_wp_page(vmf);
-    f = pte_mkdirty(f);
+    if (vmf.flags & FAULT_FLAG_WRITE) f = pte_mkdirty(f);
   }
   /* A spurious fault: the PTE was made usable by someone else; mark it young. */
   pte_update_flags(t, i, pte_mkyoung(f));
@@ -653,7 +684,11 @@ export function do_set_pmd(vmf: VmFault, folio: Folio): number {
 
 /* Write-protect faults */
 
-/** do_wp_page(): a write to a present PTE without write permission. */
+/**
+ * do_wp_page(): a write to a present PTE without write permission, or FAULT_FLAG_UNSHARE (a
+ * read-only pin, GUP) on a private page the pin must have exclusive: reuse or copy the same
+ * way, leaving the PTE read-only.
+ */
 function do_wp_page(vmf: VmFault): number {
   const vma = vmf.vma;
   const store = vma.vm_mm.kernel.store;
@@ -671,6 +706,8 @@ function do_wp_page(vmf: VmFault): number {
    */
   if (folio !== undefined && folio_test_anon(store, folio) && (PageAnonExclusive(store, page) || wp_can_reuse_anon_folio(store, folio))) {
     if (!PageAnonExclusive(store, page)) SetPageAnonExclusive(store, page);
+    /* FAULT_FLAG_UNSHARE: exclusive now, and it stays read-only */
+    if (vmf.flags & FAULT_FLAG_UNSHARE) return 0;
     wp_page_reuse(vmf);
     return 0;
   }
@@ -780,7 +817,8 @@ function wp_page_copy(vmf: VmFault, old_folio: Folio | undefined): number {
   } else {
     mm.add_mm_counter(MM_ANONPAGES, 1);
   }
-  const entry = maybe_mkwrite(pte_mkdirty(pte_mkyoung(vma.vm_page_prot)), vma);
+  /* FAULT_FLAG_UNSHARE (a R/O pin): an exclusive copy, still read-only and clean */
+  const entry = vmf.flags & FAULT_FLAG_UNSHARE ? pte_mkyoung(vma.vm_page_prot) : maybe_mkwrite(pte_mkdirty(pte_mkyoung(vma.vm_page_prot)), vma);
   /* ptep_clear_flush(): clear and flush before installing the new page */
   flush_tlb_page(mm, vmf.vpn);
   folio_add_new_anon_rmap(store, new_folio, vma, vmf.vpn, RMAP_EXCLUSIVE);
@@ -812,7 +850,85 @@ function do_swap_page(vmf: VmFault): number {
     return 0;
   }
   if (is_device_type(type)) BUG(`fault on a device entry at vpn ${vmf.vpn}: device-private memory is not modelled`);
-  BUG(`fault on a swap entry (type ${type}) at vpn ${vmf.vpn}: cocosim has no swap`);
+  return do_swap_page_swp(vmf, type);
+}
+
+/**
+ * should_try_to_free_swap(): after a swap-in, drop the swap-cache copy when swap is more than
+ * half full, the VMA or folio is mlocked, or a write fault is about to make the page exclusive
+ * (only our reference and the swap cache's are left).
+ */
+function should_try_to_free_swap(kernel: Kernel, folio: Folio, vma: VmAreaStruct, fault_flags: number): boolean {
+  const store = kernel.store;
+  if (!folio_test_swapcache(store, folio)) return false;
+  if (vm_swap_full(kernel) || vma.vm_flags & VM_LOCKED || folio_test_mlocked(store, folio)) return true;
+  return (fault_flags & FAULT_FLAG_WRITE) !== 0 && folio_ref_count(store, folio) === 1 + folio_nr_pages(store, folio);
+}
+
+/**
+ * The swap-entry part of do_swap_page(): find the folio in the swap cache or read it from the
+ * swap area (VM_FAULT_MAJOR), drop the PTE's slot reference, and map the page: writable when the
+ * entry was exclusive (or nobody else holds the folio) and the VMA is writable, dirty if this is
+ * a write fault; any other write fault goes on to do_wp_page(). A folio that failed to read is
+ * VM_FAULT_SIGBUS. There is no readahead (page-cluster 0, swap_state.ts).
+ */
+function do_swap_page_swp(vmf: VmFault, type: number): number {
+  const vma = vmf.vma;
+  const mm = vma.vm_mm;
+  const kernel = mm.kernel;
+  const store = kernel.store;
+  const entry = swp_entry(type, vmf.orig_pte_val);
+  if (get_swap_device(kernel, entry) === undefined) BUG(`fault on a bad swap entry ${type}:${vmf.orig_pte_val} at vpn ${vmf.vpn}`);
+  let ret = 0;
+  let folio = swap_cache_get_folio(kernel, entry);
+  if (folio !== undefined && PageHWPoison(store, folio)) {
+    /* hwpoisoned dirty swapcache pages are kept for killing owner processes */
+    folio_put(store, folio);
+    return VM_FAULT_HWPOISON;
+  }
+  if (folio === undefined) {
+    const got = swap_cache_alloc_folio(kernel, entry, GFP_HIGHUSER_MOVABLE);
+    if (got === undefined) return VM_FAULT_OOM;
+    folio = got.folio;
+    /* Had to read the page from swap area: Major fault */
+    ret = VM_FAULT_MAJOR;
+  }
+  folio_lock(store, folio);
+  if (!folio_test_uptodate(store, folio)) {
+    folio_unlock(store, folio);
+    folio_put(store, folio);
+    return VM_FAULT_SIGBUS;
+  }
+  const exclusive = pte_swp_exclusive(vmf.orig_pte_flags);
+  /* Remove the swap entry and conditionally try to free up the swapcache. */
+  swap_free_nr(kernel, entry, 1);
+  if (should_try_to_free_swap(kernel, folio, vma, vmf.flags)) folio_free_swap(kernel, folio);
+  mm.add_mm_counter(MM_ANONPAGES, 1);
+  mm.add_mm_counter(MM_SWAPENTS, -1);
+  let pte = vma.vm_page_prot;
+  let rmap_flags = RMAP_NONE;
+  if (exclusive || folio_ref_count(store, folio) === 1) {
+    if (vma.vm_flags & VM_WRITE) {
+      pte = pte_mkwrite(pte);
+      if (vmf.flags & FAULT_FLAG_WRITE) {
+        pte = pte_mkdirty(pte);
+        vmf.flags &= ~FAULT_FLAG_WRITE;
+      }
+    }
+    rmap_flags |= RMAP_EXCLUSIVE;
+  }
+  if (!folio_test_anon(store, folio)) folio_add_new_anon_rmap(store, folio, vma, vmf.vpn, rmap_flags);
+  else folio_add_anon_rmap_ptes(store, folio, folio, 1, vma, rmap_flags);
+  const t = vmf.pte!;
+  set_pte_at(t, vmf.pte_idx, folio, pte);
+  folio_unlock(store, folio);
+  if (vmf.flags & FAULT_FLAG_WRITE) {
+    vmf.orig_pte_flags = pte;
+    vmf.orig_pte_val = folio;
+    ret |= do_wp_page(vmf);
+    if (ret & VM_FAULT_ERROR) ret &= VM_FAULT_ERROR;
+  }
+  return ret;
 }
 
 /**
@@ -852,6 +968,8 @@ const PG_DIRTY_BIT = 1 << PG_dirty;
 const PG_RECLAIM_BIT = 1 << PG_reclaim;
 const PG_SWAPBACKED_BIT = 1 << PG_swapbacked;
 const PG_HEAD_BIT = 1 << PG_head;
+/* PG_swapcache (PG_owner_priv_1): on a page-cache folio it is another flag, which only costs the slow path */
+const PG_SWAPCACHE_BIT = 1 << PG_swapcache;
 
 /** Counters of one zap operation (struct mmu_gather, the parts the simulator needs). */
 class ZapState {
@@ -864,6 +982,23 @@ class ZapState {
   flush_end = -Infinity;
   /** Folios freed by the zap's puts. */
   nr_freed = 0;
+  /**
+   * Small folios whose last reference a PTE held (the first nr_gathered): as in the kernel's
+   * mmu_gather, they are freed together after the TLB flush (tlb_finish_mmu() ->
+   * free_pages_and_swap_cache()). A typed array that doubles as it fills: a zap can free a GiB.
+   */
+  gather = new Float64Array(64);
+  nr_gathered = 0;
+
+  /** __tlb_remove_folio_pages() of a folio whose last reference the zap dropped. */
+  gather_folio(folio: number): void {
+    if (this.nr_gathered === this.gather.length) {
+      const bigger = new Float64Array(this.gather.length * 2);
+      bigger.set(this.gather);
+      this.gather = bigger;
+    }
+    this.gather[this.nr_gathered++] = folio;
+  }
   readonly rss = new Float64Array(4);
 }
 
@@ -874,17 +1009,28 @@ function should_zap_cows(details: ZapDetails | null): boolean {
 /**
  * zap_pte_range(): clear the entries [from, to) of one PTE table of `vma`, removing rmaps and
  * dropping references. Entries that `details` keeps (anon folios without even_cows, markers
- * without drop_markers) stay.
+ * without drop_markers) stay. Unmapping a GiB goes through here page by page, so the loop works
+ * on the typed arrays and local counters, written back once per table.
  */
 function zap_pte_range(zs: ZapState, vma: VmAreaStruct, t: PteTable, base: number, from: number, to: number, details: ZapDetails | null): void {
   const store = vma.vm_mm.kernel.store;
   const flags = t.flags;
   const val = t.val;
   const base_pfn = store.base_pfn;
+  const zero_pfn = store.zero_pfn;
+  const head_offset = store.head_offset;
+  const mapping = store.mapping;
+  const mapcount = store._mapcount;
+  const refcount = store._refcount;
+  const pflags = store.flags;
   const zap_cows = should_zap_cows(details);
   /* munlock_vma_folio() has work only in a VM_LOCKED VMA: elsewhere small folios take the fast path */
   const locked = (vma.vm_flags & VM_LOCKED) !== 0;
-  const pflags = store.flags;
+  let nr = t.nr;
+  let cleared = 0;
+  let present = 0;
+  let first = -1;
+  let last = -1;
   let anon_pages = 0;
   let shmem_pages = 0;
   let file_pages = 0;
@@ -895,33 +1041,34 @@ function zap_pte_range(zs: ZapState, vma: VmAreaStruct, t: PteTable, base: numbe
       if (zap_nonpresent_pte(zs, vma, f, val[i], details)) {
         flags[i] = 0;
         val[i] = 0;
-        t.nr--;
-        zs.nr_cleared++;
+        nr--;
+        cleared++;
       }
       continue;
     }
     const pfn = val[i];
-    if (f & _PAGE_SPECIAL || pfn === store.zero_pfn) {
+    if (f & _PAGE_SPECIAL || pfn === zero_pfn) {
       flags[i] = 0;
       val[i] = 0;
-      t.nr--;
-      zs.nr_cleared++;
-      zs.nr_present++;
-      if (base + i < zs.flush_start) zs.flush_start = base + i;
-      zs.flush_end = base + i + 1;
+      nr--;
+      cleared++;
+      present++;
+      if (first < 0) first = i;
+      last = i;
       continue;
     }
-    const folio = pfn - store.head_offset[pfn - base_pfn];
+    const folio = pfn - head_offset[pfn - base_pfn];
     const fi = folio - base_pfn;
-    const anon = (store.mapping[fi] & FOLIO_MAPPING_ANON) !== 0;
+    const anon = (mapping[fi] & FOLIO_MAPPING_ANON) !== 0;
     if (!zap_cows && anon) continue;
     flags[i] = 0;
     val[i] = 0;
-    t.nr--;
-    zs.nr_cleared++;
-    zs.nr_present++;
-    if (base + i < zs.flush_start) zs.flush_start = base + i;
-    zs.flush_end = base + i + 1;
+    nr--;
+    cleared++;
+    present++;
+    if (first < 0) first = i;
+    last = i;
+    const pf = pflags[fi];
     if (anon) {
       anon_pages++;
     } else {
@@ -930,26 +1077,33 @@ function zap_pte_range(zs: ZapState, vma: VmAreaStruct, t: PteTable, base: numbe
        * (noop_dirty_folio, filemap_dirty_folio) do nothing to a folio already dirty and not
        * under reclaim, so that case skips the call.
        */
-      if (f & _PAGE_DIRTY && (pflags[fi] & (PG_DIRTY_BIT | PG_RECLAIM_BIT)) !== PG_DIRTY_BIT) folio_mark_dirty(store, folio);
-      if (pflags[fi] & PG_SWAPBACKED_BIT) shmem_pages++;
+      if (f & _PAGE_DIRTY && (pf & (PG_DIRTY_BIT | PG_RECLAIM_BIT)) !== PG_DIRTY_BIT) folio_mark_dirty(store, folio);
+      if (pf & PG_SWAPBACKED_BIT) shmem_pages++;
       else file_pages++;
     }
-    if (!locked && !(pflags[fi] & PG_HEAD_BIT)) {
-      /* folio_remove_rmap_pte() and folio_put() of a small folio, inlined */
-      if (store._mapcount[fi] < 0) BUG(`zap: page 0x${pfn.toString(16)} is mapped by a PTE but its mapcount is ${store._mapcount[fi]}`);
-      store._mapcount[fi]--;
-      const ref = store._refcount[fi] - 1;
+    if (!locked && !(pf & (PG_HEAD_BIT | PG_SWAPCACHE_BIT))) {
+      /* folio_remove_rmap_pte() and the PTE's folio_put() of a small folio, inlined */
+      if (mapcount[fi] < 0) BUG(`zap: page 0x${pfn.toString(16)} is mapped by a PTE but its mapcount is ${mapcount[fi]}`);
+      mapcount[fi]--;
+      const ref = refcount[fi] - 1;
       if (ref < 0) BUG(`zap: folio 0x${folio.toString(16)} mapped with refcount 0`);
-      store._refcount[fi] = ref;
-      if (ref === 0) {
-        zs.nr_freed++;
-        __folio_put(store, folio);
-      }
+      refcount[fi] = ref;
+      if (ref === 0) zs.gather_folio(folio);
       continue;
     }
+    t.nr = nr;
     folio_remove_rmap_pte(store, folio, pfn, vma);
-    if (store._refcount[fi] === 1) zs.nr_freed++;
+    /* free_pages_and_swap_cache(): an anon folio no longer mapped leaves the swap cache */
+    if (anon) free_swap_cache(vma.vm_mm.kernel, folio as Folio);
+    if (refcount[fi] === 1) zs.nr_freed++;
     folio_put(store, folio);
+  }
+  t.nr = nr;
+  zs.nr_cleared += cleared;
+  if (present !== 0) {
+    zs.nr_present += present;
+    if (base + first < zs.flush_start) zs.flush_start = base + first;
+    if (base + last + 1 > zs.flush_end) zs.flush_end = base + last + 1;
   }
   zs.rss[MM_ANONPAGES] -= anon_pages;
   zs.rss[MM_SHMEMPAGES] -= shmem_pages;
@@ -974,7 +1128,11 @@ function zap_nonpresent_pte(zs: ZapState, vma: VmAreaStruct, f: number, offset: 
   }
   if (type === SWP_HWPOISON) return should_zap_cows(details);
   if (is_device_type(type)) BUG('zap of a device entry: device-private memory is not modelled');
-  BUG(`zap of a swap entry (type ${type}): cocosim has no swap`);
+  /* Genuine swap entries, hence a private anon page */
+  if (!should_zap_cows(details)) return false;
+  zs.rss[MM_SWAPENTS]--;
+  free_swap_and_cache_nr(vma.vm_mm.kernel, swp_entry(type, offset), 1);
+  return true;
 }
 
 /**
@@ -1005,6 +1163,11 @@ function zap_finish(mm: MmStruct, zs: ZapState): void {
   const cost = mm.kernel.cost;
   if (zs.nr_cleared !== 0) cost.charge('pte_zap', zs.nr_cleared);
   if (zs.nr_present !== 0) flush_tlb_mm_range(mm, zs.flush_start, zs.flush_end);
+  if (zs.nr_gathered !== 0) {
+    zs.nr_freed += zs.nr_gathered;
+    folios_free_frozen(mm.kernel.store, zs.gather, zs.nr_gathered);
+    zs.nr_gathered = 0;
+  }
   if (zs.nr_freed !== 0) cost.charge('page_free', zs.nr_freed);
   for (let k = 0; k < zs.rss.length; k++) if (zs.rss[k] !== 0) mm.add_mm_counter(k, zs.rss[k]);
 }

@@ -16,7 +16,9 @@
  * 0 (the length rounds to 0).
  */
 import { Errno } from '@cocosim/core';
-import { folio_nr_pages } from './folio.js';
+import { folio_nr_pages, type Folio } from './folio.js';
+import { folio_evictable } from './filemap.js';
+import { folio_lru_refile } from './mm_inline.js';
 import { __mm_populate } from './gup.js';
 import { vm_normal_page } from './memory.js';
 import { MLOCK_ONFAULT, int_arg, ulong_arg } from './mman.js';
@@ -64,7 +66,11 @@ export function mlock_folio(store: PageStore, folio: number): void {
   } else {
     m.set(folio, (m.get(folio) ?? 0) + 1);
   }
-  if (store.flags[i] & (1 << PG_lru)) store.flags[i] |= 1 << PG_unevictable;
+  if (store.flags[i] & (1 << PG_lru)) {
+    /* __mlock_folio(): to the unevictable list */
+    store.flags[i] |= 1 << PG_unevictable;
+    folio_lru_refile(store, folio);
+  }
 }
 
 /** mlock_new_folio(): a new folio of a locked VMA goes straight to the unevictable list. */
@@ -72,6 +78,7 @@ export function mlock_new_folio(store: PageStore, folio: number): void {
   const i = store.idx(folio);
   store.flags[i] |= (1 << PG_mlocked) | (1 << PG_unevictable) | (1 << PG_lru);
   counts(store).set(folio, 1);
+  folio_lru_refile(store, folio);
 }
 
 /** munlock_folio(): one locked VMA less maps the folio; the last one makes it evictable. */
@@ -88,7 +95,10 @@ export function munlock_folio(store: PageStore, folio: number): void {
     return;
   }
   m.delete(folio);
-  store.flags[i] &= ~((1 << PG_mlocked) | (1 << PG_unevictable));
+  /* __munlock_folio(): folio_evictable() is checked after clearing PG_mlocked */
+  store.flags[i] &= ~(1 << PG_mlocked);
+  if (folio_evictable(store, folio as Folio)) store.flags[i] &= ~(1 << PG_unevictable);
+  folio_lru_refile(store, folio);
 }
 
 /** mlock_vma_folio() (mm/internal.h): a folio newly mapped into `vma`. */

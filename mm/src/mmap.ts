@@ -288,7 +288,7 @@ function accountable_mapping(file: File | null, vm_flags: number): boolean {
  * shmem_zero_setup() (mm/shmem.c): a MAP_SHARED|MAP_ANONYMOUS mapping is backed by an unlinked
  * shmem file of its size ("dev/zero"), which the VMA holds.
  */
-function shmem_zero_setup(vma: VmAreaStruct): number {
+export function shmem_zero_setup(vma: VmAreaStruct): number {
   const mm = vma.vm_mm;
   const size = BigInt(vma.end_vpn - vma.start_vpn) * PAGE_SIZE_N;
   const file = shmem_file_setup(mm.kernel, 'dev/zero', size, vma.vm_flags & VM_NORESERVE);

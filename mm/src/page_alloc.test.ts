@@ -25,6 +25,7 @@ import {
 import {
   PG_hwpoison,
   PG_locked,
+  PG_mlocked,
   PageBuddy,
   PageReserved,
   PageTail,
@@ -671,4 +672,120 @@ test('performance: 262144 order-0 pages allocated and freed', () => {
   expect(alloc.nr_free_pages()).toBe(N + 1024);
   expect(freeCounts(alloc)[10]).toBe(257);
   expect(ms).toBeLessThan(150);
+});
+
+describe('free_unref_folios()', () => {
+  /** xorshift32 with a fixed seed. */
+  const prng = (seed: number) => {
+    let x = seed >>> 0 || 1;
+    return (n: number): number => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+  };
+
+  /**
+   * Two identical hosts fill up with folios (mostly order 0, some compound) and give back the same
+   * random half, in the same shuffled order: one folio at a time through free_frozen_pages(), and
+   * in random-sized batches through free_unref_folios(). Some folios are in odd states: anonymous
+   * (the anon_vma goes), mlocked (the flag goes), poisoned (stays out), still in a page cache (a
+   * bad page, leaked). Everything the allocator keeps must end the same.
+   */
+  test.each([
+    ['zone boundary inside a max-order block', { movable: [{ start_pfn: 1000, nr_pages: 3096 }] }],
+    ['pfns across 2^32', { base_pfn: 2 ** 32 - 512 }],
+    ['two nodes', { nodes: 2 }],
+  ] as [string, PageStoreOptions][])('leaves the free lists as freeing one by one does: %s', (_name, options) => {
+    for (const seed of [1, 2, 3]) {
+      const rnd = prng(0xf00d + seed);
+      const one = host(4096, options);
+      const bulk = host(4096, options);
+      const folios: number[] = [];
+      for (;;) {
+        const order = rnd(8) === 0 ? 1 + rnd(3) : 0;
+        const a = one.alloc.folio_alloc(GFP_HIGHUSER_MOVABLE | __GFP_NOWARN, order);
+        const b = bulk.alloc.folio_alloc(GFP_HIGHUSER_MOVABLE | __GFP_NOWARN, order);
+        expect(b).toBe(a);
+        if (IS_ERR_PFN(a)) {
+          if (order === 0) break;
+          continue;
+        }
+        folios.push(a);
+      }
+      const victims = folios.filter(() => rnd(2) === 0);
+      for (let k = victims.length - 1; k > 0; k--) {
+        const j = rnd(k + 1);
+        [victims[k], victims[j]] = [victims[j], victims[k]];
+      }
+      for (const h of [one, bulk]) {
+        const r = prng(seed);
+        for (const pfn of victims) {
+          const i = h.store.idx(pfn);
+          h.store._refcount[i] = 0;
+          const odd = r(40);
+          if (odd === 0) h.store.mapping[i] = 8 | 1;
+          if (odd === 1) h.store.flags[i] |= 1 << PG_mlocked;
+          if (odd === 2 && !folio_test_large(h.store, pfn)) SetPageHWPoison(h.store, pfn);
+          if (odd === 3 && !folio_test_large(h.store, pfn)) h.store.mapping[i] = 4;
+        }
+      }
+      const w1 = captureWarnings(() => {
+        for (const pfn of victims) one.alloc.free_frozen_pages(pfn, folio_order(one.store, pfn));
+      });
+      const w2 = captureWarnings(() => {
+        for (let k = 0; k < victims.length; ) {
+          const n = Math.min(1 + rnd(40), victims.length - k);
+          bulk.alloc.free_unref_folios(victims.slice(k, k + n), n);
+          k += n;
+        }
+      });
+      expect(w2.map((w) => w.message)).toEqual(w1.map((w) => w.message));
+      expect(w1.length).toBeGreaterThan(0);
+      expect(snapshot(bulk.store, bulk.alloc)).toBe(snapshot(one.store, one.alloc));
+      expect(Array.from(bulk.store.mapping)).toEqual(Array.from(one.store.mapping));
+      expect(bulk.alloc.checkConsistency()).toEqual([]);
+      expect(one.alloc.checkConsistency()).toEqual([]);
+    }
+  });
+
+  test('a whole zone freed in one batch merges into max-order blocks', () => {
+    const { alloc, store } = host(4096);
+    const pfns: number[] = [];
+    for (let k = 0; k < 4096; k++) pfns.push(alloc.alloc_page(GFP_KERNEL));
+    expect(alloc.nr_free_pages()).toBe(0);
+    for (const pfn of pfns) store._refcount[pfn] = 0;
+    alloc.free_unref_folios(pfns, pfns.length);
+    expect(freeCounts(alloc)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4]);
+    expect(alloc.checkConsistency()).toEqual([]);
+    /* only the first `nr` count */
+    const a = alloc.alloc_page(GFP_KERNEL);
+    const b = alloc.alloc_page(GFP_KERNEL);
+    store._refcount[a] = 0;
+    alloc.free_unref_folios([a, b], 1);
+    expect(alloc.nr_free_pages()).toBe(4095);
+    expect(page_count(store, b)).toBe(1);
+  });
+
+  test('listeners of frees, init_on_free and double frees', () => {
+    const events: string[] = [];
+    const { alloc, store } = host(1024, {}, { init_on_free: true });
+    alloc.addListener({ onFree: (pfn, nr) => events.push(`free ${pfn}+${nr}`), onZero: (pfn, nr) => events.push(`zero ${pfn}+${nr}`) });
+    const a = alloc.alloc_page(GFP_KERNEL);
+    const b = alloc.folio_alloc(GFP_KERNEL, 2);
+    const c = alloc.alloc_page(GFP_KERNEL);
+    for (const pfn of [a, b, c]) store._refcount[pfn] = 0;
+    alloc.free_unref_folios([c, b, a], 3);
+    expect(events).toEqual([`zero ${c}+1`, `free ${c}+1`, `zero ${b}+4`, `free ${b}+4`, `zero ${a}+1`, `free ${a}+1`]);
+    expect(alloc.nr_free_pages()).toBe(1024);
+    expect(() => alloc.free_unref_folios([a], 1)).toThrow(/double free/);
+
+    const quiet = host(1024);
+    const p = quiet.alloc.alloc_page(GFP_KERNEL);
+    quiet.store._refcount[p] = 0;
+    quiet.alloc.free_unref_folios([p], 1);
+    expect(() => quiet.alloc.free_unref_folios([p], 1)).toThrow(/double free/);
+    expect(() => quiet.alloc.free_unref_folios([5000], 1)).toThrow(KernelBug);
+  });
 });

@@ -22,9 +22,10 @@
  * - Memory failure's take_page_off_buddy() / put_page_back_buddy().
  *
  * What is not: per-cpu page lists, migratetypes and pageblock stealing, watermarks and
- * lowmem_reserve, reclaim, compaction and page migration. So an allocation fails exactly when no
- * suitable free block exists, and alloc_contig_range() only succeeds on ranges whose pages are all
- * free (the kernel would try to migrate movable pages away first).
+ * lowmem_reserve, reclaim and compaction. So an allocation fails exactly when no suitable free
+ * block exists. alloc_contig_range() moves the pages in use out of its range through
+ * `contig_migrate` (compaction.ts, page migration) when the host has it, else it only succeeds on
+ * ranges whose pages are all free.
  *
  * Allocation order is deterministic: within a free list the lowest pfn goes first (the kernel's
  * lists are LIFO; their order is not ABI). Free lists are bitmaps with a summary tree, so that
@@ -68,7 +69,9 @@ import {
   PG_head,
   PG_hwpoison,
   PG_mlocked,
+  PG_reserved,
   folio_set_large_rmappable,
+  folio_test_hugetlb,
   folio_test_large,
   page_type_has_type,
 } from './page-flags.js';
@@ -87,6 +90,17 @@ export const PAGE_ALLOC_COSTLY_ORDER = 3;
 
 /** page_type of a free buddy head as the Int32 _mapcount stores it (PGTY_buddy << 24). */
 const PAGE_TYPE_BUDDY = PGTY_buddy * 2 ** 24 - 2 ** 32;
+
+/** 2^order for every buddy order. */
+const ORDER_NR_PAGES: readonly number[] = Array.from({ length: NR_PAGE_ORDERS }, (_, order) => 2 ** order);
+
+/**
+ * The low 32 bits of a pfn, exactly for any pfn up to 2^53 (ToUint32 is the value modulo 2^32):
+ * enough to test the alignment of a block of any buddy order.
+ */
+function low_bits(pfn: number): number {
+  return pfn >>> 0;
+}
 
 /** acr_flags_t of alloc_contig_range(). */
 export const ACR_FLAGS_NONE = 0;
@@ -281,11 +295,24 @@ export class PageAllocator implements FrozenPageFree {
   tainted_bad_page = false;
   /** Allocations that failed (with or without __GFP_NOWARN). */
   nr_alloc_failures = 0;
+  /**
+   * current->flags & PF_MEMALLOC_PIN (memalloc_pin_save(), set by a FOLL_LONGTERM pin): the
+   * running task's allocations leave ZONE_MOVABLE alone (current_gfp_context()).
+   */
+  pf_memalloc_pin = false;
+  /**
+   * __alloc_contig_migrate_range(): move the pages in use out of [start, end) before
+   * alloc_contig_range() takes it (0 or -errno). Installed by compaction.ts for the host; without
+   * it a range must already be free.
+   */
+  contig_migrate: ((start: number, end: number, gfp: gfp_t) => number) | undefined = undefined;
 
   private readonly zone_table: (Zone | undefined)[];
   /** zonelists[nid][ZONELIST_FALLBACK | ZONELIST_NOFALLBACK] */
   private readonly zonelists: Zone[][][];
   private readonly listeners: PageAllocListener[] = [];
+  /** How many of them listen to frees (free_unref_folios() then frees folio by folio). */
+  private free_listeners = 0;
   /** Pages whose page->private is MAGIC_HWPOISON: taken off the buddy by memory failure. */
   private readonly hwpoison_taken_off = new Set<number>();
 
@@ -317,9 +344,12 @@ export class PageAllocator implements FrozenPageFree {
   /** Simulator plumbing: observe the allocator; returns the function that stops observing. */
   addListener(listener: PageAllocListener): () => void {
     this.listeners.push(listener);
+    if (listener.onFree !== undefined) this.free_listeners++;
     return () => {
       const i = this.listeners.indexOf(listener);
-      if (i >= 0) this.listeners.splice(i, 1);
+      if (i < 0) return;
+      this.listeners.splice(i, 1);
+      if (listener.onFree !== undefined) this.free_listeners--;
     };
   }
 
@@ -416,6 +446,8 @@ export class PageAllocator implements FrozenPageFree {
       return -Errno.ENOMEM as Pfn;
     }
     gfp &= __GFP_BITS_MASK;
+    /* current_gfp_context(): PF_MEMALLOC_PIN ensures movable zones are not used */
+    if (this.pf_memalloc_pin) gfp &= ~__GFP_MOVABLE;
     const nid = this.node_or_local(preferred_nid);
     const highest = gfp_zone(gfp);
     const zonelist = this.zonelists[nid][gfp & __GFP_THISNODE ? ZONELIST_NOFALLBACK : ZONELIST_FALLBACK];
@@ -544,6 +576,59 @@ export class PageAllocator implements FrozenPageFree {
     if (this.listeners.length !== 0) this.notify_free(pfn, 1 << order);
   }
 
+  /**
+   * free_unref_folios(): free the first `nr` of `folios`, folios whose last reference is gone
+   * (folios_put_refs(), so release_pages() and the TLB gather of a zap, end here). Each goes
+   * through free_pages_prepare() as a folio freed alone does. The kernel then puts order-0 pages
+   * on the per-cpu lists; the simulator has none and gives each run of order-0 pages that are
+   * contiguous in the batch (truncation frees a file's pages in index order, which is mostly pfn
+   * order) back to the buddy allocator as whole aligned blocks. Buddy merging is canonical (a
+   * free aligned block whose halves are free is always one block), so the free lists end exactly
+   * as freeing the folios one by one leaves them, for a fraction of the merges.
+   */
+  free_unref_folios(folios: ArrayLike<number>, nr: number): void {
+    const store = this.store;
+    if (this.free_listeners !== 0) {
+      /* Listeners of frees hear of each folio as it goes, as from free_frozen_pages() */
+      for (let k = 0; k < nr; k++) this.free_frozen_pages(folios[k], folio_order_of(store, store.idx(folios[k])));
+      return;
+    }
+    const node = store.node;
+    const zone_of = store.zone;
+    const base = store.base_pfn;
+    let run_start = 0;
+    let run_end = -1;
+    let run_zone: Zone | undefined;
+    let run_zone_id = -1;
+    for (let k = 0; k < nr; k++) {
+      const pfn = folios[k];
+      const i = pfn - base;
+      if (!(i >= 0 && i < store.nr_pages)) store.idx(pfn);
+      if (store._mapcount[i] >>> 24 === PGTY_buddy) BUG(`free_frozen_pages: double free of pfn 0x${pfn.toString(16)}`);
+      const zone_id = node[i] * MAX_NR_ZONES + zone_of[i];
+      if (this.free_small_page_prepare(i)) {
+        if (pfn === run_end && zone_id === run_zone_id) {
+          run_end++;
+          continue;
+        }
+        if (run_zone !== undefined) this.free_range(run_zone, run_start, run_end);
+        run_zone = this.zone_table[zone_id]!;
+        run_zone_id = zone_id;
+        run_start = pfn;
+        run_end = pfn + 1;
+        continue;
+      }
+      const order = folio_order_of(store, i);
+      if (!this.free_pages_prepare(pfn, i, order)) continue;
+      if (run_zone !== undefined) this.free_range(run_zone, run_start, run_end);
+      run_zone = undefined;
+      run_zone_id = -1;
+      run_end = -1;
+      this.free_one_page(this.zone_table[zone_id]!, pfn, order);
+    }
+    if (run_zone !== undefined) this.free_range(run_zone, run_start, run_end);
+  }
+
   /* Gigantic and contiguous ranges */
 
   /**
@@ -551,7 +636,7 @@ export class PageAllocator implements FrozenPageFree {
    * range must be a naturally aligned power of two and becomes one compound page with refcount 1;
    * without it every page gets its own reference.
    * @returns 0, -EINVAL for bad arguments or gfp flags, -EBUSY when a page of the range is not
-   * free (the kernel would first try to migrate it; the simulator has no migration).
+   * free and could not be migrated away (contig_migrate), or contig_migrate's -errno.
    */
   alloc_contig_range(start: number, end: number, alloc_flags: number, gfp: gfp_t): number {
     if (alloc_flags !== ACR_FLAGS_NONE && alloc_flags !== ACR_FLAGS_CMA) return -Errno.EINVAL;
@@ -568,7 +653,13 @@ export class PageAllocator implements FrozenPageFree {
       }
     }
     const i = this.store.idx(start);
-    const blocks = this.free_blocks_covering(start, end, this.store.node[i], this.store.zone[i]);
+    let blocks = this.free_blocks_covering(start, end, this.store.node[i], this.store.zone[i]);
+    if (blocks === null && this.contig_migrate !== undefined) {
+      const ret = this.contig_migrate(start, end, gfp);
+      if (ret) return ret;
+      /* test_pages_isolated(): every page must be free now */
+      blocks = this.free_blocks_covering(start, end, this.store.node[i], this.store.zone[i]);
+    }
     if (blocks === null) return -Errno.EBUSY;
     this.take_blocks(blocks, start, end);
     if (gfp & __GFP_COMP) {
@@ -597,8 +688,11 @@ export class PageAllocator implements FrozenPageFree {
       if (zone.zone_idx > highest) continue;
       let pfn = Math.ceil(zone.zone_start_pfn / nr_pages) * nr_pages;
       while (zone.zone_spans_pfn(pfn + nr_pages - 1)) {
-        /* pfn_range_valid_contig(): with no migration, "valid" means "all free in this zone" */
-        if (this.free_blocks_covering(pfn, pfn + nr_pages, zone.nid, zone.zone_idx) !== null) {
+        /* pfn_range_valid_contig(); without migration, "valid" means "all free in this zone" */
+        const valid = this.contig_migrate !== undefined
+          ? this.pfn_range_valid_contig(zone, pfn, nr_pages)
+          : this.free_blocks_covering(pfn, pfn + nr_pages, zone.nid, zone.zone_idx) !== null;
+        if (valid) {
           if (this.alloc_contig_range(pfn, pfn + nr_pages, ACR_FLAGS_NONE, gfp) === 0) return pfn as Pfn;
         }
         pfn += nr_pages;
@@ -818,12 +912,12 @@ export class PageAllocator implements FrozenPageFree {
 
   /**
    * __free_one_page(): put a block back, merging with its buddy while possible. The buddy of the
-   * block at pfn is pfn ^ 2^order, computed with arithmetic because pfns exceed 2^31.
+   * block at pfn is pfn ^ 2^order: bit `order` of the pfn (order < 32) says which way it lies.
    */
   private __free_one_page(pfn: number, zone: Zone, order: number): void {
     while (order < MAX_PAGE_ORDER) {
       const size = 1 << order;
-      const buddy = pfn % (2 * size) < size ? pfn + size : pfn - size;
+      const buddy = (low_bits(pfn) & size) === 0 ? pfn + size : pfn - size;
       if (!this.page_is_buddy(pfn, buddy, order)) break;
       this.del_page_from_free_list(buddy, zone, order);
       if (buddy < pfn) pfn = buddy;
@@ -846,10 +940,12 @@ export class PageAllocator implements FrozenPageFree {
   private free_range(zone: Zone, start: number, end: number): void {
     let pfn = start;
     while (pfn < end) {
-      let order = 0;
-      while (order < MAX_PAGE_ORDER && pfn % 2 ** (order + 1) === 0 && pfn + 2 ** (order + 1) <= end) order++;
+      /* the pfn's alignment, at most MAX_PAGE_ORDER, then no further than end */
+      const low = low_bits(pfn) & (MAX_ORDER_NR_PAGES - 1);
+      let order = low === 0 ? MAX_PAGE_ORDER : 31 - Math.clz32(low & -low);
+      while (pfn + ORDER_NR_PAGES[order] > end) order--;
       this.__free_one_page(pfn, zone, order);
-      pfn += 2 ** order;
+      pfn += ORDER_NR_PAGES[order];
     }
   }
 
@@ -894,6 +990,33 @@ export class PageAllocator implements FrozenPageFree {
       if (store._refcount[hi] > 0) break;
     }
     return -1;
+  }
+
+  /**
+   * pfn_range_valid_contig(): every page of [start, start + nr) is in `zone`, not reserved and
+   * not part of a hugetlb folio (free blocks and folios are skipped whole).
+   */
+  private pfn_range_valid_contig(zone: Zone, start: number, nr: number): boolean {
+    const store = this.store;
+    const end = start + nr;
+    for (let pfn = start; pfn < end; ) {
+      if (!store.pfn_valid(pfn)) return false;
+      const i = pfn - store.base_pfn;
+      if (store.node[i] !== zone.nid || store.zone[i] !== zone.zone_idx) return false;
+      if (store._mapcount[i] >>> 24 === PGTY_buddy) {
+        pfn += 2 ** store.order[i];
+        continue;
+      }
+      if (store.flags[i] & (1 << PG_reserved)) return false;
+      const head = i - store.head_offset[i];
+      if (store.flags[head] & (1 << PG_head)) {
+        if (folio_test_hugetlb(store, store.base_pfn + head)) return false;
+        pfn = store.base_pfn + head + 2 ** store.order[head];
+        continue;
+      }
+      pfn++;
+    }
+    return true;
   }
 
   /** The free blocks exactly covering [start, end) in one zone, or null if a page is not free. */
@@ -961,6 +1084,7 @@ export class PageAllocator implements FrozenPageFree {
     const store = this.store;
     const flags = store.flags;
     if (store.head_offset[i] !== 0) BUG(`VM_BUG_ON_PAGE: freeing tail page 0x${pfn.toString(16)}`);
+    if (order === 0 && this.free_small_page_prepare(i)) return true;
     const compound = (flags[i] & (1 << PG_head)) !== 0;
     /* A truncation or hole punch that raced with munlock may leave PG_mlocked: just clear it. */
     flags[i] &= ~(1 << PG_mlocked);
@@ -992,6 +1116,30 @@ export class PageAllocator implements FrozenPageFree {
     store.order[i] = 0;
     store.owner.fill(0, i, i + nr);
     if (this.init_on_free) this.notify_zero(pfn, nr);
+    return true;
+  }
+
+  /**
+   * The common case of free_pages_prepare(), its steps in one test: a small page (array index i)
+   * that is not poisoned, whose page_type is unset and which is in the state page_expected_state()
+   * wants once an anon mapping is cleared and PG_mlocked dropped, without init_on_free. Such a
+   * page is prepared (true); any other is left untouched for the full path (false).
+   */
+  private free_small_page_prepare(i: number): boolean {
+    if (this.init_on_free) return false;
+    const store = this.store;
+    const f = store.flags[i] & ~(1 << PG_mlocked);
+    const m = store.mapping[i];
+    if (
+      (f & (PAGE_FLAGS_CHECK_AT_FREE | (1 << PG_head) | (1 << PG_hwpoison))) !== 0 || store._mapcount[i] !== -1 ||
+      store._refcount[i] !== 0 || store.head_offset[i] !== 0 || (m !== 0 && (m & FOLIO_MAPPING_ANON) === 0)
+    ) {
+      return false;
+    }
+    store.mapping[i] = 0;
+    store.flags[i] = f & ~PAGE_FLAGS_CHECK_AT_PREP;
+    store.order[i] = 0;
+    store.owner[i] = 0;
     return true;
   }
 
@@ -1078,6 +1226,11 @@ function alloc_contig_verify_gfp_mask(gfp: gfp_t): number {
   gfp &= ~(GFP_ZONEMASK | __GFP_RECLAIMABLE | __GFP_WRITE | __GFP_HARDWALL | __GFP_THISNODE | __GFP_MOVABLE);
   if (gfp & ~(reclaim_mask | action_mask)) return -Errno.EINVAL;
   return 0;
+}
+
+/** folio_order() of the folio at array index i. */
+function folio_order_of(store: PageStore, i: number): number {
+  return store.flags[i] & (1 << PG_head) ? store.order[i] : 0;
 }
 
 function isCompound(store: PageStore, pfn: number): boolean {

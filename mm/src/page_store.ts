@@ -130,6 +130,8 @@ export interface ZoneSpan {
 export interface FrozenPageFree {
   /** free_frozen_pages(): free a page (order-0 or compound head) whose refcount is already 0. */
   free_frozen_pages(pfn: number, order: number): void;
+  /** free_unref_folios(): free the first `nr` of `folios`, each with refcount 0 already. */
+  free_unref_folios(folios: ArrayLike<number>, nr: number): void;
 }
 
 export class PageStore {

@@ -90,9 +90,46 @@ export interface HugeEntry {
   flags: number;
 }
 
+/**
+ * An mm's PTE tables by PMD index, remembering the last one looked up: a fault, its fault-around
+ * and the access retried after it all look at the same table, and a walk over a range meets each
+ * table many times. Any change of the map forgets it.
+ */
+export class PteTables extends Map<number, PteTable> {
+  private last_pmd = -1;
+  private last: PteTable | undefined = undefined;
+
+  /** get(), through the one-entry cache. */
+  lookup(pmd: number): PteTable | undefined {
+    if (pmd === this.last_pmd) return this.last;
+    const t = this.get(pmd);
+    this.last_pmd = pmd;
+    this.last = t;
+    return t;
+  }
+
+  override set(pmd: number, t: PteTable): this {
+    this.last_pmd = -1;
+    this.last = undefined;
+    return super.set(pmd, t);
+  }
+
+  override delete(pmd: number): boolean {
+    this.last_pmd = -1;
+    this.last = undefined;
+    return super.delete(pmd);
+  }
+
+  override clear(): void {
+    this.last_pmd = -1;
+    this.last = undefined;
+    super.clear();
+  }
+}
+
 /** One mm's page tables (mm->pgd and everything below it). */
 export class Pgd {
-  readonly ptes = new Map<number, PteTable>();
+  readonly ptes = new PteTables();
   readonly pmds = new Map<number, HugeEntry>();
   readonly puds = new Map<number, HugeEntry>();
   /** mm->pgtables_bytes / PAGE_SIZE: PTE tables in use. */
@@ -107,9 +144,13 @@ export class Pgd {
 export function pmd_index_of(vpn: number): number {
   return Math.floor(vpn / PTRS_PER_PTE);
 }
-/** pte_index(): the slot of a page number in its PTE table. */
+/**
+ * pte_index(): the slot of a page number in its PTE table. Page numbers of user addresses exceed
+ * 2^31, where `%` is a floating-point remainder (a libm call); a division by a power of two, its
+ * floor and the product are exact, and quick.
+ */
 export function pte_index(vpn: number): number {
-  return vpn % PTRS_PER_PTE;
+  return vpn - Math.floor(vpn / PTRS_PER_PTE) * PTRS_PER_PTE;
 }
 /** The PUD index (vpn / 2^18) of a page number: keys puds. */
 export function pud_index_of(vpn: number): number {
@@ -200,7 +241,7 @@ export function swp_pte_flags(type: number, exclusive = false): number {
  * leaf.
  */
 export function pte_offset_map(pt: Pgd, vpn: number): PteTable | undefined {
-  return pt.ptes.get(pmd_index_of(vpn));
+  return pt.ptes.lookup(pmd_index_of(vpn));
 }
 
 /**
@@ -209,7 +250,7 @@ export function pte_offset_map(pt: Pgd, vpn: number): PteTable | undefined {
  */
 export function pte_alloc(pt: Pgd, vpn: number): PteTable {
   const pmd = pmd_index_of(vpn);
-  let t = pt.ptes.get(pmd);
+  let t = pt.ptes.lookup(pmd);
   if (t === undefined) {
     BUG_ON(pt.pmds.has(pmd) || pt.puds.has(pud_index_of(vpn)), `pte_alloc under a huge entry at vpn ${vpn}`);
     t = new PteTable();

@@ -23,20 +23,54 @@ import { ksys_lseek, ksys_pread64, ksys_pwrite64, ksys_read, ksys_write } from '
 import { sys_newfstat } from './stat.js';
 import { userLoad, userStore, type SigInfo } from './fault.js';
 import { sys_madvise } from './madvise.js';
-import { MAP_FAILED } from './mman.js';
-import { sys_mlock, sys_munlock } from './mlock.js';
+import { MAP_FAILED, int_arg } from './mman.js';
+import { sys_mlock, sys_mlock2, sys_munlock } from './mlock.js';
 import { task_mm, type MmStruct } from './mm_types.js';
 import { sys_mmap, sys_munmap } from './mmap.js';
 import { sys_mprotect } from './mprotect.js';
+import { sys_prctl } from './sys.js';
+import { sys_process_vm_readv, sys_process_vm_writev } from './process_vm_access.js';
 
 /** struct task_struct, the parts a simulated process has. */
 export class Task {
   readonly pid: number;
   readonly files = new FilesStruct();
+  /** task->comm: the name kernel messages give the task ("Sending SIGBUS to comm:pid"). */
+  comm = 'cocosim';
+  /** PF_* flags the simulator models: PF_MCE_PROCESS and PF_MCE_EARLY (prctl(PR_MCE_KILL)). */
+  flags = 0;
+  /**
+   * Signals sent to the task and not yet delivered (struct sigpending), oldest first: what
+   * memory-failure sends (SIGBUS BUS_MCEERR_AR / BUS_MCEERR_AO, SIGKILL). A fault's own signal is
+   * the faulting access's result instead (fault.ts). Taken with dequeue_signal().
+   */
+  readonly pending: SigInfo[] = [];
 
   constructor(readonly kernel: Kernel) {
     this.pid = kernel.next_pid();
+    let list = task_lists.get(kernel);
+    if (list === undefined) task_lists.set(kernel, (list = []));
+    list.push(this);
   }
+}
+
+/* PF_* (include/linux/sched.h) */
+/** Process policy on mce errors */
+export const PF_MCE_PROCESS = 0x00000080;
+/** Early kill for mce process policy */
+export const PF_MCE_EARLY = 0x08000000;
+
+/** The tasks of each host (the init_task list); simulated processes never exit. */
+const task_lists = new WeakMap<Kernel, Task[]>();
+
+/** for_each_process(): the host's tasks in pid order. */
+export function for_each_process(kernel: Kernel): readonly Task[] {
+  return task_lists.get(kernel) ?? [];
+}
+
+/** dequeue_signal(): take the oldest pending signal of `task`, or undefined when none is pending. */
+export function dequeue_signal(task: Task): SigInfo | undefined {
+  return task.pending.shift();
 }
 
 export class Process {
@@ -194,6 +228,11 @@ export class Process {
     return this.sys(sys_mlock(this.mm, addr, len));
   }
 
+  /** mlock2(2): flags 0 or MLOCK_ONFAULT. */
+  mlock2(addr: unknown, len: unknown, flags: unknown): number {
+    return this.sys(sys_mlock2(this.mm, addr, len, flags));
+  }
+
   /** munlock(2). */
   munlock(addr: unknown, len: unknown): number {
     return this.sys(sys_munlock(this.mm, addr, len));
@@ -213,5 +252,51 @@ export class Process {
    */
   store(addr: unknown, data: Uint8Array): 0 | SigInfo {
     return userStore(this.mm, addr, data);
+  }
+
+  /* ---- memory failure (mm/memory-failure.c, kernel/sys.c prctl PR_MCE_KILL) and pending
+   * signals ---- */
+
+  /** prctl(2): PR_MCE_KILL and PR_MCE_KILL_GET (sys.ts); any other option is EINVAL. */
+  prctl(option: unknown, arg2: unknown = 0, arg3: unknown = 0, arg4: unknown = 0, arg5: unknown = 0): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(sys_prctl(this.task, option, arg2, arg3, arg4, arg5));
+  }
+
+  /**
+   * The oldest signal sent to this process and not yet taken (memory-failure's SIGBUS
+   * BUS_MCEERR_AR / BUS_MCEERR_AO, SIGKILL), removed from the queue: what the process's signal
+   * handler would receive next. Undefined when none is pending.
+   */
+  dequeue_signal(): SigInfo | undefined {
+    return dequeue_signal(this.task);
+  }
+
+  /* ---- cross-process memory access (mm/process_vm_access.c): process_vm_readv,
+   * process_vm_writev ---- */
+
+  /**
+   * process_vm_readv(2): copy from the memory of process `pid` (a pid, or the Process itself:
+   * this one or another of the same host) described by `remote_iov` ({ iov_base, iov_len }[])
+   * into the buffers of `local_iov` (Uint8Arrays, or { iov_base: Uint8Array, iov_len }), as
+   * process_vm_access.ts describes. The bytes copied, or -1 with errno set.
+   */
+  process_vm_readv(pid: unknown, local_iov: unknown, liovcnt: unknown, remote_iov: unknown, riovcnt: unknown, flags: unknown = 0): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(sys_process_vm_readv(this.find_task_by_vpid(pid), local_iov, liovcnt, remote_iov, riovcnt, flags));
+  }
+
+  /** process_vm_writev(2): the same from the local buffers into process `pid`'s memory. */
+  process_vm_writev(pid: unknown, local_iov: unknown, liovcnt: unknown, remote_iov: unknown, riovcnt: unknown, flags: unknown = 0): number {
+    this.kernel.cost.charge('syscall_entry');
+    return this.sys(sys_process_vm_writev(this.find_task_by_vpid(pid), local_iov, liovcnt, remote_iov, riovcnt, flags));
+  }
+
+  /** find_task_by_vpid(): the task of a pid_t (a Process or Task stands for its own pid). */
+  private find_task_by_vpid(pid: unknown): Task | undefined {
+    if (pid instanceof Process) return pid.kernel === this.kernel ? pid.task : undefined;
+    if (pid instanceof Task) return pid.kernel === this.kernel ? pid : undefined;
+    const nr = int_arg(pid);
+    return nr === undefined ? undefined : for_each_process(this.kernel).find((t) => t.pid === nr);
   }
 }

@@ -20,9 +20,15 @@
  * - Truncation and hole punching unmap the range from every user mapping first
  *   (mapping_unmap_hooks, truncate.ts), then remove the folios a batch at a time.
  *
- * What is not: swap (no swap entries ever exist), huge pages in shmem, the tmpfs size and
- * inode limits (shm_mnt has none), memcg, userfaultfd, NUMA policies, and the shmem_falloc
- * handshake with concurrent faults (the simulator runs one operation at a time).
+ * - Swap: reclaim writes a folio out with shmem_writeout(), which moves it to the swap cache and
+ *   leaves a swap entry in the page cache (a value entry, swapops.ts); any lookup that finds one
+ *   reads the folio back (shmem_swapin_folio()), and truncation frees it (shmem_free_swap()).
+ *   info->swapped counts those pages, which stay in i_blocks.
+ *
+ * What is not: huge pages in shmem, the tmpfs size and inode limits (shm_mnt has none), memcg,
+ * userfaultfd, NUMA policies, SHM_LOCK, swap read errors turned into poisoned entries
+ * (shmem_set_folio_swapin_error(): a failed read is -EIO and the entry stays), and the
+ * shmem_falloc handshake with concurrent faults (the simulator runs one operation at a time).
  */
 import { BUG, Errno, ERR_PTR, PAGE_SHIFT, PAGE_SIZE, XA_MAX_INDEX, type ErrPtr, type Pfn } from '@cocosim/core';
 import {
@@ -52,6 +58,7 @@ import {
   folio_mark_accessed,
   folio_next_index,
   folio_pos,
+  lookupMapping,
   registerMapping,
   unregisterMapping,
   page_cache_insert,
@@ -59,9 +66,11 @@ import {
 } from './filemap.js';
 import {
   folio_lock,
+  folio_mapped,
   folio_mark_dirty,
   folio_nr_pages,
   folio_put,
+  folio_put_refs,
   folio_ref_add,
   folio_size,
   folio_unlock,
@@ -74,7 +83,6 @@ import {
   PG_dirty,
   PG_head,
   PG_locked,
-  PG_lru,
   PG_swapbacked,
   PG_uptodate,
   __folio_set_locked,
@@ -88,6 +96,11 @@ import {
   folio_test_has_hwpoisoned,
 } from './page-flags.js';
 import { FolioBatch, folio_batch_count, folio_batch_release } from './pagevec.js';
+import { lru_add } from './mm_inline.js';
+import { AOP_WRITEPAGE_ACTIVATE, swap_writeout } from './page_io.js';
+import { folio_alloc_swap, folio_swap_entry, free_swap_and_cache_nr, swap_cache_alloc_folio, swap_cache_del_folio, swap_cache_get_folio } from './swap_state.js';
+import { get_swap_device, swap_duplicate_nr, swap_free_nr, total_swap_pages } from './swapfile.js';
+import { radix_to_swp_entry, swp_to_radix_entry, xa_is_value } from './swapops.js';
 import {
   pos_to_index,
   truncate_inode_folio,
@@ -99,6 +112,7 @@ import { F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRI
 import { ATTR_MODE, MAX_LFS_FILESIZE, type IattrMode } from './attr.js';
 import { generic_fillattr } from './stat.js';
 import { filemap_map_pages } from './filemap_map.js';
+import { migrate_folio } from './migrate.js';
 import { VM_FAULT_LOCKED, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_NORESERVE, type VmAreaStruct, type VmFault, type VmOperationsStruct } from './mm_types.js';
 
 /** enum sgp_type (include/linux/shmem_fs.h): how shmem_get_folio() treats a missing folio. */
@@ -146,7 +160,7 @@ export class ShmemInodeInfo {
   flags: number;
   /** Data pages allocated to the file (in the page cache or swapped). */
   alloced = 0;
-  /** Pages in swap: always 0, cocosim has no swap. */
+  /** Pages in swap: swap entries in the page cache. */
   swapped = 0;
   /** The highest page index fallocate() committed to (shmem_fallocend()). */
   fallocend = 0;
@@ -179,6 +193,16 @@ export function shmem_mapping(mapping: AddressSpace): boolean {
 /** shmem_file(): the file is a shmem file. */
 export function shmem_file(file: File): boolean {
   return shmem_mapping(file.f_inode.i_mapping);
+}
+
+/**
+ * (loff_t)index << PAGE_SHIFT >= i_size: the page at `index` starts at or past the end of the
+ * file. In numbers while index * PAGE_SIZE is below 2^53 (a larger i_size then rounds to at least
+ * 2^53, which keeps the answer exact), in bigints beyond: faults ask this for every page.
+ */
+function index_at_or_past(index: number, i_size: bigint): boolean {
+  if (index < 2 ** 41) return index * PAGE_SIZE >= Number(i_size);
+  return BigInt(index) << BigInt(PAGE_SHIFT) >= i_size;
 }
 
 function shmem_kernel(inode: Inode): Kernel {
@@ -221,14 +245,21 @@ export function shmem_recalc_inode(inode: Inode, alloced: number, swapped: numbe
  * the kernel).
  * @returns 0 or -EEXIST.
  */
-function shmem_add_to_page_cache(kernel: Kernel, folio: Folio, mapping: AddressSpace, index: number): number {
+function shmem_add_to_page_cache(kernel: Kernel, folio: Folio, mapping: AddressSpace, index: number, expected?: number): number {
   const store = kernel.store;
   const nr = folio_nr_pages(store, folio);
   folio_ref_add(store, folio, nr);
   const i = store.idx(folio);
   store.mapping[i] = mapping.id;
   store.index[i] = index;
-  const err = page_cache_insert(mapping, folio, index, nr);
+  let err: number;
+  if (expected === undefined) {
+    err = page_cache_insert(mapping, folio, index, nr);
+  } else {
+    /* replace the swap entry the folio was read for (xas_store() over `expected`) */
+    err = mapping.i_pages.xa_load(index) === expected ? 0 : -Errno.EEXIST;
+    if (!err) mapping.i_pages.xa_store(index, folio);
+  }
   if (err) {
     store.mapping[i] = 0;
     store._refcount[i] -= nr;
@@ -291,8 +322,10 @@ export function shmem_get_folio_gfp(inode: Inode, index: number, _write_end: big
     return -Errno.EINVAL;
   }
   if (index > MAX_INDEX) return -Errno.EFBIG;
-  if (sgp <= SGP_CACHE && BigInt(index) << BigInt(PAGE_SHIFT) >= inode.i_size) return -Errno.EINVAL;
+  if (sgp <= SGP_CACHE && index_at_or_past(index, inode.i_size)) return -Errno.EINVAL;
 
+  const entry = inode.i_mapping.i_pages.xa_load(index);
+  if (entry !== undefined && xa_is_value(entry)) return shmem_swapin_folio(inode, index, entry, foliop, sgp, gfp);
   let folio = filemap_get_entry(kernel, inode.i_mapping, index);
   let alloced = false;
   if (folio !== undefined) {
@@ -328,7 +361,7 @@ export function shmem_get_folio_gfp(inode: Inode, index: number, _write_end: big
   /* Let SGP_WRITE callers clear the ends; SGP_FALLOC on an older fallocated folio clears it now. */
   if (sgp !== SGP_WRITE && !folio_test_uptodate(store, folio)) shmem_clear_folio(kernel, folio);
   /* "Perhaps the file has been truncated since we checked": not while one call runs at a time. */
-  if (sgp <= SGP_CACHE && BigInt(index) << BigInt(PAGE_SHIFT) >= inode.i_size) {
+  if (sgp <= SGP_CACHE && index_at_or_past(index, inode.i_size)) {
     if (alloced) filemap_remove_folio(kernel, folio);
     shmem_recalc_inode(inode, 0, 0);
     folio_unlock(store, folio);
@@ -357,6 +390,122 @@ export function shmem_read_folio(mapping: AddressSpace, index: number): Folio | 
   return ref.folio!;
 }
 
+/* Swap */
+
+/**
+ * shmem_swapin_folio(): read back the page whose swap entry `value` sits at `index`: from the
+ * swap cache, or from the swap area (swap_state.ts). The folio replaces the entry in the page
+ * cache, leaves the swap cache and is marked dirty (its swap copy is freed). On success (0)
+ * *foliop is the folio, locked and with a reference for the caller. -ENOMEM when no folio can
+ * be allocated, -EIO when the slot cannot be read (the entry stays).
+ */
+export function shmem_swapin_folio(inode: Inode, index: number, value: number, foliop: FolioRef, sgp: sgp_type, gfp: gfp_t): number {
+  const kernel = shmem_kernel(inode);
+  const store = kernel.store;
+  const mapping = inode.i_mapping;
+  const swap = radix_to_swp_entry(value);
+  foliop.folio = null;
+  if (get_swap_device(kernel, swap) === undefined) BUG(`shmem_swapin_folio: inode ${inode.i_ino} index ${index} holds a bad swap entry`);
+  /* Look it up and read it in.. */
+  let folio = swap_cache_get_folio(kernel, swap);
+  if (folio === undefined) {
+    const got = swap_cache_alloc_folio(kernel, swap, gfp | GFP_HIGHUSER_MOVABLE);
+    if (got === undefined) return -Errno.ENOMEM;
+    folio = got.folio;
+  }
+  /* We have to do this with folio locked to prevent races */
+  folio_lock(store, folio);
+  if (!folio_test_uptodate(store, folio)) {
+    folio_unlock(store, folio);
+    folio_put(store, folio);
+    return -Errno.EIO;
+  }
+  const nr_pages = folio_nr_pages(store, folio);
+  if (shmem_add_to_page_cache(kernel, folio, mapping, index, value)) BUG(`shmem_swapin_folio: index ${index} changed under the folio lock`);
+  shmem_recalc_inode(inode, 0, -nr_pages);
+  if (sgp === SGP_WRITE) folio_mark_accessed(store, folio);
+  swap_cache_del_folio(kernel, folio);
+  folio_mark_dirty(store, folio);
+  swap_free_nr(kernel, swap, nr_pages);
+  foliop.folio = folio;
+  return 0;
+}
+
+/**
+ * shmem_free_swap() for every swap entry of page range [start, end): the entries leave the page
+ * cache and their slots are released (free_swap_and_cache_nr()).
+ * @returns the pages freed, for shmem_recalc_inode().
+ */
+function shmem_free_swap_range(kernel: Kernel, mapping: AddressSpace, start: number, end: number): number {
+  const values: number[] = [];
+  const indices: number[] = [];
+  mapping.i_pages.xa_for_each_range(start, end - 1, (index, entry) => {
+    if (xa_is_value(entry)) {
+      indices.push(index);
+      values.push(entry);
+    }
+  });
+  for (let k = 0; k < values.length; k++) {
+    mapping.i_pages.xa_erase(indices[k]);
+    free_swap_and_cache_nr(kernel, radix_to_swp_entry(values[k]), 1);
+  }
+  return values.length;
+}
+
+/**
+ * shmem_delete_from_page_cache(): a folio going to swap leaves the page cache, its swap entry
+ * taking its place; the page cache's references go.
+ */
+function shmem_delete_from_page_cache(kernel: Kernel, folio: Folio, radswap: number): void {
+  const store = kernel.store;
+  const i = store.idx(folio);
+  const mapping = lookupMapping(store, store.mapping[i]);
+  if (mapping === undefined) BUG(`shmem_delete_from_page_cache: folio 0x${folio.toString(16)} has no mapping`);
+  const nr = folio_nr_pages(store, folio);
+  const index = store.index[i];
+  if (mapping.i_pages.xa_load(index) !== folio) BUG(`shmem_delete_from_page_cache: index ${index} does not hold folio 0x${folio.toString(16)}`);
+  mapping.i_pages.xa_store(index, radswap as Folio);
+  store.mapping[i] = 0;
+  mapping.nrpages -= nr;
+  folio_put_refs(store, folio, nr);
+}
+
+/**
+ * shmem_writeout(): reclaim's pageout() of a locked, dirty-cleared shmem folio that no page
+ * table maps any more: give it a swap slot, account it as swapped, put its swap entry in the page
+ * cache in its place, and write it out (swap_writeout(), which unlocks it); the folio now lives
+ * in the swap cache only. Without swap space (none configured, or full), or for a large folio,
+ * the folio is redirtied and stays: AOP_WRITEPAGE_ACTIVATE with the folio still locked.
+ * @returns 0 or AOP_WRITEPAGE_ACTIVATE.
+ */
+export function shmem_writeout(kernel: Kernel, folio: Folio): number {
+  const store = kernel.store;
+  const mapping = lookupMapping(store, store.mapping[store.idx(folio)]);
+  if (mapping === undefined || !shmem_mapping(mapping)) BUG(`shmem_writeout of folio 0x${folio.toString(16)}, not in a shmem page cache`);
+  const inode = mapping.host;
+  const redirty = (): number => {
+    folio_mark_dirty(store, folio);
+    /* Return with folio locked */
+    return AOP_WRITEPAGE_ACTIVATE;
+  };
+  if (total_swap_pages(kernel) === 0) return redirty();
+  /* Large shmem folios would be split first; cocosim's shmem has order-0 folios only. */
+  if (folio_test_large(store, folio)) return redirty();
+  const nr_pages = folio_nr_pages(store, folio);
+  /*
+   * A folio fallocated but never written is initialized and written: there is no other way to
+   * account a fallocated folio arriving here.
+   */
+  if (!folio_test_uptodate(store, folio)) shmem_clear_folio(kernel, folio);
+  if (folio_alloc_swap(kernel, folio)) return redirty();
+  shmem_recalc_inode(inode, 0, nr_pages);
+  const swap = folio_swap_entry(store, folio);
+  swap_duplicate_nr(kernel, swap, nr_pages);
+  shmem_delete_from_page_cache(kernel, folio, swp_to_radix_entry(swap));
+  if (folio_mapped(store, folio)) BUG(`shmem_writeout: folio 0x${folio.toString(16)} is still mapped`);
+  return swap_writeout(kernel, folio);
+}
+
 /* Truncation */
 
 /**
@@ -364,6 +513,13 @@ export function shmem_read_folio(mapping: AddressSpace, index: number): Folio | 
  * reference, whether or not it is uptodate; null for a hole.
  */
 function shmem_get_partial_folio(kernel: Kernel, inode: Inode, index: number): Folio | null {
+  const entry = inode.i_mapping.i_pages.xa_load(index);
+  if (entry !== undefined && xa_is_value(entry)) {
+    /* But read a folio back from swap if any of it is within i_size */
+    const ref: FolioRef = { folio: null };
+    shmem_get_folio(inode, index, 0n, ref, SGP_READ);
+    return ref.folio;
+  }
   const folio = filemap_get_entry(kernel, inode.i_mapping, index);
   if (folio === undefined) return null;
   folio_lock(kernel.store, folio);
@@ -384,6 +540,11 @@ function shmem_truncate_batch(kernel: Kernel, mapping: AddressSpace, fbatch: Fol
   const tracing = kernel.tracer.enabled('mm_filemap_delete_from_page_cache');
   const fast = mapping.a_ops.free_folio === undefined && !tracing;
   const n = folio_batch_count(fbatch);
+  const mapcount = store._mapcount;
+  const mappings = store.mapping;
+  const indexes = store.index;
+  const i_pages = mapping.i_pages;
+  const id = mapping.id;
   for (let k = 0; k < n; k++) {
     const folio = fbatch.folios[k];
     const i = folio - base;
@@ -391,9 +552,9 @@ function shmem_truncate_batch(kernel: Kernel, mapping: AddressSpace, fbatch: Fol
       flags[i] &= ~(1 << PG_locked);
       continue;
     }
-    if (fast && store._mapcount[i] === -1 && (flags[i] & (1 << PG_head)) === 0 && store.mapping[i] === mapping.id) {
-      mapping.i_pages.xa_erase(store.index[i]);
-      store.mapping[i] = 0;
+    if (fast && mapcount[i] === -1 && (flags[i] & (1 << PG_head)) === 0 && mappings[i] === id) {
+      i_pages.xa_erase(indexes[i]);
+      mappings[i] = 0;
       mapping.nrpages--;
       flags[i] &= ~((1 << PG_dirty) | (1 << PG_locked)); /* folio_cancel_dirty(), folio_unlock() */
       refcount[i]--; /* the page cache's reference; the batch still holds one */
@@ -417,6 +578,7 @@ export function shmem_undo_range(inode: Inode, lstart: bigint, lend: bigint, unf
   let start = pos_to_index(lstart + BigInt(PAGE_SIZE) - 1n);
   let end = lend === -1n ? XA_MAX_INDEX : pos_to_index(lend + 1n);
   if (info.fallocend > start && info.fallocend <= end && !unfalloc) info.fallocend = start;
+  const nr_swaps_freed = unfalloc || info.swapped === 0 ? 0 : shmem_free_swap_range(kernel, mapping, start, end);
 
   const fbatch = new FolioBatch();
   const index: PgoffRef = { index: start };
@@ -469,7 +631,7 @@ export function shmem_undo_range(inode: Inode, lstart: bigint, lend: bigint, unf
     }
     kernel.cost.charge('page_free', folio_batch_release(store, fbatch));
   }
-  shmem_recalc_inode(inode, 0, 0);
+  shmem_recalc_inode(inode, 0, -nr_swaps_freed);
 }
 
 /** shmem_truncate_range(): truncate or punch [lstart, lend]. */
@@ -716,8 +878,8 @@ export function shmem_fallocate(file: File, mode: number, offset: bigint, len: b
  * then folio_mark_dirty(), folio_unlock(), folio_put(). Inlined for the batch so that a 1 GiB
  * fallocate() costs what its allocations and page-cache insertions cost: the holes are found
  * with one xa_find() each, and each new folio goes through the page allocator, gets its flags
- * (swapbacked, dirty, LRU; locked and unlocked again, which leaves no trace), folio->mapping and
- * folio->index, and its page-cache slot. Its reference count ends at 1, the page cache's: the
+ * (swapbacked, dirty, on the LRU; locked and unlocked again, which leaves no trace),
+ * folio->mapping and folio->index, and its page-cache slot. Its reference count ends at 1, the page cache's: the
  * allocation's reference is the one fallocate() puts. Existing folios that are still !uptodate
  * are cleared, as a second SGP_FALLOC does.
  * @returns 0, or -(index + 1) of the index whose allocation failed (-ENOMEM).
@@ -729,7 +891,8 @@ function shmem_falloc_folios(kernel: Kernel, inode: Inode, start: number, end: n
   const base = store.base_pfn;
   const gfp = mapping.gfp_mask;
   const id = mapping.id;
-  const new_flags = (1 << PG_swapbacked) | (1 << PG_dirty) | (1 << PG_lru);
+  const new_flags = (1 << PG_swapbacked) | (1 << PG_dirty);
+  const evictable = !mapping.mapping_unevictable();
   let index = start;
   let added = 0;
   let failed = -1;
@@ -747,10 +910,22 @@ function shmem_falloc_folios(kernel: Kernel, inode: Inode, start: number, end: n
       store.mapping[i] = id;
       store.index[i] = index;
       i_pages.xa_store(index, pfn as Folio);
+      lru_add(store, pfn, evictable);
       added++;
     }
     if (failed >= 0 || next === undefined) break;
-    const folio = next.entry;
+    let folio = next.entry;
+    if (xa_is_value(folio)) {
+      /* shmem_get_folio(SGP_FALLOC) reads a swapped-out page back */
+      const ref: FolioRef = { folio: null };
+      if (shmem_swapin_folio(inode, index, folio, ref, SGP_FALLOC, gfp)) {
+        failed = index;
+        break;
+      }
+      folio = ref.folio!;
+      folio_unlock(store, folio);
+      folio_put(store, folio);
+    }
     if (!folio_test_uptodate(store, folio)) shmem_clear_folio(kernel, folio);
     folio_mark_dirty(store, folio);
     index = folio_next_index(store, folio);
@@ -778,7 +953,8 @@ function mapping_seek_hole_data(mapping: AddressSpace, start: bigint, end: bigin
   let index = pos_to_index(start);
   while (index <= last) {
     const folio = mapping.i_pages.xa_load(index);
-    const data = folio !== undefined && folio_test_uptodate(store, folio);
+    /* folio_seek_hole_data(): a swap entry is data */
+    const data = folio !== undefined && (xa_is_value(folio) || folio_test_uptodate(store, folio));
     if (data === seek_data) {
       const pos = BigInt(index) * P;
       return pos > start ? (pos < end ? pos : end) : start;
@@ -852,6 +1028,8 @@ export const shmem_aops: AddressSpaceOperations = {
   dirty_folio: (mapping, folio) => noop_dirty_folio(shmem_kernel(mapping.host).store, mapping.id, folio),
   /* shmem_error_remove_folio(): keep a poisoned folio in the page cache */
   error_remove_folio: () => 0,
+  /* CONFIG_MIGRATION: the generic migrate_folio() */
+  migrate_folio: (mapping, dst, src, mode) => migrate_folio(shmem_kernel(mapping.host), mapping, dst, src, mode),
 };
 
 export const shmem_file_operations: FileOperations = {

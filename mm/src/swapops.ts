@@ -209,3 +209,35 @@ export function is_poisoned_swp_entry(entry: SwpEntry): boolean {
 export function is_guard_swp_entry(entry: SwpEntry): boolean {
   return is_pte_marker_entry(entry) && (pte_marker_get(entry) & PTE_MARKER_GUARD) !== 0;
 }
+
+/*
+ * Swap entries in the page cache (swp_to_radix_entry() and friends). shmem keeps a swapped-out
+ * page as a value entry in mapping->i_pages, where the kernel tags the entry with bit 0
+ * (xa_mk_value()). The simulator's i_pages holds folio pfns (never negative), so a value entry is
+ * a negative number there: -(1 + type * 2^SWP_RADIX_OFFSET_BITS + offset). Page-cache walkers
+ * test xa_is_value() before treating an entry as a folio, as the kernel's do.
+ */
+
+/** Bits of a real swap slot's offset in a page-cache value entry (swap areas are far smaller). */
+export const SWP_RADIX_OFFSET_BITS = 40;
+const SWP_RADIX_UNIT = 2 ** SWP_RADIX_OFFSET_BITS;
+
+/** xa_is_value(): the page-cache entry is a value entry (a swap entry), not a folio. */
+export function xa_is_value(entry: number): boolean {
+  return entry < 0;
+}
+
+/** swp_to_radix_entry(): the page-cache value entry of a swap slot entry. */
+export function swp_to_radix_entry(entry: SwpEntry): number {
+  const type = swp_type(entry);
+  const offset = swp_offset(entry);
+  BUG_ON(type >= MAX_SWAPFILES || offset >= SWP_RADIX_UNIT, `swp_to_radix_entry: not a swap slot (type ${type}, offset ${offset})`);
+  return -(1 + type * SWP_RADIX_UNIT + offset);
+}
+
+/** radix_to_swp_entry(): the swap entry a page-cache value entry holds. */
+export function radix_to_swp_entry(value: number): SwpEntry {
+  BUG_ON(!xa_is_value(value), `radix_to_swp_entry of a folio entry ${value}`);
+  const v = -value - 1;
+  return swp_entry(Math.floor(v / SWP_RADIX_UNIT), v % SWP_RADIX_UNIT);
+}

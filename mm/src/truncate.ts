@@ -274,7 +274,7 @@ export function truncate_pagecache_range(kernel: Kernel, inode: Inode, lstart: b
  * mapping_evict_folio(): drop a clean, unmapped, otherwise unused locked folio from the page cache.
  * @returns 1 if it was removed.
  */
-function mapping_evict_folio(kernel: Kernel, folio: Folio): number {
+export function mapping_evict_folio(kernel: Kernel, folio: Folio): number {
   const store = kernel.store;
   if (folio_test_dirty(store, folio) || folio_test_writeback(store, folio)) return 0;
   /* The refcount check must hold the page cache's references, the lookup's, and PG_private's. */

@@ -1,13 +1,38 @@
 /**
  * Random sequences of address-space calls (deterministic), checking after each one what the
  * kernel keeps consistent: the VMA tree, map_count and total_vm, rss against the page tables,
- * every mapped folio's mapcount and refcount against the PTEs that map it, i_mmap against the
- * VMAs, and that no page table holds an entry outside a VMA.
+ * every mapped folio's mapcount and refcount against the PTEs that map it and the GUP pins and
+ * references the test holds, i_mmap against the VMAs, and that no page table holds an entry
+ * outside a VMA. The calls include pinning (pin_user_pages*, get_user_pages*), migrating and
+ * try_to_unmap() of what is mapped, and reclaim into a swap area (reclaim(), MADV_PAGEOUT,
+ * MADV_COLD, MADV_FREE), with the LRU lists and swap checked too (lru_swap_check.ts); at the
+ * end every pin is released, no page is leaked and no swap slot is left in use.
  */
 import { describe } from 'vitest';
 import { PAGE_SIZE } from '@cocosim/core';
 import {
   FOLIO_MAPPING_ANON,
+  FOLL_LONGTERM,
+  FOLL_WRITE,
+  GFP_HIGHUSER_MOVABLE,
+  GUP_PIN_COUNTING_BIAS,
+  MIGRATE_SYNC,
+  MR_SYSCALL,
+  NUMA_NO_NODE,
+  alloc_migration_target,
+  folio_lock,
+  folio_mapped,
+  folio_pincount,
+  folio_unlock,
+  get_user_pages_fast,
+  isolate_folio_to_list,
+  migrate_pages,
+  pin_user_pages,
+  pin_user_pages_fast,
+  put_page,
+  putback_movable_pages,
+  try_to_unmap,
+  unpin_user_pages,
   MADV_DONTNEED,
   MADV_HUGEPAGE,
   MADV_POPULATE_WRITE,
@@ -29,17 +54,65 @@ import {
   i_mmap_of,
   page_folio,
   pte_present,
+  type Folio,
+  type Kernel,
   type Process,
 } from '@cocosim/mm';
 import { test } from '../lib/fixtures.js';
 import { TEST_ASSERT, TEST_ASSERT_EQ } from '../lib/test_util.js';
+import { check_lru, check_swap, count_swap_ptes } from './lru_swap_check.js';
+import { MADV_COLD, MADV_FREE, MADV_PAGEOUT, MM_SWAPENTS, folio_test_swapcache, proc_swaps, reclaim, swapon } from '@cocosim/mm';
 
 const PG = BigInt(PAGE_SIZE);
 const BASE = 0x3000_0000_0000n;
 /** The arena: 4 MiB (two PMDs), so that THPs, splits and merges all happen. */
 const ARENA_PAGES = 1024;
 
-function check(p: Process, fds: number[], step: string): void {
+/** What the test holds on each folio: FOLL_PIN pins and FOLL_GET references, one list entry per page. */
+class Held {
+  readonly pins: number[] = [];
+  readonly gets: number[] = [];
+
+  /** The references the held pins and gets add to each folio, and its pins. */
+  by_folio(k: Kernel): Map<number, { refs: number; pins: number }> {
+    const store = k.store;
+    const m = new Map<number, { refs: number; pins: number }>();
+    const add = (pg: number, pin: boolean): void => {
+      const folio = page_folio(store, pg);
+      let e = m.get(folio);
+      if (e === undefined) m.set(folio, (e = { refs: 0, pins: 0 }));
+      if (!pin) e.refs++;
+      else {
+        e.pins++;
+        e.refs += folio_test_large(store, folio) ? 1 : GUP_PIN_COUNTING_BIAS;
+      }
+    };
+    for (const pg of this.pins) add(pg, true);
+    for (const pg of this.gets) add(pg, false);
+    return m;
+  }
+
+  release(k: Kernel): void {
+    unpin_user_pages(k.store, this.pins, this.pins.length);
+    for (const pg of this.gets) put_page(k.store, pg);
+    this.pins.length = 0;
+    this.gets.length = 0;
+  }
+}
+
+const store_of = (p: Process): Process['kernel']['store'] => p.kernel.store;
+
+/** The folio mapped by a present, non-special PTE at page `vpn`, if any. */
+function mapped_folio(p: Process, vpn: number): Folio | undefined {
+  const store = p.kernel.store;
+  const t = p.mm.pgd.ptes.get(Math.floor(vpn / 512));
+  if (t === undefined) return undefined;
+  const f = t.flags[vpn % 512];
+  if (!pte_present(f) || f & _PAGE_SPECIAL || t.val[vpn % 512] === store.zero_pfn) return undefined;
+  return page_folio(store, t.val[vpn % 512]);
+}
+
+function check(p: Process, fds: number[], step: string, held: Held): void {
   const mm = p.mm;
   const store = p.kernel.store;
   mm.mm_mt.mt_validate();
@@ -77,11 +150,19 @@ function check(p: Process, fds: number[], step: string): void {
     TEST_ASSERT_EQ(t.nr, nr, `${step}: PTE table count`);
   }
   for (const [pmd, e] of mm.pgd.pmds) if (pte_present(e.flags) && !(e.flags & _PAGE_SPECIAL)) count_page(e.val, 512, pmd * 512);
+  rss[MM_SWAPENTS] = count_swap_ptes(p.kernel, mm, step);
   TEST_ASSERT_EQ([...mm.rss_stat], rss, `${step}: rss`);
+  check_lru(p.kernel, step);
+  check_swap(p.kernel, step);
+  const held_refs = held.by_folio(p.kernel);
   for (const [folio, n] of maps) {
     TEST_ASSERT_EQ(folio_mapcount(store, folio), n, `${step}: mapcount of 0x${folio.toString(16)}`);
-    const cache = (store.mapping[store.idx(folio)] & FOLIO_MAPPING_ANON) === 0 ? (folio_test_large(store, folio) ? 512 : 1) : 0;
-    TEST_ASSERT_EQ(folio_ref_count(store, folio), n + cache, `${step}: refcount of 0x${folio.toString(16)}`);
+    const nr = folio_test_large(store, folio) ? 512 : 1;
+    /* the page cache's references, or the swap cache's */
+    const cache = (store.mapping[store.idx(folio)] & FOLIO_MAPPING_ANON) === 0 || folio_test_swapcache(store, folio) ? nr : 0;
+    const h = held_refs.get(folio) ?? { refs: 0, pins: 0 };
+    TEST_ASSERT_EQ(folio_ref_count(store, folio), n + cache + h.refs, `${step}: refcount of 0x${folio.toString(16)}`);
+    if (folio_test_large(store, folio)) TEST_ASSERT_EQ(folio_pincount(store, folio), h.pins, `${step}: pincount of 0x${folio.toString(16)}`);
   }
 }
 
@@ -100,12 +181,21 @@ describe('address-space invariants under random calls', () => {
         return fd;
       });
       const prots = [PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE];
+      const held = new Held();
+      const kernel = host.kernel;
+      TEST_ASSERT_EQ(swapon(kernel, 4096), 0);
+      let y = seed * 40503 + 1;
+      const reclaim_rnd = (n: number): number => {
+        y = (Math.imul(y, 1103515245) + 12345) >>> 0;
+        return Math.floor((y / 2 ** 32) * n);
+      };
+      const free0 = kernel.page_alloc.nr_free_pages();
       for (let step = 0; step < 400; step++) {
         const start = rnd(ARENA_PAGES);
         const len = 1 + rnd(Math.min(ARENA_PAGES - start, 600));
         const addr = BASE + BigInt(start) * PG;
         const bytes = BigInt(len) * PG;
-        const op = rnd(9);
+        const op = rnd(13);
         let what: string;
         switch (op) {
           case 0:
@@ -147,16 +237,74 @@ describe('address-space invariants under random calls', () => {
             what = `REMOVE ${start}+${len}`;
             p.madvise(addr, bytes, MADV_REMOVE);
             break;
+          case 9: {
+            /* pin or get a few pages, as a driver would, and keep them */
+            const n = 1 + rnd(4);
+            const kind = rnd(4);
+            const pages: number[] = [];
+            const vpn = Number(addr / PG);
+            what = `GUP kind ${kind} ${start}+${n}`;
+            let got: number;
+            if (kind === 0) got = pin_user_pages(p.mm, vpn, n, rnd(2) ? FOLL_WRITE : 0, pages);
+            else if (kind === 1) got = pin_user_pages_fast(p.mm, vpn, n, FOLL_WRITE, pages);
+            else if (kind === 2) got = pin_user_pages(p.mm, vpn, n, FOLL_LONGTERM, pages);
+            else got = get_user_pages_fast(p.mm, vpn, n, 0, pages);
+            if (got > 0) (kind === 3 ? held.gets : held.pins).push(...pages.slice(0, got));
+            break;
+          }
+          case 10:
+            what = 'release the pins and references held';
+            held.release(kernel);
+            break;
+          case 11: {
+            /* migrate what is mapped there (pinned folios stay) */
+            const folio = mapped_folio(p, Number(addr / PG));
+            what = `migrate at ${start}`;
+            const list: Folio[] = [];
+            if (folio === undefined || !isolate_folio_to_list(kernel, folio, list)) break;
+            const mtc = { nid: NUMA_NO_NODE, gfp_mask: GFP_HIGHUSER_MOVABLE, reason: MR_SYSCALL };
+            migrate_pages(kernel, list, (src) => alloc_migration_target(kernel, src, mtc), undefined, MIGRATE_SYNC, MR_SYSCALL);
+            putback_movable_pages(kernel, list);
+            break;
+          }
+          case 12: {
+            /* reclaim-style unmap of a page-cache folio (anon ones need swap) */
+            const folio = mapped_folio(p, Number(addr / PG));
+            what = `try_to_unmap at ${start}`;
+            if (folio === undefined || store_of(p).mapping[store_of(p).idx(folio)] & FOLIO_MAPPING_ANON) break;
+            folio_lock(store_of(p), folio);
+            try_to_unmap(kernel, folio, 0);
+            folio_unlock(store_of(p), folio);
+            TEST_ASSERT(!folio_mapped(store_of(p), folio), `${what}: still mapped`);
+            break;
+          }
           default:
             what = `store/load at ${start}`;
             p.store(addr, Uint8Array.of(step & 0xff));
             p.load(addr + bytes - 1n, 1);
         }
-        check(p, fds, `step ${step} (${what})`);
+        check(p, fds, `step ${step} (${what})`, held);
+        /* reclaim, from a generator of its own so that the calls above stay the same sequence */
+        const r = reclaim_rnd(8);
+        if (r < 4) {
+          const rs = reclaim_rnd(ARENA_PAGES);
+          const rl = 1 + reclaim_rnd(Math.min(ARENA_PAGES - rs, 300));
+          const ra = BASE + BigInt(rs) * PG;
+          const advice = [MADV_PAGEOUT, MADV_COLD, MADV_FREE][r % 3];
+          if (r === 3) reclaim(kernel, rl);
+          else p.madvise(ra, BigInt(rl) * PG, advice);
+          check(p, fds, `step ${step} (${r === 3 ? `reclaim ${rl}` : `madvise ${advice} ${rs}+${rl}`})`, held);
+        }
       }
       TEST_ASSERT_EQ(p.munmap(BASE, BigInt(ARENA_PAGES) * PG), 0);
-      check(p, fds, 'final munmap');
+      check(p, fds, 'final munmap', held);
       TEST_ASSERT_EQ(p.mm.get_mm_rss(), 0);
+      held.release(kernel);
+      for (const fd of fds) TEST_ASSERT_EQ(p.close(fd), 0);
+      TEST_ASSERT_EQ(kernel.page_alloc.checkConsistency(), []);
+      TEST_ASSERT_EQ(proc_swaps(kernel).split('\n')[1].split(/\s+/)[3], '0', 'swap slots left in use');
+      /* every page came back but the huge zero folio, once a THP read fault allocated it */
+      TEST_ASSERT([free0, free0 - 512].includes(kernel.page_alloc.nr_free_pages()), `leaked ${free0 - kernel.page_alloc.nr_free_pages()} pages`);
     });
   }
 });

@@ -220,6 +220,7 @@ static const struct name_value const_names[] = {
 	{ "F_DUPFD", 0 }, { "F_GETFD", 1 }, { "F_SETFD", 2 }, { "F_GETFL", 3 }, { "F_SETFL", 4 },
 	{ "F_DUPFD_CLOEXEC", 1030 }, { "F_ADD_SEALS", 1033 }, { "F_GET_SEALS", 1034 },
 	{ "FD_CLOEXEC", 1 },
+	{ "SEEK_SET", 0 }, { "SEEK_CUR", 1 }, { "SEEK_END", 2 }, { "SEEK_DATA", 3 }, { "SEEK_HOLE", 4 },
 	{ "F_SEAL_SEAL", 0x0001 }, { "F_SEAL_SHRINK", 0x0002 }, { "F_SEAL_GROW", 0x0004 },
 	{ "F_SEAL_WRITE", 0x0008 }, { "F_SEAL_FUTURE_WRITE", 0x0010 }, { "F_SEAL_EXEC", 0x0020 },
 	{ "O_RDONLY", 00 }, { "O_WRONLY", 01 }, { "O_RDWR", 02 }, { "O_CREAT", 0100 },
@@ -1260,6 +1261,30 @@ static void do_read(struct call *c, bool positional)
 	}
 }
 
+/*
+ * lseek and fchmod are outside the spec's generic table (docs/trace-format.md lists them with the
+ * ops a package adds) but are plain system calls every kernel has: memfd_test.c checks F_SEAL_EXEC
+ * with fchmod, and SEEK_DATA/SEEK_HOLE show where a sparse shmem file has pages.
+ */
+static void op_lseek(struct call *c)
+{
+	uint64_t fd = arg_int(c, "fd", true, 0), offset = arg_int(c, "offset", true, 0);
+	uint64_t whence = arg_int(c, "whence", true, 0);
+
+	if (c->validate)
+		return;
+	SYS(SYS_lseek, fd, offset, whence);
+}
+
+static void op_fchmod(struct call *c)
+{
+	uint64_t fd = arg_int(c, "fd", true, 0), mode = arg_int(c, "mode", true, 0);
+
+	if (c->validate)
+		return;
+	SYS(SYS_fchmod, fd, mode);
+}
+
 static void op_read(struct call *c) { do_read(c, false); }
 static void op_pread(struct call *c) { do_read(c, true); }
 
@@ -1627,6 +1652,8 @@ static const struct {
 	{ "ioctl", op_ioctl },
 	{ "guest_load", op_guest_load },
 	{ "guest_store", op_guest_store },
+	{ "lseek", op_lseek },
+	{ "fchmod", op_fchmod },
 };
 
 /* ------------------------------------------------------------------------------------------------ */

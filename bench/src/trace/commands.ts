@@ -1,19 +1,22 @@
 /**
  * The trace commands of the `cocosim` CLI (bench/src/cli.ts dispatches to them):
  *
- *   cocosim replay TRACE [--vendor V] [--design D] [--expect-only]
+ *   cocosim replay TRACE [--vendor V] [--design D] [--expect-only] [--compare RESULTS]
  *       result lines on stdout, expectation mismatches on stderr; exit 0 when every
  *       expectation holds, 1 on a mismatch, 2 on a trace error (file:line:col: message),
- *       3 when the simulator itself failed (a bug). TRACE "-" reads stdin.
+ *       3 when the simulator itself failed (a bug). TRACE "-" reads stdin. With --compare,
+ *       the results are also compared with a result file (a kernel recording,
+ *       NAME.kernel.jsonl): each difference on stderr, and exit 1 if there is one.
  *   cocosim ops
  *       every op: its arguments, what it returns, and the platforms that have it.
  */
 import { readFileSync } from 'node:fs';
 import { Process } from '@cocosim/mm';
 import type { PlatformOptions } from '../host.js';
-import { errnoName } from './names.js';
+import { boundCalls, compareResults, formatDifferences, parseResults } from './compare.js';
+import { errnoName, names } from './names.js';
 import { allOps, hasOp, type ArgSpec, type OpSpec } from './ops.js';
-import { formatTraceError } from './parse.js';
+import { formatTraceError, parseTrace } from './parse.js';
 import { platformChoices } from './platforms.js';
 import { formatCrash, formatWarning, replay } from './replay.js';
 import { formatMismatch, resultLine } from './results.js';
@@ -32,12 +35,14 @@ export interface ReplayCommandOptions {
   readonly design?: string;
   /** Print no results, only check the expectations. */
   readonly expectOnly?: boolean;
+  /** A result file to compare the results with (a kernel recording: its {"kernel": ...} line names the other side). */
+  readonly compare?: string;
   readonly platformOptions?: PlatformOptions;
 }
 
 export function replayCommand(opts: ReplayCommandOptions, out: Out, err: Out): number {
   if (opts.trace === undefined) {
-    err('cocosim replay: which trace? usage: cocosim replay TRACE [--vendor V] [--design D] [--expect-only]');
+    err('cocosim replay: which trace? usage: cocosim replay TRACE [--vendor V] [--design D] [--expect-only] [--compare RESULTS]');
     return EXIT_TRACE_ERROR;
   }
   let text: string;
@@ -47,8 +52,17 @@ export function replayCommand(opts: ReplayCommandOptions, out: Out, err: Out): n
     err(`cocosim replay: cannot read ${opts.trace}: ${(e as Error).message}`);
     return EXIT_TRACE_ERROR;
   }
-  const report = replay(text, {
-    file: opts.trace === '-' ? '<stdin>' : opts.trace,
+  let expected: { text: string; file: string } | undefined;
+  if (opts.compare !== undefined) {
+    try {
+      expected = { text: readFileSync(opts.compare, 'utf8'), file: opts.compare };
+    } catch (e) {
+      err(`cocosim replay: cannot read ${opts.compare}: ${(e as Error).message}`);
+      return EXIT_TRACE_ERROR;
+    }
+  }
+  const trace = parseTrace(text, opts.trace === '-' ? '<stdin>' : opts.trace);
+  const report = replay(trace, {
     vendor: opts.vendor,
     design: opts.design,
     platformOptions: opts.platformOptions,
@@ -66,12 +80,26 @@ export function replayCommand(opts: ReplayCommandOptions, out: Out, err: Out): n
     err(formatCrash(report.crash));
     return EXIT_SIMULATOR_BUG;
   }
+  let differ = false;
+  if (expected !== undefined) {
+    const rec = parseResults(expected.text, expected.file);
+    if (rec.errors.length > 0) {
+      for (const e of rec.errors) err(formatTraceError(e));
+      return EXIT_TRACE_ERROR;
+    }
+    const other = typeof rec.meta.kernel === 'string' ? `kernel ${rec.meta.kernel}` : expected.file;
+    const diffs = compareResults(report.results, rec.results, { bound: boundCalls(trace), names });
+    for (const l of formatDifferences(diffs, { left: 'simulator', right: other }, trace)) err(`${report.file}: ${l}`);
+    const calls = new Set(diffs.map((d) => d.i)).size;
+    if (calls > 0) err(`${report.file}: ${calls} of ${Math.max(trace.calls.length, rec.results.length)} calls differ from ${expected.file}`);
+    differ = calls > 0;
+  }
   if (report.mismatches.length > 0) {
     const n = report.mismatches.length;
     err(`${report.file}: ${n} expectation${n === 1 ? '' : 's'} failed`);
     return EXIT_MISMATCH;
   }
-  return EXIT_OK;
+  return differ ? EXIT_MISMATCH : EXIT_OK;
 }
 
 /** An argument as the ops table shows it: `name` with its kind, names and default. */

@@ -10,3 +10,5 @@ export * from './replay.js';
 export * from './compare.js';
 export * from './writer.js';
 export * from './commands.js';
+export * from './corpus.js';
+export * from './diff_kernel.js';

@@ -67,8 +67,11 @@ export interface OpSpec {
   readonly variant?: { readonly method: string; readonly when: (args: readonly unknown[]) => boolean };
   /** The errno of a platform without the op: what a kernel without it returns. */
   readonly missing: number;
-  /** Trace arguments (evaluated, in `args` order) -> the method's arguments. */
-  toCall(args: readonly unknown[]): unknown[];
+  /**
+   * Trace arguments (evaluated, in `args` order) -> the method's arguments. `ctx` is there for
+   * the arguments a trace leaves implicit (process_vm_readv's pid is the replaying process).
+   */
+  toCall(args: readonly unknown[], ctx: OpContext): unknown[];
   /** The method's arguments -> trace arguments in `args` order (the trace writer). */
   fromCall(jsArgs: readonly unknown[]): unknown[];
   /**
@@ -186,7 +189,7 @@ export function allOps(): OpSpec[] {
 export function runOp(op: OpSpec, ctx: OpContext, args: readonly unknown[]): OpResult {
   const f = methodOf(ctx.process, op.variant?.when(args) === true ? op.variant.method : op.method);
   if (f === undefined) return { ret: -1, errno: op.missing };
-  const jsArgs = op.toCall(args);
+  const jsArgs = op.toCall(args, ctx);
   const before = op.snapshot === true ? jsArgs.map(copyValue) : jsArgs;
   const ret = f.apply(ctx.process, jsArgs);
   return op.toResult(ret, ctx.process, jsArgs, before);
@@ -353,18 +356,60 @@ registerOp({
   doc: 'The process writes `data` at `addr`; a fault it cannot resolve is a signal (ret -1, signal, si_code).',
   toResult: accessResult,
 });
+/*
+ * process_vm_readv/process_vm_writev take the C signature (pid, local_iov, liovcnt, remote_iov,
+ * riovcnt, flags); a trace line is the common case of it, the own process with one iovec on
+ * each side and no flags, as the kernel oracle issues it. A recorded call of another shape has
+ * no trace spelling: fromCall() then hands the writer the iovec arrays, which it reports as not
+ * representable.
+ */
+interface Iovec {
+  readonly iov_base: unknown;
+  readonly iov_len: unknown;
+}
+
+function isIovec(v: unknown): v is Iovec {
+  return typeof v === 'object' && v !== null && 'iov_base' in v && 'iov_len' in v;
+}
+
+/** The one remote iovec and the one local buffer of a single-iovec call, if it is one. */
+function singleIovec(jsArgs: readonly unknown[]): { remote: Iovec; local: Uint8Array } | undefined {
+  const [, local, liovcnt, remote, riovcnt, flags] = jsArgs;
+  if (!Array.isArray(local) || !Array.isArray(remote) || local.length !== 1 || remote.length !== 1) return undefined;
+  if (Number(liovcnt) !== 1 || Number(riovcnt) !== 1 || (flags !== undefined && Number(flags) !== 0)) return undefined;
+  const l: unknown = local[0];
+  const r: unknown = remote[0];
+  const buf = l instanceof Uint8Array ? l : isIovec(l) && l.iov_base instanceof Uint8Array ? l.iov_base : undefined;
+  return buf !== undefined && isIovec(r) ? { remote: r, local: buf } : undefined;
+}
+
 registerOp({
   name: 'process_vm_readv',
   args: [addr, { name: 'len', kind: 'u64', max: MAX_DATA_LEN }],
   returns: 'bytes, with `data`',
   doc: 'process_vm_readv(2) on the own process, one iovec each side: reads through GUP.',
-  toResult: readResult,
+  toCall: ([a, n], ctx) => [ctx.process, [buffer(n)], 1, [{ iov_base: a, iov_len: n }], 1, 0],
+  fromCall: (jsArgs) => {
+    const one = singleIovec(jsArgs);
+    return one === undefined ? [jsArgs[3], jsArgs[1]] : [one.remote.iov_base, one.remote.iov_len];
+  },
+  toResult: (ret, p, jsArgs) => {
+    const r = syscallResult(ret, p);
+    const one = singleIovec(jsArgs);
+    if (r.errno !== undefined || one === undefined || typeof r.ret !== 'number') return r;
+    return { ret: r.ret, data: one.local.slice(0, r.ret) };
+  },
 });
 registerOp({
   name: 'process_vm_writev',
   args: [addr, { name: 'data', kind: 'data' }],
   returns: 'bytes',
   doc: 'process_vm_writev(2) on the own process, one iovec each side: writes through GUP.',
+  toCall: ([a, d], ctx) => [ctx.process, [d], 1, [{ iov_base: a, iov_len: (d as Uint8Array).length }], 1, 0],
+  fromCall: (jsArgs) => {
+    const one = singleIovec(jsArgs);
+    return one === undefined ? [jsArgs[3], jsArgs[1]] : [one.remote.iov_base, one.local];
+  },
 });
 registerOp({
   name: 'open',
