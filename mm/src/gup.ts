@@ -139,6 +139,7 @@ import {
 import { PageAnonExclusive } from './rmap.js';
 import { shmem_mapping } from './shmem.js';
 import { find_vma, find_vma_intersection, vma_lookup } from './vma.js';
+import { MM_HOOK_FOLLOW, call_mm_hook, mm_hooks_gup_check } from './mm_hooks.js';
 
 /** INTERNAL_GUP_FLAGS (mm/internal.h): flags only mm/gup.c itself may set. */
 export const INTERNAL_GUP_FLAGS = FOLL_TOUCH | FOLL_TRIED | FOLL_REMOTE | FOLL_PIN | FOLL_FAST_ONLY | FOLL_UNLOCKABLE | FOLL_MADV_POPULATE;
@@ -281,9 +282,12 @@ function gup_can_follow_protnone(vma: VmAreaStruct, gup_flags: number): boolean 
 
 /* The slow path */
 
-/** The result of follow_page_mask() for one page: a pfn, or one of these (or -errno). */
-const FOLLOW_FAULT = -1;
-const FOLLOW_UNSHARE = -2;
+/**
+ * The result of follow_page_mask() for one page: a pfn, or one of these (or -errno). They lie
+ * below -MAX_ERRNO so that no errno (a gup_check hook's -EPERM included) is mistaken for them.
+ */
+const FOLLOW_FAULT = -4096 - 1;
+const FOLLOW_UNSHARE = -4096 - 2;
 
 /**
  * follow_page_mask() for one page: the page mapped at `vpn` with the reference or pin the flags
@@ -318,7 +322,9 @@ function follow_page_mask(vma: VmAreaStruct, vpn: number, gup_flags: number): nu
     if (!pte_present(flags)) return FOLLOW_FAULT;
     pfn = t.val[i];
   }
-  if (pte_protnone(flags) && !gup_can_follow_protnone(vma, gup_flags)) return FOLLOW_FAULT;
+  const hook = call_mm_hook(mm.kernel, 'gup_check', vma, vpn, flags, pfn, gup_flags);
+  if (hook < 0) return hook;
+  if (pte_protnone(flags) && hook !== MM_HOOK_FOLLOW && !gup_can_follow_protnone(vma, gup_flags)) return FOLLOW_FAULT;
   let page = vm_normal_page(store, flags, pfn);
   /* A PMD or PUD leaf is checked on its first page (pmd_page()), where PG_anon_exclusive lives */
   const checked = huge !== undefined && page >= 0 ? huge.val : page;
@@ -688,6 +694,8 @@ function gup_fast(mm: MmStruct, start: number, end: number, gup_flags: number, p
   const pt = mm.pgd;
   const write = (gup_flags & FOLL_WRITE) !== 0;
   let nr = 0;
+  /* A design's gup_check sees every page: leave them all to the slow path. */
+  if (mm_hooks_gup_check(mm.kernel)) return 0;
   let vpn = start;
   while (vpn < end) {
     const pud = pt.puds.size !== 0 ? pt.puds.get(pud_index_of(vpn)) : undefined;

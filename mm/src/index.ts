@@ -56,3 +56,4 @@ export * from './printk.js';
 export * from './sys.js';
 export * from './memory-failure.js';
 export * from './hwpoison-inject.js';
+export * from './mm_hooks.js';

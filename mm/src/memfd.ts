@@ -23,6 +23,7 @@ import { xa_is_value } from './swapops.js';
 import { VM_MAYWRITE, VM_NORESERVE, VM_SHARED, VM_WRITE } from './mm_types.js';
 import { int_arg } from './mman.js';
 import type { Task } from './process.js';
+import { call_mm_hook, mm_hooks_mfd_flags, mm_hooks_seal_flags } from './mm_hooks.js';
 import { SHMEM_I, shmem_file, shmem_file_setup, shmem_read_folio } from './shmem.js';
 import { F_ADD_SEALS, F_GET_SEALS, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE } from './uapi/fcntl.js';
 import {
@@ -132,10 +133,12 @@ function memfd_wait_for_pins(kernel: Kernel, mapping: AddressSpace): number {
  */
 export function memfd_add_seals(kernel: Kernel, file: File, seals: number): number {
   if (!(file.f_mode & FMODE_WRITE)) return -Errno.EPERM;
-  if (seals & ~F_ALL_SEALS) return -Errno.EINVAL;
+  if (seals & ~(F_ALL_SEALS | mm_hooks_seal_flags(kernel))) return -Errno.EINVAL;
   const file_seals = memfd_file_seals_ptr(file);
   if (file_seals === null) return -Errno.EINVAL;
   if (file_seals.seals & F_SEAL_SEAL) return -Errno.EPERM;
+  const hook = call_mm_hook(kernel, 'memfd_add_seals', file, seals);
+  if (hook) return hook;
   if (seals & F_SEAL_WRITE && !(file_seals.seals & F_SEAL_WRITE)) {
     let error = file.f_mapping.mapping_deny_writable();
     if (error) return error;
@@ -213,9 +216,10 @@ export function memfd_alloc_folio(memfd: File, idx: number): Folio | ErrPtr {
  * @returns the flags to use, or -errno
  */
 function sanitize_flags(kernel: Kernel, flags: number): number {
+  const all = MFD_ALL_FLAGS | mm_hooks_mfd_flags(kernel);
   if (!(flags & MFD_HUGETLB)) {
-    if (flags & ~MFD_ALL_FLAGS) return -Errno.EINVAL;
-  } else if ((flags & ~(MFD_ALL_FLAGS | (MFD_HUGE_MASK << MFD_HUGE_SHIFT))) >>> 0) {
+    if (flags & ~all) return -Errno.EINVAL;
+  } else if ((flags & ~(all | (MFD_HUGE_MASK << MFD_HUGE_SHIFT))) >>> 0) {
     return -Errno.EINVAL;
   }
   if (flags & MFD_EXEC && flags & MFD_NOEXEC_SEAL) return -Errno.EINVAL;
@@ -293,6 +297,11 @@ export function sys_memfd_create(task: Task, uname: unknown, uflags: unknown): n
   if (fd < 0) return fd;
   const file = alloc_file(kernel, name, flags);
   if (IS_ERR(file)) return file.errno;
+  const hook = call_mm_hook(kernel, 'memfd_create', file, flags);
+  if (hook) {
+    file.fput();
+    return hook;
+  }
   task.files.fd_install(fd, file, (flags & MFD_CLOEXEC) !== 0);
   return fd;
 }

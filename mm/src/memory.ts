@@ -158,6 +158,7 @@ import {
 } from './swapops.js';
 import { flush_tlb_mm_range, flush_tlb_page } from './tlb.js';
 import { mapping_unmap_hooks } from './truncate.js';
+import { call_mm_hook } from './mm_hooks.js';
 import { folio_free_swap, free_swap_and_cache_nr, free_swap_cache, swap_cache_alloc_folio, swap_cache_get_folio } from './swap_state.js';
 import { get_swap_device, swap_free_nr, vm_swap_full } from './swapfile.js';
 import { MM_SWAPENTS, VM_FAULT_MAJOR } from './mm_types.js';
@@ -243,6 +244,8 @@ function alloc_user_folio(kernel: Kernel, gfp: gfp_t): Folio | undefined {
 export function handle_mm_fault(vma: VmAreaStruct, vpn: number, flags: number, offset = 0): number {
   const kernel = vma.vm_mm.kernel;
   kernel.cost.charge('page_fault_user');
+  const hook = call_mm_hook(kernel, 'handle_mm_fault', vma, vpn, flags);
+  if (hook) return hook;
   const vmf = new VmFault(vma);
   vmf.vpn = vpn;
   vmf.offset_in_page = offset;

@@ -102,6 +102,7 @@ import {
   vm_stat_account,
   vmas_in_range,
 } from './vma.js';
+import { call_mm_hook } from './mm_hooks.js';
 
 const PAGE_SIZE_N = BigInt(PAGE_SIZE);
 const PAGE_MASK_N = ~(PAGE_SIZE_N - 1n);
@@ -540,6 +541,9 @@ export function do_mmap(
  * (mm_populate() ignores its errors: the mapping stands).
  */
 export function vm_mmap_pgoff(mm: MmStruct, file: File | null, addr: bigint, len: bigint, prot: number, flags: bigint, pgoff: bigint): MmapResult {
+  /* security_mmap_file()'s place */
+  const hook = call_mm_hook(mm.kernel, 'mmap_file', file, prot, low32(flags));
+  if (hook) return hook;
   const populate = { len: 0n };
   const ret = do_mmap(mm, file, addr, len, prot, flags, pgoff, populate);
   if (typeof ret !== 'number' && populate.len !== 0n) {

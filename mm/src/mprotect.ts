@@ -50,6 +50,7 @@ import { PageAnonExclusive } from './rmap.js';
 import { flush_tlb_mm_range } from './tlb.js';
 import { __vm_enough_memory, vm_unacct_memory } from './util.js';
 import { find_vma, find_vma_intersection, vm_stat_account, vma_modify_flags, vma_set_page_prot, vma_wants_writenotify } from './vma.js';
+import { call_mm_hook, mm_hooks_prot_flags } from './mm_hooks.js';
 
 const PAGE_SIZE_N = 4096n;
 
@@ -190,7 +191,7 @@ export function do_mprotect_pkey(mm: MmStruct, ustart: unknown, ulen: unknown, u
   const endb = BigInt.asUintN(64, start + alen);
   if (endb <= start) return -Errno.ENOMEM;
   /* arch_validate_prot() */
-  if (prot & ~BigInt(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return -Errno.EINVAL;
+  if (prot & ~BigInt(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | mm_hooks_prot_flags(mm.kernel))) return -Errno.EINVAL;
   const protn = Number(prot);
   let s = Number(start / PAGE_SIZE_N);
   const end = Number(endb / PAGE_SIZE_N);
@@ -213,13 +214,22 @@ export function do_mprotect_pkey(mm: MmStruct, ustart: unknown, ulen: unknown, u
       error = -Errno.ENOMEM;
       break;
     }
-    const newflags = vm_flags_or(calc_vm_prot_bits(protn), vm_flags_andnot(vma.vm_flags, VM_ACCESS_FLAGS));
+    /* A design's PROT_* bits become its VM_* flags (mm_hooks.ts mprotect_prot). */
+    const design = call_mm_hook(mm.kernel, 'mprotect_prot', vma, protn);
+    if (design < 0) {
+      error = design;
+      break;
+    }
+    const newflags = vm_flags_or(vm_flags_or(calc_vm_prot_bits(protn), design), vm_flags_andnot(vma.vm_flags, VM_ACCESS_FLAGS));
     /* newflags >> 4 shift VM_MAY% in place of VM_% */
     if ((newflags & ~(newflags >>> 4)) & VM_ACCESS_FLAGS) {
       error = -Errno.EACCES;
       break;
     }
     tmp = Math.min(vma.end_vpn, end);
+    /* security_file_mprotect()'s place */
+    error = call_mm_hook(mm.kernel, 'mprotect_fixup', vma, nstart, tmp, newflags);
+    if (error) break;
     const ops = vma.vm_ops;
     if (ops !== null && ops.mprotect !== undefined) {
       error = ops.mprotect(vma, Hva(BigInt(nstart) * PAGE_SIZE_N), Hva(BigInt(tmp) * PAGE_SIZE_N), newflags);

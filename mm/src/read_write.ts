@@ -10,6 +10,8 @@ import { FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_PREAD, FMODE_PWRITE
 import { int_arg } from './mman.js';
 import { loff_arg } from './open.js';
 import type { Task } from './process.js';
+import type { Kernel } from './kernel.js';
+import { call_mm_hook } from './mm_hooks.js';
 
 /** MAX_RW_COUNT: INT_MAX rounded down to a page, the most one call transfers. */
 export const MAX_RW_COUNT = 0x7fff_ffff - (PAGE_SIZE - 1);
@@ -38,26 +40,31 @@ export function rw_verify_area(pos: bigint | null, count: number): number {
  * vfs_read(): -EBADF if not open for reading, -EINVAL if the file cannot be read, -EFAULT for a
  * buffer that is not one, then rw_verify_area(), then the file's read method.
  */
-export function vfs_read(file: File, buf: unknown, ppos: Loff): number {
+export function vfs_read(kernel: Kernel, file: File, buf: unknown, ppos: Loff): number {
   if (!(file.f_mode & FMODE_READ)) return -Errno.EBADF;
   if (!(file.f_mode & FMODE_CAN_READ)) return -Errno.EINVAL;
   if (!(buf instanceof Uint8Array)) return -Errno.EFAULT;
   const ret = rw_verify_area(ppos.pos, buf.length);
   if (ret) return ret;
   const count = Math.min(buf.length, MAX_RW_COUNT);
+  /* security_file_permission()'s place in rw_verify_area() */
+  const hook = call_mm_hook(kernel, 'file_rw', file, ppos.pos, count, false);
+  if (hook) return hook;
   const read = file.f_op.read;
   if (read === undefined) return -Errno.EINVAL;
   return read(file, count === buf.length ? buf : buf.subarray(0, count), ppos);
 }
 
 /** vfs_write(): as vfs_read() for writing. */
-export function vfs_write(file: File, buf: unknown, ppos: Loff): number {
+export function vfs_write(kernel: Kernel, file: File, buf: unknown, ppos: Loff): number {
   if (!(file.f_mode & FMODE_WRITE)) return -Errno.EBADF;
   if (!(file.f_mode & FMODE_CAN_WRITE)) return -Errno.EINVAL;
   if (!(buf instanceof Uint8Array)) return -Errno.EFAULT;
   const ret = rw_verify_area(ppos.pos, buf.length);
   if (ret) return ret;
   const count = Math.min(buf.length, MAX_RW_COUNT);
+  const hook = call_mm_hook(kernel, 'file_rw', file, ppos.pos, count, true);
+  if (hook) return hook;
   const write = file.f_op.write;
   if (write === undefined) return -Errno.EINVAL;
   return write(file, count === buf.length ? buf : buf.subarray(0, count), ppos);
@@ -68,7 +75,7 @@ export function ksys_read(task: Task, fd: unknown, buf: unknown): number {
   const file = task.files.lookup(fd);
   if (file === undefined) return -Errno.EBADF;
   const pos: Loff = { pos: file.f_pos };
-  const ret = vfs_read(file, buf, pos);
+  const ret = vfs_read(task.kernel, file, buf, pos);
   if (ret >= 0) file.f_pos = pos.pos;
   return ret;
 }
@@ -78,7 +85,7 @@ export function ksys_write(task: Task, fd: unknown, buf: unknown): number {
   const file = task.files.lookup(fd);
   if (file === undefined) return -Errno.EBADF;
   const pos: Loff = { pos: file.f_pos };
-  const ret = vfs_write(file, buf, pos);
+  const ret = vfs_write(task.kernel, file, buf, pos);
   if (ret >= 0) file.f_pos = pos.pos;
   return ret;
 }
@@ -93,7 +100,7 @@ export function ksys_pread64(task: Task, fd: unknown, buf: unknown, pos: unknown
   const file = task.files.lookup(fd);
   if (file === undefined) return -Errno.EBADF;
   if (!(file.f_mode & FMODE_PREAD)) return -Errno.ESPIPE;
-  return vfs_read(file, buf, { pos: p });
+  return vfs_read(task.kernel, file, buf, { pos: p });
 }
 
 /** ksys_pwrite64(): as ksys_pread64() for writing (O_APPEND still appends, as Linux does). */
@@ -103,7 +110,7 @@ export function ksys_pwrite64(task: Task, fd: unknown, buf: unknown, pos: unknow
   const file = task.files.lookup(fd);
   if (file === undefined) return -Errno.EBADF;
   if (!(file.f_mode & FMODE_PWRITE)) return -Errno.ESPIPE;
-  return vfs_write(file, buf, { pos: p });
+  return vfs_write(task.kernel, file, buf, { pos: p });
 }
 
 /**

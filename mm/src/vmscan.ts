@@ -508,7 +508,11 @@ export function shrink_folio_list(kernel: Kernel, folios: Folio[], sc: ScanContr
         keep(folio, true);
         continue;
       }
-    } else if (!__remove_mapping(kernel, folio)) {
+    } else if ((!folio_test_swapcache(store, folio) && folio_address_space(store, folio) === undefined) || !__remove_mapping(kernel, folio)) {
+      /*
+       * `if (!mapping || !__remove_mapping(...))`: no mapping for an anon folio outside the swap
+       * cache, nor for a file folio truncated while it was isolated.
+       */
       keep(folio, true);
       continue;
     }

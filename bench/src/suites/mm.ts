@@ -30,6 +30,7 @@ import {
   FALLOC_FL_PUNCH_HOLE,
   MADV_NOHUGEPAGE,
   MAP_ANONYMOUS,
+  MAP_FAILED,
   MAP_PRIVATE,
   MAP_SHARED,
   MFD_CLOEXEC,
@@ -47,11 +48,10 @@ import {
   type Kernel,
   type Process,
 } from '@cocosim/mm';
-import { Tracer } from '@cocosim/core';
+import { PAGE_SIZE, Tracer } from '@cocosim/core';
 import type { BenchCase, BenchSuite } from '../harness.js';
 import { createPlatform } from '../host.js';
 
-const PAGE_SIZE = 4096;
 /** Pages faulted per run of a fault case (64 MiB); the result is per fault. */
 const NR_FAULT = 16384;
 /** 1 GiB of 4 KiB pages. */
@@ -71,7 +71,7 @@ function check(ok: boolean, what: string, p: Process): void {
 /** mmap(2) of `nr` pages, 4 KiB pages only (MADV_NOHUGEPAGE): the address as a number. */
 function map(p: Process, nr: number, flags: number, fd: number): number {
   const addr = p.mmap(0, nr * PAGE_SIZE, PROT_READ | PROT_WRITE, flags, fd, 0);
-  check(addr !== -1n && addr !== 0xffff_ffff_ffff_ffffn, 'mmap', p);
+  check(addr !== MAP_FAILED, 'mmap', p);
   check(p.madvise(addr, nr * PAGE_SIZE, MADV_NOHUGEPAGE) === 0, 'madvise(MADV_NOHUGEPAGE)', p);
   return Number(addr);
 }

@@ -1,0 +1,229 @@
+/**
+ * The mm seams for the alternative guest-private-memory designs (designs.md D1-D7), modelled on
+ * the LSM hook list (include/linux/lsm_hook_defs.h, security/security.c): one interface of
+ * optional hooks, a per-Kernel list of providers, and call_int_hook() semantics (providers are
+ * asked in registration order and the first non-zero answer wins; no provider, or all answering
+ * 0, leaves the base behaviour exactly as Linux 6.18's).
+ *
+ * Linux has no ops table at these points: each design patched the base there. The base calls the
+ * hooks below with one line at each site and never tests which design is active; a design (or a
+ * test double of one) registers its providers with register_mm_hooks().
+ *
+ * Besides the hooks, a provider declares the uAPI bits it adds (FOLL_*, PROT_*, F_SEAL_*, MFD_*):
+ * the base's validation accepts the union of the declared bits and leaves their meaning to the
+ * hooks. A declared bit must not collide with a bit the base already defines (BUG_ON at
+ * registration).
+ *
+ * "Unmap of pages that become private" is not a hook: folio_make_private() and
+ * mapping_make_private() below are the helpers D5-D8 use, built on the base's i_mmap rmap walk
+ * (unmap_mapping_folio(), unmap_mapping_range()).
+ */
+import { BUG_ON, PAGE_SIZE } from '@cocosim/core';
+import type { Kernel } from './kernel.js';
+import type { AddressSpace, File } from './fs.js';
+import type { VmAreaStruct } from './mm_types.js';
+import { folio_test_anon, type Folio } from './folio.js';
+import { mapping_unmap_hooks, unmap_mapping_range } from './truncate.js';
+
+/** The FOLL_* bits the base defines (mm/internal.h, include/linux/mm_types.h): bits 0-22. */
+const BASE_FOLL_BITS = (1 << 23) - 1;
+/** PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | PROT_GROWSDOWN | PROT_GROWSUP. */
+const BASE_PROT_BITS = 0x1 | 0x2 | 0x4 | 0x8 | 0x01000000 | 0x02000000;
+/** F_SEAL_SEAL .. F_SEAL_EXEC (include/uapi/linux/fcntl.h). */
+const BASE_SEAL_BITS = 0x3f;
+/** MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC, and MFD_HUGE_* sizes. */
+const BASE_MFD_BITS = 0x1f | (0x3f << 26);
+
+/** Returned by gup_check: follow this page although its PTE is PROT_NONE (D1 FOLL_KVM, D3 FOLL_GUEST). */
+export const MM_HOOK_FOLLOW = 1;
+
+export interface MmHooks {
+  /** A name for traces and warnings (the design: "D1", "D5"...). */
+  readonly name: string;
+
+  /**
+   * FOLL_* bits this design adds (D1 FOLL_KVM, D2 FOLL_ALLOW_POISONED, D3 FOLL_GUEST). GUP's
+   * is_valid_gup_args() rejects only the internal flags, so in-kernel callers may pass them; the
+   * gup_check hook gives them their meaning.
+   */
+  readonly foll_flags?: number;
+  /** PROT_* bits mprotect() accepts for this design (D3 PROT_GUEST 0x04000000); see mprotect_prot. */
+  readonly prot_flags?: number;
+  /** F_SEAL_* bits F_ADD_SEALS accepts for this design (D5 F_SEAL_GUEST / F_SEAL_INACCESSIBLE); see memfd_add_seals. */
+  readonly seal_flags?: number;
+  /** MFD_* bits memfd_create() accepts for this design (D6 MFD_INACCESSIBLE); see memfd_create. */
+  readonly mfd_flags?: number;
+
+  /**
+   * handle_mm_fault() (mm/memory.c), before the normal fault handling of page `vpn` of `vma`
+   * (FAULT_FLAG_* in `flags`), for user faults and GUP's faultin_page() alike.
+   * @returns 0 to continue, or the VM_FAULT_* bits that end the fault (VM_FAULT_SIGBUS: a load or
+   * store gets SIGBUS, GUP -EFAULT).
+   * Used by D1 (fault in a VM_KVM_PROTECTED VMA: PROT_NONE PTE, page off the direct map), D3
+   * (PageGuest page in a VM_GUEST VMA: SIGBUS), D2's per-VMA alternative (David Hildenbrand:
+   * VM_DENYUSERWRITE turns a user write fault into SIGSEGV).
+   */
+  handle_mm_fault?(vma: VmAreaStruct, vpn: number, flags: number): number;
+
+  /**
+   * follow_page_mask() in GUP's slow path (mm/gup.c), for each present page before the PROT_NONE
+   * check and before the reference or pin is taken. `pte` is the entry's flags, `pfn` its frame.
+   * GUP-fast is skipped while any provider has this hook (the slow path asks it).
+   * @returns 0 to continue, -errno to fail the GUP at this page (-EFAULT, -EHWPOISON), or
+   * MM_HOOK_FOLLOW to take the page even though its PTE is PROT_NONE.
+   * Used by D1 (only FOLL_KVM gets VM_KVM_PROTECTED pages), D2 (FOLL_ALLOW_POISONED and the
+   * owner check kvm_page_allowed()), D3 (only FOLL_GUEST gets PageGuest pages).
+   */
+  gup_check?(vma: VmAreaStruct, vpn: number, pte: number, pfn: number, gup_flags: number): number;
+
+  /**
+   * vfs_read() / vfs_write() (fs/read_write.c, where rw_verify_area() asks
+   * security_file_permission()), for read, write, pread64 and pwrite64 after the position is
+   * checked: `count` bytes at `pos` (null for a stream).
+   * @returns 0 or -errno (-EPERM, -EIO).
+   * Used by D5 (sealed file: read/write -EPERM), D6 (MFD_INACCESSIBLE file), D7
+   * (memfd_restricted file: no read/write), D2/D3 (-EIO for poisoned / PageGuest shmem pages).
+   */
+  file_rw?(file: File, pos: bigint | null, count: number, write: boolean): number;
+
+  /**
+   * vm_mmap_pgoff() (mm/util.c, where security_mmap_file() is asked), before do_mmap(): `file`
+   * (null for anonymous memory), PROT_* and the low 32 bits of MAP_*.
+   * @returns 0 or -errno.
+   * Used by D5 (F_SEAL_INACCESSIBLE: shmem_mmap -EPERM), D6 (MFD_INACCESSIBLE: mmap refused),
+   * D7 (memfd_restricted files have no mmap).
+   */
+  mmap_file?(file: File | null, prot: number, flags: number): number;
+
+  /**
+   * do_mprotect_pkey() (mm/mprotect.c), for each VMA: `prot` with the design's declared
+   * prot_flags still in it.
+   * @returns 0 (nothing to add), a positive value: VM_* flags to OR into the VMA's new flags
+   * (D3: PROT_GUEST -> VM_GUEST), or -errno (D3: -EINVAL for a VMA that is not shared shmem).
+   * The design's VM_* bits already on the VMA stay unless mprotect_fixup refuses.
+   */
+  mprotect_prot?(vma: VmAreaStruct, prot: number): number;
+
+  /**
+   * do_mprotect_pkey(), where security_file_mprotect() is asked: pages [start, end) of `vma` are
+   * about to get `newflags`.
+   * @returns 0 or -errno.
+   * Used by David Hildenbrand's per-VMA write denial (D2 review: adding PROT_WRITE after
+   * activation is refused), D1 (memslot VMAs stay PROT_NONE).
+   */
+  mprotect_fixup?(vma: VmAreaStruct, start: number, end: number, newflags: number): number;
+
+  /**
+   * memfd_add_seals() (mm/memfd.c), after the base's checks (-EPERM, -EINVAL, F_SEAL_SEAL) and
+   * before any seal is applied: `seals` as asked.
+   * @returns 0 (the seals, the design's included, are added and F_GET_SEALS reports them) or
+   * -errno (D5: -EBUSY for a non-empty or mapped file).
+   * Used by D5 (F_SEAL_GUEST, F_SEAL_INACCESSIBLE).
+   */
+  memfd_add_seals?(file: File, seals: number): number;
+
+  /**
+   * sys_memfd_create() (mm/memfd.c), after the file is set up and before it gets its fd: the
+   * sanitized flags, with the design's declared mfd_flags in them.
+   * @returns 0 or -errno (the file is released).
+   * Used by D6 (MFD_INACCESSIBLE: mark the shmem inode inaccessible), D5 v3 (MFD_INACCESSIBLE
+   * forcing F_SEAL_INACCESSIBLE).
+   */
+  memfd_create?(file: File, flags: number): number;
+}
+
+type HookName = Exclude<{ [K in keyof MmHooks]-?: MmHooks[K] extends ((...a: never[]) => number) | undefined ? K : never }[keyof MmHooks], undefined>;
+
+interface MmHookList {
+  readonly providers: MmHooks[];
+  foll_flags: number;
+  prot_flags: number;
+  seal_flags: number;
+  mfd_flags: number;
+  gup_check: boolean;
+}
+
+const registries = new WeakMap<Kernel, MmHookList>();
+
+/** security_add_hooks(): add a provider; earlier providers are asked first. */
+export function register_mm_hooks(kernel: Kernel, hooks: MmHooks): void {
+  let list = registries.get(kernel);
+  if (list === undefined) {
+    list = { providers: [], foll_flags: 0, prot_flags: 0, seal_flags: 0, mfd_flags: 0, gup_check: false };
+    registries.set(kernel, list);
+  }
+  const bits = (v: number | undefined, base: number, what: string): number => {
+    const b = v ?? 0;
+    BUG_ON(!Number.isInteger(b) || b < 0 || b > 0xffffffff || (b & base) !== 0, `${hooks.name}: ${what} ${b} collides with the base's bits`);
+    return b;
+  };
+  list.foll_flags |= bits(hooks.foll_flags, BASE_FOLL_BITS, 'FOLL_*');
+  list.prot_flags |= bits(hooks.prot_flags, BASE_PROT_BITS, 'PROT_*');
+  list.seal_flags |= bits(hooks.seal_flags, BASE_SEAL_BITS, 'F_SEAL_*');
+  list.mfd_flags |= bits(hooks.mfd_flags, BASE_MFD_BITS, 'MFD_*');
+  list.gup_check ||= hooks.gup_check !== undefined;
+  list.providers.push(hooks);
+}
+
+/** The PROT_* bits the registered designs add to mprotect()'s arch_validate_prot(). */
+export function mm_hooks_prot_flags(kernel: Kernel): number {
+  return registries.get(kernel)?.prot_flags ?? 0;
+}
+
+/** The F_SEAL_* bits the registered designs add to F_ADD_SEALS. */
+export function mm_hooks_seal_flags(kernel: Kernel): number {
+  return registries.get(kernel)?.seal_flags ?? 0;
+}
+
+/** The MFD_* bits the registered designs add to memfd_create(). */
+export function mm_hooks_mfd_flags(kernel: Kernel): number {
+  return registries.get(kernel)?.mfd_flags ?? 0;
+}
+
+/** The FOLL_* bits the registered designs add. */
+export function mm_hooks_foll_flags(kernel: Kernel): number {
+  return registries.get(kernel)?.foll_flags ?? 0;
+}
+
+/** Whether GUP must ask gup_check for every page (GUP-fast cannot). */
+export function mm_hooks_gup_check(kernel: Kernel): boolean {
+  return registries.get(kernel)?.gup_check ?? false;
+}
+
+/**
+ * call_int_hook(): ask each provider with hook `name`, in registration order; the first non-zero
+ * answer wins; 0 when there is none.
+ */
+export function call_mm_hook<K extends HookName>(kernel: Kernel, name: K, ...args: Parameters<NonNullable<MmHooks[K]>>): number {
+  const list = registries.get(kernel);
+  if (list === undefined) return 0;
+  for (const p of list.providers) {
+    const fn = p[name] as ((...a: unknown[]) => number) | undefined;
+    if (fn === undefined) continue;
+    const ret = fn.apply(p, args);
+    if (ret !== 0) return ret;
+  }
+  return 0;
+}
+
+/**
+ * Unmap page-cache `folio` from every user mapping of its file (unmap_mapping_folio(): the
+ * i_mmap rmap walk; a MAP_PRIVATE COW copy is the process's own page and stays), so that host
+ * user space must fault to reach it again, where the design's handle_mm_fault hook decides. For
+ * file pages that become private (D5-D8 conversion to private). Anonymous folios have no such
+ * conversion in D1-D8 (D1 and D3 make their PTEs PROT_NONE, D2 poisons them with
+ * unmap_poisoned_folio()): passing one is a simulator bug.
+ */
+export function folio_make_private(kernel: Kernel, folio: Folio): void {
+  BUG_ON(folio_test_anon(kernel.store, folio), 'folio_make_private: anonymous folio');
+  mapping_unmap_hooks.unmap_mapping_folio(kernel, folio);
+}
+
+/**
+ * Unmap pages [index, index + nr) of `mapping` from every user mapping of the file
+ * (unmap_mapping_range(), even_cows false: a MAP_PRIVATE COW copy is the process's own page).
+ * For a file range that becomes private (D5 F_SEAL_INACCESSIBLE, D6, D7, D8 conversion).
+ */
+export function mapping_make_private(kernel: Kernel, mapping: AddressSpace, index: number, nr: number): void {
+  unmap_mapping_range(kernel, mapping, BigInt(index) * BigInt(PAGE_SIZE), BigInt(nr) * BigInt(PAGE_SIZE), false);
+}
