@@ -384,13 +384,9 @@ export class XArray<T> {
         index = leaf.base + off;
       }
       if (index >= last) return;
-      if (this.version !== v) {
-        v = this.version;
-        leaf = this.seek(index + 1, word);
-      } else {
-        const next = leaf.base + XA_CHUNK_SIZE;
-        leaf = next > last ? null : this.seek(next, word);
-      }
+      const changed = this.version !== v;
+      v = this.version;
+      leaf = this.seekNextLeaf(leaf, index, last, word, changed);
     }
   }
 
@@ -553,6 +549,16 @@ export class XArray<T> {
     }
   }
 
+  /**
+   * The next leaf of a walk up to `last` that has just reported `index` in `leaf`: the leaf after
+   * it, or, when the array changed under the walk, wherever index + 1 now lives.
+   */
+  private seekNextLeaf(leaf: XaNode, index: number, last: number, word: number, changed: boolean): XaNode | null {
+    if (changed) return this.seek(index + 1, word);
+    const next = leaf.base + XA_CHUNK_SIZE;
+    return next > last ? null : this.seek(next, word);
+  }
+
   private walk(first: number, last: number, word: number, fn: XaWalkFn<T>): void {
     if (first > last) return;
     let leaf = this.seek(first, word);
@@ -569,13 +575,9 @@ export class XArray<T> {
         if (off < 0) break;
         index = leaf.base + off;
       }
-      if (this.version !== v) {
-        v = this.version;
-        leaf = this.seek(index + 1, word);
-      } else {
-        const next = leaf.base + XA_CHUNK_SIZE;
-        leaf = next > last ? null : this.seek(next, word);
-      }
+      const changed = this.version !== v;
+      v = this.version;
+      leaf = this.seekNextLeaf(leaf, index, last, word, changed);
     }
   }
 }
