@@ -6,6 +6,7 @@
 import type { DependencyContainer } from 'tsyringe';
 import { RingSink, Tracer, createRootContainer, type HostOptions } from '@cocosim/core';
 import { Kernel, Process, mmRegistrar, type MmHostOptions } from '@cocosim/mm';
+import { kvmRegistrar } from '@cocosim/kvm';
 
 export interface PlatformOptions extends HostOptions {
   readonly mm?: MmHostOptions;
@@ -20,7 +21,7 @@ export interface Platform {
 }
 
 export function createPlatform(opts: PlatformOptions = {}): Platform {
-  const container = createRootContainer(opts, mmRegistrar(opts.mm));
+  const container = createRootContainer(opts, mmRegistrar(opts.mm), kvmRegistrar());
   const kernel = container.resolve(Kernel);
   const trace = new RingSink(1 << 20);
   container.resolve(Tracer).addSink(trace);

@@ -9,8 +9,14 @@
  */
 import { BUG_ON, Errno, XArray, type PgOff } from '@cocosim/core';
 import type { Folio } from './folio.js';
+import type { FilesStruct } from './fdtable.js';
 
 /* include/uapi/asm-generic/fcntl.h (x86-64 and arm64 values) */
+
+/** What an ioctl needs of the calling task: its fd table (avoids a type cycle with process.ts). */
+export interface FileOwner {
+  readonly files: FilesStruct;
+}
 export const O_ACCMODE = 0o3;
 export const O_RDONLY = 0o0;
 export const O_WRONLY = 0o1;
@@ -181,7 +187,11 @@ export interface FileOperations {
   mmap?(file: File, vma: unknown): number;
   fallocate?(file: File, mode: number, offset: bigint, len: bigint): number;
   /** ioctl; `arg` is the user's argument (a number or a struct object whose out-fields the call fills). */
-  unlocked_ioctl?(file: File, cmd: number, arg: unknown): number;
+  /**
+   * ioctl; the result or -errno. `current` is the calling task, as `current` is in the kernel:
+   * an ioctl that creates a file (KVM_CREATE_VM) installs its fd in current->files.
+   */
+  unlocked_ioctl?(file: File, cmd: number, arg: unknown, current: FileOwner): number;
   /** The last reference to the file went away (fput -> __fput). */
   release?(inode: Inode, file: File): void;
   /** lseek; the new position or -errno. */

@@ -57,3 +57,4 @@ export * from './sys.js';
 export * from './memory-failure.js';
 export * from './hwpoison-inject.js';
 export * from './mm_hooks.js';
+export * from './anon_inodes.js';

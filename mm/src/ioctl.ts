@@ -26,5 +26,5 @@ export function ksys_ioctl(task: Task, fd: unknown, cmd: unknown, arg: unknown):
       return 0;
   }
   const ioctl = file.f_op.unlocked_ioctl;
-  return ioctl === undefined ? -Errno.ENOTTY : ioctl(file, cmd as number, arg);
+  return ioctl === undefined ? -Errno.ENOTTY : ioctl(file, cmd as number, arg, task);
 }

@@ -8,6 +8,7 @@
  */
 import { test as base } from 'vitest';
 import { Kernel, Process, mmRegistrar } from '@cocosim/mm';
+import { kvmRegistrar } from '@cocosim/kvm';
 import type { DependencyContainer } from 'tsyringe';
 import {
   CostModel, PhysMem, PRandom, RingSink, Tracer, VirtualClock, WarnSink, createRootContainer,
@@ -35,7 +36,7 @@ export interface SimHost {
  * The registrars of every package a test host includes, lowest first. Test hosts have 2 GiB of
  * RAM unless a test builds a bigger one with createSimHost().
  */
-export const HOST_REGISTRARS: readonly HostRegistrar[] = [mmRegistrar({ nr_pages: 2 ** 19 })];
+export const HOST_REGISTRARS: readonly HostRegistrar[] = [mmRegistrar({ nr_pages: 2 ** 19 }), kvmRegistrar()];
 
 /** Build a host outside the fixture (e.g. two hosts to compare runs); dispose its container after. */
 export function createSimHost(opts: HostOptions = {}, registrars: readonly HostRegistrar[] = HOST_REGISTRARS): SimHost {

@@ -6,8 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@cocosim/mm';
 import { main } from '../cli.js';
 import { createPlatform } from '../host.js';
-import { LACKS_KVM, checkRecording, corpusTraces, disagreementKeys, recordingOf } from './corpus.js';
-import { names } from './names.js';
+import { checkRecording, corpusTraces, disagreementKeys, recordingOf } from './corpus.js';
 import { replay } from './replay.js';
 import { TraceWriter } from './writer.js';
 
@@ -59,15 +58,6 @@ describe('the corpus: a trace against its kernel recording', () => {
       "t.kernel.jsonl: 2 results for the trace's 3 calls: the recording is stale (re-record it with test/oracle/record.sh)",
       't.kernel.jsonl: result 1 is of op "mmap" but call 1 of the trace is "close": the recording is stale',
     ]);
-  });
-
-  // What a simulator without KVM looks like; once KVM registers its names this no longer applies.
-  test.skipIf(names.names('KVM_').length > 0)('without KVM, KVM names are unknown: the simulator lacks KVM, and nothing runs', () => {
-    const kvm = lines({ op: 'open', path: '/dev/kvm', as: 'kvm' }, { op: 'ioctl', fd: '$kvm', req: 'KVM_GET_API_VERSION' });
-    const c = checkRecording(kvm, lines({ kernel: '6.18.0' }, { i: 0, op: 'open', ret: 3 }, { i: 1, op: 'ioctl', ret: 12 }));
-    expect(c.simulator.errors.length).toBeGreaterThan(0);
-    expect(c.simulator.results).toEqual([]);
-    expect(c.lacks).toContain(LACKS_KVM);
   });
 });
 

@@ -42,8 +42,9 @@ const KVM_NAME_RE = /^unknown name "(KVM_|GUEST_MEMFD_)/;
 const KVM_OPS = new Set(['guest_load', 'guest_store']);
 
 /**
- * What the simulator lacks to replay a trace: "KVM", and the Process methods (system calls) the
- * trace's calls need and the simulated process does not have ("mlock2", "process_vm_readv").
+ * What the simulator lacks to replay a trace: "KVM", the Process methods (system calls) the
+ * trace's calls need and the simulated process does not have ("mlock2", "process_vm_readv"), and
+ * the ioctl requests it answers ENOTTY where the kernel did not ("KVM_CREATE_GUEST_MEMFD").
  * A platform without a method answers ENOSYS (ops.ts), so such a call cannot agree with the
  * kernel. Reading the trace and, where it ran, the simulator's results is enough to tell.
  */
@@ -60,6 +61,14 @@ export function simulatorLacks(trace: ParsedTrace, report: ReplayReport, kernel:
     const present = op.args.map((a) => (call.node.members.some((m) => m.name === a.name) ? true : undefined));
     const method = op.variant?.when(present) === true ? op.variant.method : op.method;
     if (methodOf(Process.prototype, method) === undefined) lacks.add(KVM_OPS.has(op.name) ? LACKS_KVM : method);
+    // An ioctl the simulator does not know (ENOTTY) where the kernel knew it: the simulator lacks
+    // that request, named as the trace names it ("KVM_CREATE_GUEST_MEMFD").
+    const req = call.node.members.find((m) => m.name === 'req')?.value;
+    if (op.name === 'ioctl' && req?.kind === 'string') {
+      const s = sim.get(call.i);
+      const k = ker.get(call.i);
+      if (s?.errno === 'ENOTTY' && k !== undefined && k.errno !== 'ENOTTY') lacks.add(req.value);
+    }
     const path = call.node.members.find((m) => m.name === 'path')?.value;
     if (op.name === 'open' && path?.kind === 'string' && path.value === '/dev/kvm') {
       const s = sim.get(call.i);

@@ -8,6 +8,7 @@
  * kernel-internal constants (FOLL_*, GFP_*) are not something a C program can pass.
  */
 import * as mm from '@cocosim/mm';
+import * as kvm from '@cocosim/kvm';
 import { BUG_ON, Errno } from '@cocosim/core';
 
 /** Where an unknown name sits in a flags string, for a precise column. */
@@ -152,6 +153,7 @@ export function registerNames(module: object, pattern: RegExp): void {
 }
 
 registerNames(mm, /^(MFD|F_SEAL|F|FD|FALLOC_FL|PROT|MAP|MADV|MCL|MLOCK|O|SEEK)_|^FION?CLEX$/);
+registerNames(kvm, /^(KVM|GUEST_MEMFD)_/);
 
 /* ---- errno, signal and si_code names, as results spell them ---- */
 

@@ -15,6 +15,7 @@
  */
 import { BUG_ON, Errno, U64_MAX } from '@cocosim/core';
 import type { Process } from '@cocosim/mm';
+import { KVM_CREATE_VCPU, KVM_CREATE_VM } from '@cocosim/kvm';
 import type { Platform } from '../host.js';
 import type { OpResult, SignalInfo } from './results.js';
 import { MAX_DATA_LEN, type ArgKind } from './values.js';
@@ -476,6 +477,9 @@ registerOp({
   binds: (traceArgs) => (ioctlInfo(traceArgs[1])?.returnsFd === true ? 'fd' : undefined),
   handle: 'fd',
 });
+// The KVM requests that return a new fd, so that the trace writer binds it ("as").
+registerIoctl(KVM_CREATE_VM, { returnsFd: true });
+registerIoctl(KVM_CREATE_VCPU, { returnsFd: true });
 registerOp({
   name: 'guest_load',
   args: [{ name: 'vcpu', kind: 'fd' }, { name: 'gpa', kind: 'u64' }, { name: 'len', kind: 'u64', max: MAX_DATA_LEN }],

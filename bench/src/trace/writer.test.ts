@@ -56,7 +56,7 @@ describe('TraceWriter: saving what a process did as a trace', () => {
     p.close(fd);
     p.open('/dev/none');
     const text = w.text();
-    expect(text.split('\n')[2]).toBe('{"op":"ioctl","fd":"$fd","req":44544,"arg":{"slot":1,"userspace_addr":4096},"expect":{"ret":-1,"errno":"ENOTTY"}}');
+    expect(text.split('\n')[2]).toBe('{"op":"ioctl","fd":"$fd","req":"KVM_GET_API_VERSION","arg":{"slot":1,"userspace_addr":4096},"expect":{"ret":-1,"errno":"ENOTTY"}}');
     const r = replay(text, { file: 'saved.jsonl', platform: platform() });
     expect(r.errors).toEqual([]);
     expect(r.mismatches).toEqual([]);

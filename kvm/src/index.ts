@@ -1,0 +1,3 @@
+export * from './uapi.js';
+export * from './kvm_main.js';
+export * from './kvm.js';

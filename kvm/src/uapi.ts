@@ -1,0 +1,114 @@
+/**
+ * The KVM user-space API: include/uapi/linux/kvm.h and arch/x86/include/uapi/asm/kvm.h. Request
+ * numbers are computed as the C macros compute them (include/uapi/asm-generic/ioctl.h); the
+ * pre-6.8 ones agree with what gcc printed from the host's <linux/kvm.h> (KVM_CREATE_VM 0xae01,
+ * KVM_ENABLE_CAP 0x4068aea3, KVM_SET_USER_MEMORY_REGION 0x4020ae46).
+ */
+
+/* include/uapi/asm-generic/ioctl.h */
+const _IOC_NRSHIFT = 0;
+const _IOC_TYPESHIFT = 8;
+const _IOC_SIZESHIFT = 16;
+const _IOC_DIRSHIFT = 30;
+const _IOC_NONE = 0;
+const _IOC_WRITE = 1;
+const _IOC_READ = 2;
+
+/** _IOC(): arithmetic rather than `<<`, since a request with _IOC_READ exceeds 2^31. */
+function _IOC(dir: number, type: number, nr: number, size: number): number {
+  return dir * 2 ** _IOC_DIRSHIFT + size * 2 ** _IOC_SIZESHIFT + type * 2 ** _IOC_TYPESHIFT + nr * 2 ** _IOC_NRSHIFT;
+}
+const _IO = (type: number, nr: number): number => _IOC(_IOC_NONE, type, nr, 0);
+const _IOW = (type: number, nr: number, size: number): number => _IOC(_IOC_WRITE, type, nr, size);
+const _IOWR = (type: number, nr: number, size: number): number => _IOC(_IOC_READ + _IOC_WRITE, type, nr, size);
+
+export const KVMIO = 0xae;
+
+/** KVM_API_VERSION: what KVM_GET_API_VERSION returns. */
+export const KVM_API_VERSION = 12;
+
+/* sizeof() of the structs the requests carry (kernel-uapi.md §1.1; kvm_enable_cap by gcc). */
+const SIZEOF_KVM_USERSPACE_MEMORY_REGION = 32;
+const SIZEOF_KVM_USERSPACE_MEMORY_REGION2 = 160;
+const SIZEOF_KVM_ENABLE_CAP = 104;
+const SIZEOF_KVM_MEMORY_ATTRIBUTES = 32;
+const SIZEOF_KVM_CREATE_GUEST_MEMFD = 64;
+const SIZEOF_KVM_PRE_FAULT_MEMORY = 64;
+
+/* ioctls for /dev/kvm */
+export const KVM_GET_API_VERSION = _IO(KVMIO, 0x00);
+export const KVM_CREATE_VM = _IO(KVMIO, 0x01);
+export const KVM_CHECK_EXTENSION = _IO(KVMIO, 0x03);
+export const KVM_GET_VCPU_MMAP_SIZE = _IO(KVMIO, 0x04);
+
+/* ioctls for VM fds */
+export const KVM_CREATE_VCPU = _IO(KVMIO, 0x41);
+export const KVM_SET_NR_MMU_PAGES = _IO(KVMIO, 0x44);
+/** Removed from the kernel (2019); the number stays reserved and answers ENOTTY. */
+export const KVM_GET_NR_MMU_PAGES = _IO(KVMIO, 0x45);
+export const KVM_SET_USER_MEMORY_REGION = _IOW(KVMIO, 0x46, SIZEOF_KVM_USERSPACE_MEMORY_REGION);
+export const KVM_SET_TSS_ADDR = _IO(KVMIO, 0x47);
+export const KVM_SET_USER_MEMORY_REGION2 = _IOW(KVMIO, 0x49, SIZEOF_KVM_USERSPACE_MEMORY_REGION2);
+export const KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60);
+export const KVM_ENABLE_CAP = _IOW(KVMIO, 0xa3, SIZEOF_KVM_ENABLE_CAP);
+export const KVM_SET_MEMORY_ATTRIBUTES = _IOW(KVMIO, 0xd2, SIZEOF_KVM_MEMORY_ATTRIBUTES);
+export const KVM_CREATE_GUEST_MEMFD = _IOWR(KVMIO, 0xd4, SIZEOF_KVM_CREATE_GUEST_MEMFD);
+
+/* ioctls for vCPU fds */
+export const KVM_RUN = _IO(KVMIO, 0x80);
+export const KVM_PRE_FAULT_MEMORY = _IOWR(KVMIO, 0xd5, SIZEOF_KVM_PRE_FAULT_MEMORY);
+
+/* KVM_CHECK_EXTENSION capabilities */
+export const KVM_CAP_IRQCHIP = 0;
+export const KVM_CAP_USER_MEMORY = 3;
+export const KVM_CAP_SET_TSS_ADDR = 4;
+export const KVM_CAP_NR_MEMSLOTS = 10;
+export const KVM_CAP_COALESCED_MMIO = 15;
+export const KVM_CAP_SYNC_MMU = 16;
+export const KVM_CAP_DESTROY_MEMORY_REGION_WORKS = 21;
+export const KVM_CAP_JOIN_MEMORY_REGIONS_WORKS = 30;
+export const KVM_CAP_INTERNAL_ERROR_DATA = 40;
+export const KVM_CAP_READONLY_MEM = 81;
+export const KVM_CAP_CHECK_EXTENSION_VM = 105;
+export const KVM_CAP_MULTI_ADDRESS_SPACE = 118;
+export const KVM_CAP_MAX_VCPU_ID = 128;
+export const KVM_CAP_IMMEDIATE_EXIT = 136;
+export const KVM_CAP_USER_MEMORY2 = 231;
+export const KVM_CAP_MEMORY_FAULT_INFO = 232;
+export const KVM_CAP_MEMORY_ATTRIBUTES = 233;
+export const KVM_CAP_GUEST_MEMFD = 234;
+export const KVM_CAP_VM_TYPES = 235;
+export const KVM_CAP_PRE_FAULT_MEMORY = 236;
+export const KVM_CAP_GUEST_MEMFD_FLAGS = 244;
+
+/* KVM_CREATE_VM types (arch/x86/include/uapi/asm/kvm.h) */
+export const KVM_X86_DEFAULT_VM = 0;
+export const KVM_X86_SW_PROTECTED_VM = 1;
+export const KVM_X86_SEV_VM = 2;
+export const KVM_X86_SEV_ES_VM = 3;
+export const KVM_X86_SNP_VM = 4;
+export const KVM_X86_TDX_VM = 5;
+
+/* struct kvm_userspace_memory_region(2) flags */
+export const KVM_MEM_LOG_DIRTY_PAGES = 1 << 0;
+export const KVM_MEM_READONLY = 1 << 1;
+export const KVM_MEM_GUEST_MEMFD = 1 << 2;
+
+/* struct kvm_memory_attributes attributes */
+export const KVM_MEMORY_ATTRIBUTE_PRIVATE = 1 << 3;
+
+/* struct kvm_create_guest_memfd flags */
+export const GUEST_MEMFD_FLAG_MMAP = 1 << 0;
+export const GUEST_MEMFD_FLAG_INIT_SHARED = 1 << 1;
+
+/* struct kvm_run exit_reason */
+export const KVM_EXIT_MMIO = 6;
+export const KVM_EXIT_SHUTDOWN = 8;
+export const KVM_EXIT_INTERNAL_ERROR = 17;
+export const KVM_EXIT_MEMORY_FAULT = 39;
+
+/**
+ * KVM_MAX_VCPU_IDS (arch/x86/include/asm/kvm_host.h): KVM_MAX_VCPUS (1024) * KVM_VCPU_ID_RATIO
+ * (4). Kernel-internal, but what KVM_CAP_MAX_VCPU_ID reports, so traces name it.
+ */
+export const KVM_MAX_VCPU_IDS = 4096;
