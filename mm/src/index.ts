@@ -58,3 +58,4 @@ export * from './memory-failure.js';
 export * from './hwpoison-inject.js';
 export * from './mm_hooks.js';
 export * from './anon_inodes.js';
+export * from './task_mmu.js';

@@ -7,7 +7,7 @@ import { MM_ANONPAGES, MM_SHMEMPAGES, type MmStruct } from './mm_types.js';
 import { mmu_notifier_register } from './mmu_notifier.js';
 import { isSigInfo } from './fault.js';
 import { Process } from './process.js';
-import { pte_present } from './pgtable.js';
+import { pagemap_pfn } from './task_mmu.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from './uapi/falloc.js';
 import { migration_hooks } from './memory.js';
 import { SWP_MIGRATION_WRITE } from './swapops.js';
@@ -21,9 +21,7 @@ function proc(nr_pages = 2 ** 16): Process {
 }
 
 function pfn_at(p: Process, addr: bigint): Pfn | undefined {
-  const vpn = Number(addr / PG);
-  const t = p.mm.pgd.ptes.get(Math.floor(vpn / 512));
-  return t !== undefined && pte_present(t.flags[vpn % 512]) ? (t.val[vpn % 512] as Pfn) : undefined;
+  return pagemap_pfn(p.mm, addr);
 }
 
 function memfd(p: Process, pages: number): number {

@@ -14,8 +14,8 @@ import {
   remove_migration_ptes,
 } from './migrate.js';
 import { NUMA_NO_NODE } from './page_store.js';
-import { pte_present } from './pgtable.js';
 import { Process } from './process.js';
+import { pagemap_pfn } from './task_mmu.js';
 import { try_to_migrate } from './rmap.js';
 
 const PG = BigInt(PAGE_SIZE);
@@ -25,10 +25,8 @@ function proc(): Process {
   return new Process(createRootContainer({}, mmRegistrar({ nr_pages: 2 ** 16 })).resolve(Kernel));
 }
 
-function pfn_at(p: Process, addr: bigint): number | undefined {
-  const vpn = Number(addr / PG);
-  const t = p.mm.pgd.ptes.get(Math.floor(vpn / 512));
-  return t !== undefined && pte_present(t.flags[vpn % 512]) ? t.val[vpn % 512] : undefined;
+function pfn_at(p: Process, addr: bigint): Pfn | undefined {
+  return pagemap_pfn(p.mm, addr);
 }
 
 describe('migration', () => {

@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'vitest';
-import { PAGE_SIZE, createRootContainer } from '@cocosim/core';
+import { PAGE_SIZE, createRootContainer , type Pfn } from '@cocosim/core';
 import { folio_get, folio_lock, folio_put, folio_unlock, type Folio } from './folio.js';
 import { Kernel, mmRegistrar } from './kernel.js';
 import { MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from './mman.js';
 import { Process } from './process.js';
-import { pte_present } from './pgtable.js';
+import { pagemap_pfn } from './task_mmu.js';
 import {
   PVMW_MIGRATION,
   PageVmaMappedWalk,
@@ -22,12 +22,8 @@ function proc(): Process {
   return new Process(createRootContainer({}, mmRegistrar({ nr_pages: 2 ** 16 })).resolve(Kernel));
 }
 
-function pfn_at(p: Process, addr: bigint): number | undefined {
-  const vpn = Number(addr / PG);
-  const t = p.mm.pgd.ptes.get(Math.floor(vpn / 512));
-  if (t !== undefined) return pte_present(t.flags[vpn % 512]) ? t.val[vpn % 512] : undefined;
-  const e = p.mm.pgd.pmds.get(Math.floor(vpn / 512));
-  return e !== undefined && pte_present(e.flags) ? e.val + (vpn % 512) : undefined;
+function pfn_at(p: Process, addr: bigint): Pfn | undefined {
+  return pagemap_pfn(p.mm, addr);
 }
 
 describe('vma_address()', () => {

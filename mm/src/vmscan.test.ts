@@ -2,9 +2,9 @@ import { describe, expect, test } from 'vitest';
 import { PAGE_SIZE, createRootContainer, type Pfn } from '@cocosim/core';
 import { Kernel, mmRegistrar } from './kernel.js';
 import { Process } from './process.js';
+import { pagemap_pfn } from './task_mmu.js';
 import { MADV_FREE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from './mman.js';
 import { MM_ANONPAGES } from './mm_types.js';
-import { pte_present } from './pgtable.js';
 import { LRU_INACTIVE_FILE, LRU_UNEVICTABLE, folio_lru_linked } from './mm_inline.js';
 import { folio_test_swapbacked, folio_test_swapcache } from './page-flags.js';
 import { reclaim, try_to_free_pages } from './vmscan.js';
@@ -23,9 +23,7 @@ function proc(): Process {
 }
 
 function pfn_at(p: Process, addr: bigint): Pfn | undefined {
-  const vpn = Number(addr / PG);
-  const t = p.mm.pgd.ptes.get(Math.floor(vpn / 512));
-  return t !== undefined && pte_present(t.flags[vpn % 512]) ? (t.val[vpn % 512] as Pfn) : undefined;
+  return pagemap_pfn(p.mm, addr);
 }
 
 describe('lazy-free pages', () => {
