@@ -1,39 +1,65 @@
 /**
  * /dev/kvm and the VM and vCPU files (virt/kvm/kvm_main.c, with x86's answers from
- * arch/x86/kvm/x86.c): the system ioctls, capability queries, VM creation with type validation,
- * vCPU creation, and the VM ioctls of a VM with no memory yet.
+ * arch/x86/kvm/x86.c): the system ioctls, capability queries, VM creation with type validation
+ * and the VM's lifetime, vCPU creation, and the dispatch of the VM and vCPU ioctls to the files
+ * that implement them (kvm_memslots.ts, kvm_mem_attributes.ts, guest_memfd.ts, x86.ts, mmu/).
  *
- * The host modelled is the one of /work/shared/ARCHITECTURE.md with vendor "none": KVM under PVM
- * (shadow paging, no SMM), only KVM_X86_DEFAULT_VM, no memory attributes, no pre-fault. Every
- * capability answer below is what test/traces/kvm-caps.kernel.jsonl recorded on that kernel.
+ * With the vendor "none" the host is the one of ARCHITECTURE.md: KVM under PVM (shadow paging,
+ * no SMM), only KVM_X86_DEFAULT_VM, no memory attributes, no pre-fault; every capability answer
+ * is then what test/traces/kvm-caps.kernel.jsonl recorded on that kernel. A vendor table
+ * (kvm_x86_ops.ts) adds VM types, memory attributes and TDP.
  */
 import { Errno, PAGE_SIZE } from '@cocosim/core';
 import {
-  File, Inode, O_CLOEXEC, O_RDWR, S_IFCHR, anon_inode_getfile, open_fmode, type FileOperations, type FileOwner,
-  type Kernel, type VmAreaStruct,
+  File, Inode, O_CLOEXEC, O_RDWR, S_IFCHR, anon_inode_getfile, open_fmode, task_mm,
+  type FileOperations, type FileOwner, type Kernel, type Task, type VmAreaStruct,
 } from '@cocosim/mm';
+import { Kvm, KvmVcpu, KVM_USER_MEM_SLOTS } from './kvm_host.js';
+import type { MergedKvmX86Ops } from './kvm_x86_ops.js';
+import { kvm_free_memslots, kvm_vm_ioctl_set_memory_region } from './kvm_memslots.js';
+import { kvm_supported_mem_attributes, kvm_vm_ioctl_set_mem_attributes } from './kvm_mem_attributes.js';
+import { kvm_gmem_create, kvm_gmem_get_supported_flags } from './guest_memfd.js';
+import { kvm_mmu_init_vm, kvm_mmu_notifier_register, kvm_mmu_notifier_unregister, kvm_mmu_uninit_vm, kvm_vcpu_pre_fault_memory } from './mmu/mmu.js';
+import { kvm_arch_vcpu_create, kvm_arch_vcpu_ioctl_run } from './x86.js';
 import {
-  GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, KVM_API_VERSION, KVM_CAP_CHECK_EXTENSION_VM,
-  KVM_CAP_COALESCED_MMIO, KVM_CAP_DESTROY_MEMORY_REGION_WORKS, KVM_CAP_GUEST_MEMFD,
-  KVM_CAP_GUEST_MEMFD_FLAGS, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_INTERNAL_ERROR_DATA, KVM_CAP_IRQCHIP,
-  KVM_CAP_JOIN_MEMORY_REGIONS_WORKS, KVM_CAP_MAX_VCPU_ID, KVM_CAP_MEMORY_FAULT_INFO,
-  KVM_CAP_NR_MEMSLOTS, KVM_CAP_READONLY_MEM, KVM_CAP_SET_TSS_ADDR, KVM_CAP_SYNC_MMU,
-  KVM_CAP_USER_MEMORY, KVM_CAP_USER_MEMORY2, KVM_CAP_VM_TYPES, KVM_CHECK_EXTENSION,
-  KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_ENABLE_CAP, KVM_GET_API_VERSION,
-  KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR,
-  KVM_X86_DEFAULT_VM,
+  KVM_API_VERSION, KVM_CAP_CHECK_EXTENSION_VM, KVM_CAP_COALESCED_MMIO, KVM_CAP_DESTROY_MEMORY_REGION_WORKS,
+  KVM_CAP_GUEST_MEMFD, KVM_CAP_GUEST_MEMFD_FLAGS, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_INTERNAL_ERROR_DATA,
+  KVM_CAP_IRQCHIP, KVM_CAP_JOIN_MEMORY_REGIONS_WORKS, KVM_CAP_MAX_VCPU_ID, KVM_CAP_MEMORY_ATTRIBUTES,
+  KVM_CAP_MEMORY_FAULT_INFO, KVM_CAP_NR_MEMSLOTS, KVM_CAP_PRE_FAULT_MEMORY, KVM_CAP_READONLY_MEM,
+  KVM_CAP_SET_TSS_ADDR, KVM_CAP_SYNC_MMU, KVM_CAP_USER_MEMORY, KVM_CAP_USER_MEMORY2, KVM_CAP_VM_TYPES,
+  KVM_CHECK_EXTENSION, KVM_CREATE_GUEST_MEMFD, KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU, KVM_CREATE_VM,
+  KVM_ENABLE_CAP, KVM_GET_API_VERSION, KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_PRE_FAULT_MEMORY,
+  KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION,
+  KVM_SET_USER_MEMORY_REGION2, KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM,
 } from './uapi.js';
 
-/** KVM_USER_MEM_SLOTS (x86): KVM_MEM_SLOTS_NUM (32767) less the 3 private slots. */
-export const KVM_USER_MEM_SLOTS = 32764;
 /** KVM_MAX_VCPUS (arch/x86/include/asm/kvm_host.h). */
 export const KVM_MAX_VCPUS = 1024;
 /** KVM_COALESCED_MMIO_PAGE_OFFSET (x86): the page of the vCPU mapping holding the ring. */
 export const KVM_COALESCED_MMIO_PAGE_OFFSET = 2;
 /** KVM_MIN_ALLOC_MMU_PAGES (arch/x86/include/asm/kvm_host.h). */
 export const KVM_MIN_ALLOC_MMU_PAGES = 64;
-/** The VM types this host supports (kvm_caps.supported_vm_types): only the default VM. */
-export const SUPPORTED_VM_TYPES = 1 << KVM_X86_DEFAULT_VM;
+
+/**
+ * The loaded KVM module of one host (kvm_init + kvm_x86_vendor_init): the vendor's merged
+ * kvm_x86_ops and what it makes of kvm_caps. A VM's Kvm points back to it.
+ */
+export class KvmModule {
+  constructor(readonly kernel: Kernel, readonly ops: MergedKvmX86Ops) {}
+
+  /** kvm_caps.supported_vm_types: the default VM always. */
+  get supported_vm_types(): number {
+    return this.ops.supported_vm_types | (1 << KVM_X86_DEFAULT_VM);
+  }
+
+  /**
+   * CONFIG_KVM_GENERIC_MEMORY_ATTRIBUTES: selected on x86 by KVM_SW_PROTECTED_VM, KVM_INTEL_TDX and
+   * KVM_AMD_SEV, i.e. by any VM type beyond the default one (this machine's kernel has none).
+   */
+  get generic_memory_attributes(): boolean {
+    return (this.supported_vm_types & ~(1 << KVM_X86_DEFAULT_VM)) !== 0;
+  }
+}
 
 /**
  * kvm_vcpu_mmap_size: struct kvm_run's page, the PIO data page (KVM_PIO_PAGE_OFFSET 1) and the
@@ -41,26 +67,11 @@ export const SUPPORTED_VM_TYPES = 1 << KVM_X86_DEFAULT_VM;
  */
 const VCPU_MMAP_SIZE = (KVM_COALESCED_MMIO_PAGE_OFFSET + 1) * PAGE_SIZE;
 
-/** struct kvm_vcpu, as far as vCPU creation needs. */
-export class KvmVcpu {
-  constructor(readonly kvm: Kvm, readonly vcpu_id: number) {}
-}
+const kvm_modules = new WeakMap<Kvm, KvmModule>();
 
-/** struct kvm: one VM. */
-export class Kvm {
-  /** kvm->created_vcpus: counts vCPUs created, whether or not their fds are still open. */
-  created_vcpus = 0;
-  readonly max_vcpus = KVM_MAX_VCPUS;
-  /** kvm->vcpu_array, by vCPU id: vCPUs live as long as the VM. */
-  readonly vcpus = new Map<number, KvmVcpu>();
-  /** kvm->arch.irqchip_mode != KVM_IRQCHIP_NONE. */
-  irqchip_in_kernel = false;
-  /** kvm->arch.n_requested_mmu_pages. */
-  n_requested_mmu_pages = 0;
-  /** kvm->arch.tss_addr. */
-  tss_addr = 0n;
-
-  constructor(readonly kernel: Kernel, readonly type: number) {}
+/** The module a VM was created by. */
+export function kvm_module(kvm: Kvm): KvmModule {
+  return kvm_modules.get(kvm)!;
 }
 
 /**
@@ -74,12 +85,11 @@ function ioctl_ulong(arg: unknown): bigint | undefined {
 }
 
 /**
- * kvm_vm_ioctl_check_extension_generic() with x86's kvm_vm_ioctl_check_extension() answers for
- * this host. `kvm` is undefined on /dev/kvm; the answers are the same on both here (the VM-type
- * dependent ones, KVM_CAP_MEMORY_ATTRIBUTES and KVM_CAP_GUEST_MEMFD_FLAGS, depend only on
- * kvm_arch_has_private_mem(), false for the one type supported).
+ * kvm_vm_ioctl_check_extension_generic() with x86's kvm_vm_ioctl_check_extension(). `kvm` is
+ * undefined on /dev/kvm ("what KVM supports at all"); on a VM fd the VM-type dependent answers
+ * (KVM_CAP_MEMORY_ATTRIBUTES, KVM_CAP_GUEST_MEMFD_FLAGS) are the VM's.
  */
-export function kvm_vm_ioctl_check_extension_generic(_kvm: Kvm | undefined, arg: unknown): number {
+export function kvm_vm_ioctl_check_extension_generic(module: KvmModule, kvm: Kvm | undefined, arg: unknown): number {
   // `long arg`: a value outside the capability numbers (negative, 2^32) is no capability.
   const cap = ioctl_ulong(arg);
   if (cap === undefined || cap > BigInt(Number.MAX_SAFE_INTEGER)) return 0;
@@ -96,21 +106,19 @@ export function kvm_vm_ioctl_check_extension_generic(_kvm: Kvm | undefined, arg:
       return KVM_COALESCED_MMIO_PAGE_OFFSET;
     case KVM_CAP_NR_MEMSLOTS:
       return KVM_USER_MEM_SLOTS;
+    case KVM_CAP_MEMORY_ATTRIBUTES:
+      // Only with CONFIG_KVM_GENERIC_MEMORY_ATTRIBUTES; 0 otherwise (this machine's kernel).
+      return module.generic_memory_attributes ? kvm_supported_mem_attributes(kvm) : 0;
     case KVM_CAP_GUEST_MEMFD_FLAGS:
-      // kvm_gmem_get_supported_flags(): INIT_SHARED unless the VM has private memory.
-      return GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
-    /*
-     * KVM_CAP_MEMORY_ATTRIBUTES is 0 (no private memory on this host), KVM_CAP_MULTI_ADDRESS_SPACE
-     * is not compiled in (no SMM: KVM_MAX_NR_ADDRESS_SPACES is 1), and KVM_CAP_PRE_FAULT_MEMORY is
-     * tdp_enabled, false under PVM's shadow paging: all fall to the default, 0.
-     */
+      return kvm_gmem_get_supported_flags(kvm);
+    /* KVM_CAP_MULTI_ADDRESS_SPACE is not compiled in (no SMM: KVM_MAX_NR_ADDRESS_SPACES is 1): 0. */
     default:
-      return kvm_x86_check_extension(Number(cap));
+      return kvm_x86_check_extension(module, Number(cap));
   }
 }
 
-/** kvm_vm_ioctl_check_extension() (arch/x86/kvm/x86.c), the capabilities the trace asks. */
-function kvm_x86_check_extension(cap: number): number {
+/** kvm_vm_ioctl_check_extension() (arch/x86/kvm/x86.c), the capabilities the traces ask. */
+function kvm_x86_check_extension(module: KvmModule, cap: number): number {
   switch (cap) {
     case KVM_CAP_IRQCHIP:
     case KVM_CAP_SET_TSS_ADDR:
@@ -120,13 +128,39 @@ function kvm_x86_check_extension(cap: number): number {
     case KVM_CAP_MEMORY_FAULT_INFO:
       return 1;
     case KVM_CAP_VM_TYPES:
-      return SUPPORTED_VM_TYPES;
+      return module.supported_vm_types;
+    case KVM_CAP_PRE_FAULT_MEMORY:
+      return module.ops.tdp_enabled ? 1 : 0;
     case KVM_CAP_MAX_VCPU_ID:
       // kvm->arch.max_vcpu_ids once set by KVM_ENABLE_CAP (refused here), else the limit.
       return KVM_MAX_VCPU_IDS;
     default:
       return 0;
   }
+}
+
+/* ---- VM lifetime (kvm_get_kvm / kvm_put_kvm / kvm_destroy_vm) ---- */
+
+/** kvm_get_kvm(): a file (guest_memfd, vCPU) keeps the VM alive. */
+export function kvm_get_kvm(kvm: Kvm): void {
+  kvm.users_count++;
+}
+
+/** kvm_put_kvm(): the last reference destroys the VM. */
+export function kvm_put_kvm(kvm: Kvm): void {
+  if (--kvm.users_count === 0) kvm_destroy_vm(kvm);
+}
+
+/**
+ * kvm_destroy_vm(): unregister from the mm's notifiers, tear down the MMU, let the vendor
+ * reclaim its state, free the memslots (unbinding guest_memfd ranges).
+ */
+function kvm_destroy_vm(kvm: Kvm): void {
+  kvm_mmu_notifier_unregister(kvm);
+  kvm.x86_ops.vm_destroy(kvm);
+  kvm_mmu_uninit_vm(kvm);
+  kvm_free_memslots(kvm);
+  kvm.vm_dead = true;
 }
 
 /* ---- vCPU files ---- */
@@ -140,10 +174,42 @@ function kvm_vcpu_mmap(_file: File, v: unknown): number {
   return 0;
 }
 
-/** kvm_vcpu_fops: the vCPU ioctls (KVM_RUN...) are not modelled yet, so none answers. */
+/**
+ * kvm_vcpu_ioctl(): -EIO from another mm or on a dead VM, -EINVAL for a request of another
+ * ioctl type (_IOC_TYPE != KVMIO), then the vCPU ioctls; the rest go to kvm_arch_vcpu_ioctl(),
+ * whose default is -EINVAL.
+ */
+function kvm_vcpu_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner): number {
+  const vcpu = file.private_data as KvmVcpu;
+  const kvm = vcpu.kvm;
+  if (task_mm(current as Task) !== kvm.mm || kvm.vm_dead) return -Errno.EIO;
+  if (Math.floor(cmd / 256) % 256 !== 0xae) return -Errno.EINVAL;
+  switch (cmd) {
+    case KVM_RUN:
+      if (arg !== 0 && arg !== 0n) return -Errno.EINVAL;
+      return kvm_arch_vcpu_ioctl_run(vcpu);
+    case KVM_PRE_FAULT_MEMORY:
+      return kvm_vcpu_pre_fault_memory(vcpu, arg);
+    default:
+      return -Errno.EINVAL;
+  }
+}
+
+/** kvm_vcpu_release(): the vCPU lives on with the VM; the file's VM reference goes. */
+function kvm_vcpu_release(_inode: Inode, file: File): void {
+  kvm_put_kvm((file.private_data as KvmVcpu).kvm);
+}
+
 const kvm_vcpu_fops: FileOperations = {
+  unlocked_ioctl: kvm_vcpu_ioctl,
   mmap: kvm_vcpu_mmap,
+  release: kvm_vcpu_release,
 };
+
+/** Whether `file` is a vCPU file (the simulator's guest accesses run on one). */
+export function file_is_kvm_vcpu(file: File): boolean {
+  return file.f_op === kvm_vcpu_fops;
+}
 
 /**
  * kvm_vm_ioctl_create_vcpu(): the id is an unsigned long below KVM_MAX_VCPU_IDS, at most
@@ -156,8 +222,11 @@ export function kvm_vm_ioctl_create_vcpu(kvm: Kvm, arg: unknown, current: FileOw
   const vcpu_id = Number(id);
   if (kvm.vcpus.has(vcpu_id)) return -Errno.EEXIST;
   const vcpu = new KvmVcpu(kvm, vcpu_id);
+  const r = kvm_arch_vcpu_create(vcpu);
+  if (r < 0) return r;
   const fd = current.files.install(anon_inode_getfile(kvm.kernel, kvm_vcpu_fops, vcpu, O_RDWR | O_CLOEXEC), true);
   if (fd < 0) return fd;
+  kvm_get_kvm(kvm);
   kvm.created_vcpus++;
   kvm.vcpus.set(vcpu_id, vcpu);
   return fd;
@@ -199,16 +268,30 @@ function kvm_vm_ioctl_enable_cap(arg: unknown): number {
   return -Errno.EINVAL;
 }
 
-/** kvm_vm_ioctl(), then kvm_arch_vm_ioctl(): an unknown request is -ENOTTY. */
+/**
+ * kvm_vm_ioctl(): -EIO from another mm or on a dead VM, then the generic VM ioctls, then
+ * kvm_arch_vm_ioctl(); an unknown request is -ENOTTY. KVM_SET_MEMORY_ATTRIBUTES exists only
+ * with CONFIG_KVM_GENERIC_MEMORY_ATTRIBUTES (-ENOTTY on this machine's kernel).
+ */
 function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner): number {
   const kvm = file.private_data as Kvm;
+  const module = kvm_module(kvm);
+  if (task_mm(current as Task) !== kvm.mm || kvm.vm_dead) return -Errno.EIO;
   switch (cmd) {
     case KVM_CREATE_VCPU:
       return kvm_vm_ioctl_create_vcpu(kvm, arg, current);
     case KVM_ENABLE_CAP:
       return kvm_vm_ioctl_enable_cap(arg);
+    case KVM_SET_USER_MEMORY_REGION2:
+    case KVM_SET_USER_MEMORY_REGION:
+      return kvm_vm_ioctl_set_memory_region(kvm, cmd === KVM_SET_USER_MEMORY_REGION2, arg);
     case KVM_CHECK_EXTENSION:
-      return kvm_vm_ioctl_check_extension_generic(kvm, arg);
+      return kvm_vm_ioctl_check_extension_generic(module, kvm, arg);
+    case KVM_SET_MEMORY_ATTRIBUTES:
+      if (!module.generic_memory_attributes) return -Errno.ENOTTY;
+      return kvm_vm_ioctl_set_mem_attributes(kvm, arg);
+    case KVM_CREATE_GUEST_MEMFD:
+      return kvm_gmem_create(kvm, arg, current);
     case KVM_SET_TSS_ADDR:
       return kvm_vm_ioctl_set_tss_addr(kvm, arg);
     case KVM_SET_NR_MMU_PAGES:
@@ -220,22 +303,53 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
   }
 }
 
+/** kvm_vm_release(): the VM file's reference goes. */
+function kvm_vm_release(_inode: Inode, file: File): void {
+  kvm_put_kvm(file.private_data as Kvm);
+}
+
 const kvm_vm_fops: FileOperations = {
   unlocked_ioctl: kvm_vm_ioctl,
+  release: kvm_vm_release,
 };
+
+/** Whether `file` is a VM file. */
+export function file_is_kvm(file: File): boolean {
+  return file.f_op === kvm_vm_fops;
+}
+
+/**
+ * kvm_create_vm() / kvm_arch_init_vm(): has_private_mem for SW_PROTECTED, pre-fault for the
+ * types whose memory KVM controls, the MMU, the vendor's vm_init, then the mm's MMU notifier.
+ */
+function kvm_create_vm(module: KvmModule, mm: ReturnType<typeof task_mm>, type: number): Kvm | number {
+  const kvm = new Kvm(module.kernel, mm, type, module.ops);
+  kvm_modules.set(kvm, module);
+  kvm.arch.has_private_mem = type === KVM_X86_SW_PROTECTED_VM;
+  kvm.arch.pre_fault_allowed = type === KVM_X86_DEFAULT_VM || type === KVM_X86_SW_PROTECTED_VM;
+  kvm_mmu_init_vm(kvm);
+  const r = kvm.x86_ops.vm_init(kvm);
+  if (r < 0) {
+    kvm_mmu_uninit_vm(kvm);
+    return r;
+  }
+  kvm_mmu_notifier_register(kvm);
+  return kvm;
+}
 
 /**
  * kvm_dev_ioctl_create_vm(): the fd is reserved first (EMFILE before a bad type), then
  * kvm_arch_init_vm() refuses a type outside KVM_CAP_VM_TYPES (kvm_is_vm_type_supported()).
  * The VM file is "anon_inode:kvm-vm", O_CLOEXEC.
  */
-export function kvm_dev_ioctl_create_vm(kernel: Kernel, arg: unknown, current: FileOwner): number {
+export function kvm_dev_ioctl_create_vm(module: KvmModule, arg: unknown, current: FileOwner): number {
   const fd = current.files.get_unused_fd();
   if (fd < 0) return fd;
   const type = ioctl_ulong(arg);
-  if (type === undefined || type >= 64n || (BigInt(SUPPORTED_VM_TYPES) & (1n << type)) === 0n) return -Errno.EINVAL;
-  const kvm = new Kvm(kernel, Number(type));
-  current.files.fd_install(fd, anon_inode_getfile(kernel, kvm_vm_fops, kvm, O_RDWR | O_CLOEXEC), true);
+  if (type === undefined || type >= 32n || (module.supported_vm_types & (1 << Number(type))) === 0) return -Errno.EINVAL;
+  const kvm = kvm_create_vm(module, task_mm(current as Task), Number(type));
+  if (typeof kvm === 'number') return kvm;
+  current.files.fd_install(fd, anon_inode_getfile(module.kernel, kvm_vm_fops, kvm, O_RDWR | O_CLOEXEC), true);
   return fd;
 }
 
@@ -244,14 +358,14 @@ export function kvm_dev_ioctl_create_vm(kernel: Kernel, arg: unknown, current: F
  * request goes to kvm_arch_dev_ioctl(), whose x86 default is -EINVAL, not -ENOTTY.
  */
 function kvm_dev_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner): number {
-  const kernel = file.private_data as Kernel;
+  const module = file.private_data as KvmModule;
   switch (cmd) {
     case KVM_GET_API_VERSION:
       return arg === 0 || arg === 0n ? KVM_API_VERSION : -Errno.EINVAL;
     case KVM_CREATE_VM:
-      return kvm_dev_ioctl_create_vm(kernel, arg, current);
+      return kvm_dev_ioctl_create_vm(module, arg, current);
     case KVM_CHECK_EXTENSION:
-      return kvm_vm_ioctl_check_extension_generic(undefined, arg);
+      return kvm_vm_ioctl_check_extension_generic(module, undefined, arg);
     case KVM_GET_VCPU_MMAP_SIZE:
       return arg === 0 || arg === 0n ? VCPU_MMAP_SIZE : -Errno.EINVAL;
     default:
@@ -264,10 +378,11 @@ const kvm_chardev_ops: FileOperations = {
   unlocked_ioctl: kvm_dev_ioctl,
 };
 
-/** The misc device's open (misc_open): a File of /dev/kvm whose private_data is the host's Kernel. */
-export function kvm_dev_open(kernel: Kernel, flags: number): File {
+/** The misc device's open (misc_open): a File of /dev/kvm whose private_data is the module. */
+export function kvm_dev_open(module: KvmModule, flags: number): File {
+  const kernel = module.kernel;
   const inode = new Inode(kernel.get_next_ino(), S_IFCHR | 0o666, {}, kvm_chardev_ops, kernel.next_mapping_id());
   const file = new File(inode, kvm_chardev_ops, flags, open_fmode(flags));
-  file.private_data = kernel;
+  file.private_data = module;
   return file;
 }
