@@ -6,10 +6,22 @@
 import type { DependencyContainer } from 'tsyringe';
 import { RingSink, Tracer, createRootContainer, type HostOptions } from '@cocosim/core';
 import { Kernel, Process, mmRegistrar, type MmHostOptions } from '@cocosim/mm';
-import { kvmRegistrar } from '@cocosim/kvm';
+import { kvmRegistrar, kvm_none_x86_ops, kvm_sw_protected_x86_ops, type KvmX86Ops } from '@cocosim/kvm';
+
+/**
+ * The vendor plugins by the names traces and the CLI use: each is the kvm_x86_ops table its
+ * KVM module loads with. "none" is this machine's host (the kernel oracle's: default VMs only,
+ * shadow paging); "sw_protected" is VMX/SVM with a TDP MMU and KVM_X86_SW_PROTECTED_VM.
+ */
+export const VENDORS: ReadonlyMap<string, KvmX86Ops> = new Map([
+  ['none', kvm_none_x86_ops],
+  ['sw_protected', kvm_sw_protected_x86_ops],
+]);
 
 export interface PlatformOptions extends HostOptions {
   readonly mm?: MmHostOptions;
+  /** A name in VENDORS (default "none"). */
+  readonly vendor?: string;
 }
 
 export interface Platform {
@@ -20,8 +32,11 @@ export interface Platform {
   process(): Process;
 }
 
+/** A simulated host; a vendor name outside VENDORS is a caller bug (the CLI checks names first). */
 export function createPlatform(opts: PlatformOptions = {}): Platform {
-  const container = createRootContainer(opts, mmRegistrar(opts.mm), kvmRegistrar());
+  const x86_ops = VENDORS.get(opts.vendor ?? 'none');
+  if (x86_ops === undefined) throw new RangeError(`unknown vendor "${opts.vendor}"`);
+  const container = createRootContainer(opts, mmRegistrar(opts.mm), kvmRegistrar({ x86_ops }));
   const kernel = container.resolve(Kernel);
   const trace = new RingSink(1 << 20);
   container.resolve(Tracer).addSink(trace);

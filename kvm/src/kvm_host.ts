@@ -60,6 +60,13 @@ export class KvmMemorySlot {
   ) {}
 }
 
+/** enum kvm_mr_change (include/linux/kvm_host.h): what a KVM_SET_USER_MEMORY_REGION(2) does to a slot. */
+export const KVM_MR_CREATE = 0;
+export const KVM_MR_DELETE = 1;
+export const KVM_MR_MOVE = 2;
+export const KVM_MR_FLAGS_ONLY = 3;
+export type KvmMrChange = typeof KVM_MR_CREATE | typeof KVM_MR_DELETE | typeof KVM_MR_MOVE | typeof KVM_MR_FLAGS_ONLY;
+
 /** The last gfn of a slot plus one. */
 export function memslot_end_gfn(slot: KvmMemorySlot): number {
   return slot.base_gfn + slot.npages;
@@ -161,6 +168,11 @@ export interface KvmArch {
   has_protected_state: boolean;
   /** kvm->arch.pre_faulted_allowed: KVM_PRE_FAULT_MEMORY may run (TDX/SNP: after finalize). */
   pre_fault_allowed: boolean;
+  /**
+   * kvm->arch.hypercall_exit_enabled: the hypercalls (bit per KVM_HC_*) that exit to user space
+   * as KVM_EXIT_HYPERCALL (KVM_CAP_EXIT_HYPERCALL).
+   */
+  hypercall_exit_enabled: number;
   /** The vendor's per-VM state (TDR/TDCS, SEV ASID...), owned by the vendor plugin. */
   vendor: unknown;
   /** The MMU's per-VM state (mmu/tdp_mmu.ts), created by kvm_mmu_init_vm(). */
@@ -214,6 +226,7 @@ export class Kvm {
       has_private_mem: false,
       has_protected_state: false,
       pre_fault_allowed: false,
+      hypercall_exit_enabled: 0,
       vendor: undefined,
       mmu: undefined,
     };

@@ -1,14 +1,16 @@
 import { describe, expect, test } from 'vitest';
 import { Errno, createRootContainer } from '@cocosim/core';
-import { FIOCLEX, Kernel, MAP_SHARED, PROT_READ, Process, mmRegistrar } from '@cocosim/mm';
-import { kvmRegistrar } from './kvm.js';
+import { FIOCLEX, Kernel, MAP_SHARED, PROT_READ, Process, mmRegistrar, type File } from '@cocosim/mm';
+import type { Kvm } from './kvm_host.js';
+import { kvmRegistrar, kvm_sw_protected_x86_ops } from './kvm.js';
 import {
   GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, KVM_CAP_COALESCED_MMIO, KVM_CAP_GUEST_MEMFD_FLAGS,
   KVM_CAP_MAX_VCPU_ID, KVM_CAP_MEMORY_ATTRIBUTES, KVM_CAP_MULTI_ADDRESS_SPACE, KVM_CAP_NR_MEMSLOTS,
   KVM_CAP_PRE_FAULT_MEMORY, KVM_CAP_USER_MEMORY, KVM_CAP_VM_TYPES, KVM_CHECK_EXTENSION,
   KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_ENABLE_CAP, KVM_GET_API_VERSION,
   KVM_GET_NR_MMU_PAGES, KVM_GET_VCPU_MMAP_SIZE, KVM_SET_TSS_ADDR, KVM_X86_DEFAULT_VM,
-  KVM_X86_SEV_VM, KVM_X86_SNP_VM, KVM_X86_SW_PROTECTED_VM, KVM_X86_TDX_VM,
+  KVM_X86_SEV_VM, KVM_X86_SNP_VM, KVM_X86_SW_PROTECTED_VM, KVM_X86_TDX_VM, KVM_CAP_EXIT_HYPERCALL,
+  KVM_HC_MAP_GPA_RANGE, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_SET_MEMORY_ATTRIBUTES,
 } from './uapi.js';
 
 function proc(): Process {
@@ -122,5 +124,76 @@ describe('VM ioctls (kvm_vm_ioctl, x86 kvm_arch_vm_ioctl)', () => {
     expect(p.ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000)).toBe(0);
     expect(p.ioctl(vm, KVM_SET_TSS_ADDR, 0xffffe000)).toBe(-1);
     expect(p.errno).toBe(Errno.EINVAL);
+  });
+});
+
+describe('vendor tables (kvm_x86_ops.ts) and the VM (kvm_create_vm, kvm_vm_ioctl)', () => {
+  function swProc(): Process {
+    return new Process(createRootContainer({}, mmRegistrar({ nr_pages: 8192 }), kvmRegistrar({ x86_ops: kvm_sw_protected_x86_ops })).resolve(Kernel));
+  }
+
+  test('SW_PROTECTED: VM types, memory attributes and GUEST_MEMFD_FLAGS per VM type, pre-fault with TDP', () => {
+    const p = swProc();
+    const kvm = p.open('/dev/kvm');
+    expect(p.ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES)).toBe(0b11);
+    expect(p.ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES)).toBe(KVM_MEMORY_ATTRIBUTE_PRIVATE);
+    expect(p.ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS)).toBe(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+    expect(p.ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_PRE_FAULT_MEMORY)).toBe(1);
+    const sw = p.ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+    const def = p.ioctl(kvm, KVM_CREATE_VM, KVM_X86_DEFAULT_VM);
+    expect(p.ioctl(sw, KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES)).toBe(KVM_MEMORY_ATTRIBUTE_PRIVATE);
+    expect(p.ioctl(def, KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES)).toBe(0);
+    // kvm_arch_supports_gmem_init_shared() is false for VMs with private memory.
+    expect(p.ioctl(sw, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS)).toBe(GUEST_MEMFD_FLAG_MMAP);
+    expect(p.ioctl(def, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS)).toBe(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+    expect(p.ioctl(kvm, KVM_CREATE_VM, KVM_X86_SNP_VM)).toBe(-1);
+    expect(p.errno).toBe(Errno.EINVAL);
+  });
+
+  test('KVM_SET_MEMORY_ATTRIBUTES is ENOTTY on a host without private VM types (this machine)', () => {
+    const { p, kvm } = openKvm();
+    const vm = p.ioctl(kvm, KVM_CREATE_VM, 0);
+    expect(p.ioctl(vm, KVM_SET_MEMORY_ATTRIBUTES, { address: 0, size: 4096, attributes: 0 })).toBe(-1);
+    expect(p.errno).toBe(Errno.ENOTTY);
+  });
+
+  test('KVM_CAP_EXIT_HYPERCALL: the mask is KVM_HC_MAP_GPA_RANGE; flags and other bits are EINVAL', () => {
+    const { p, kvm } = openKvm();
+    expect(p.ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_HYPERCALL)).toBe(1 << KVM_HC_MAP_GPA_RANGE);
+    const vm = p.ioctl(kvm, KVM_CREATE_VM, 0);
+    expect(p.ioctl(vm, KVM_ENABLE_CAP, { cap: KVM_CAP_EXIT_HYPERCALL, args: [1 << 11] })).toBe(-1);
+    expect(p.errno).toBe(Errno.EINVAL);
+    expect(p.ioctl(vm, KVM_ENABLE_CAP, { cap: KVM_CAP_EXIT_HYPERCALL, flags: 1, args: [1 << 12] })).toBe(-1);
+    expect(p.errno).toBe(Errno.EINVAL);
+    expect(p.ioctl(vm, KVM_ENABLE_CAP, 0)).toBe(-1);
+    expect(p.errno).toBe(Errno.EFAULT);
+    expect(p.ioctl(vm, KVM_ENABLE_CAP, { cap: KVM_CAP_EXIT_HYPERCALL, args: [1 << 12] })).toBe(0);
+    expect(p.ioctl(vm, KVM_ENABLE_CAP, { cap: KVM_CAP_EXIT_HYPERCALL, args: [0n] })).toBe(0);
+  });
+
+  test('VM ioctls from another process are EIO (kvm->mm != current->mm)', () => {
+    const { p, kvm } = openKvm();
+    const vm = p.ioctl(kvm, KVM_CREATE_VM, 0);
+    const other = new Process(p.kernel);
+    const file = p.task.files.lookup(vm);
+    expect(typeof file).toBe('object');
+    const fd = other.task.files.install((file as File).get_file(), false);
+    expect(other.ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY)).toBe(-1);
+    expect(other.errno).toBe(Errno.EIO);
+    expect(p.ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY)).toBe(1);
+  });
+
+  test('vCPU files keep the VM alive; the last reference destroys it', () => {
+    const { p, kvm } = openKvm();
+    const vm = p.ioctl(kvm, KVM_CREATE_VM, 0);
+    const vmFile = p.task.files.lookup(vm) as File;
+    const kvmObj = vmFile.private_data as Kvm;
+    const vcpu = p.ioctl(vm, KVM_CREATE_VCPU, 0);
+    expect(kvmObj.users_count).toBe(2);
+    expect(p.close(vm)).toBe(0);
+    expect(kvmObj.vm_dead).toBe(false);
+    expect(p.close(vcpu)).toBe(0);
+    expect(kvmObj.users_count).toBe(0);
+    expect(kvmObj.vm_dead).toBe(true);
   });
 });

@@ -22,7 +22,7 @@ import { kvm_gmem_create, kvm_gmem_get_supported_flags } from './guest_memfd.js'
 import { kvm_mmu_init_vm, kvm_mmu_notifier_register, kvm_mmu_notifier_unregister, kvm_mmu_uninit_vm, kvm_vcpu_pre_fault_memory } from './mmu/mmu.js';
 import { kvm_arch_vcpu_create, kvm_arch_vcpu_ioctl_run } from './x86.js';
 import {
-  KVM_API_VERSION, KVM_CAP_CHECK_EXTENSION_VM, KVM_CAP_COALESCED_MMIO, KVM_CAP_DESTROY_MEMORY_REGION_WORKS,
+  KVM_API_VERSION, KVM_CAP_CHECK_EXTENSION_VM, KVM_CAP_COALESCED_MMIO, KVM_CAP_DESTROY_MEMORY_REGION_WORKS, KVM_CAP_EXIT_HYPERCALL, KVM_EXIT_HYPERCALL_VALID_MASK,
   KVM_CAP_GUEST_MEMFD, KVM_CAP_GUEST_MEMFD_FLAGS, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_INTERNAL_ERROR_DATA,
   KVM_CAP_IRQCHIP, KVM_CAP_JOIN_MEMORY_REGIONS_WORKS, KVM_CAP_MAX_VCPU_ID, KVM_CAP_MEMORY_ATTRIBUTES,
   KVM_CAP_MEMORY_FAULT_INFO, KVM_CAP_NR_MEMSLOTS, KVM_CAP_PRE_FAULT_MEMORY, KVM_CAP_READONLY_MEM,
@@ -129,6 +129,8 @@ function kvm_x86_check_extension(module: KvmModule, cap: number): number {
       return 1;
     case KVM_CAP_VM_TYPES:
       return module.supported_vm_types;
+    case KVM_CAP_EXIT_HYPERCALL:
+      return KVM_EXIT_HYPERCALL_VALID_MASK;
     case KVM_CAP_PRE_FAULT_MEMORY:
       return module.ops.tdp_enabled ? 1 : 0;
     case KVM_CAP_MAX_VCPU_ID:
@@ -258,14 +260,33 @@ function kvm_vm_ioctl_create_irqchip(kvm: Kvm): number {
   return 0;
 }
 
+/** An integer field of a copied-in struct as the C type `u64` holds it (missing: 0, the struct was zeroed). */
+function struct_u64(v: unknown): bigint | undefined {
+  if (v === undefined) return 0n;
+  return ioctl_ulong(v);
+}
+
 /**
- * KVM_ENABLE_CAP: kvm_vm_ioctl_enable_cap_generic() handles none of the capabilities this host
- * enables, and x86's kvm_vm_ioctl_enable_cap() refuses flags, then any capability it does not
- * know: -EINVAL after the struct is copied in (-EFAULT for an argument that is no struct).
+ * KVM_ENABLE_CAP (kvm_vm_ioctl_enable_cap_generic(), then x86's kvm_vm_ioctl_enable_cap()):
+ * -EFAULT for an argument that is no struct; flags must be 0; KVM_CAP_EXIT_HYPERCALL takes a mask
+ * of KVM_EXIT_HYPERCALL_VALID_MASK; any other capability this host does not enable is -EINVAL.
  */
-function kvm_vm_ioctl_enable_cap(arg: unknown): number {
+function kvm_vm_ioctl_enable_cap(kvm: Kvm, arg: unknown): number {
   if (typeof arg !== 'object' || arg === null) return -Errno.EFAULT;
-  return -Errno.EINVAL;
+  const cap = arg as { cap?: unknown; flags?: unknown; args?: unknown };
+  const nr = struct_u64(cap.cap);
+  const flags = struct_u64(cap.flags);
+  const args0 = struct_u64(Array.isArray(cap.args) ? cap.args[0] : undefined);
+  if (nr === undefined || flags === undefined || args0 === undefined) return -Errno.EFAULT;
+  if (flags !== 0n) return -Errno.EINVAL;
+  switch (nr) {
+    case BigInt(KVM_CAP_EXIT_HYPERCALL):
+      if ((args0 & ~BigInt(KVM_EXIT_HYPERCALL_VALID_MASK)) !== 0n) return -Errno.EINVAL;
+      kvm.arch.hypercall_exit_enabled = Number(args0);
+      return 0;
+    default:
+      return -Errno.EINVAL;
+  }
 }
 
 /**
@@ -281,7 +302,7 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
     case KVM_CREATE_VCPU:
       return kvm_vm_ioctl_create_vcpu(kvm, arg, current);
     case KVM_ENABLE_CAP:
-      return kvm_vm_ioctl_enable_cap(arg);
+      return kvm_vm_ioctl_enable_cap(kvm, arg);
     case KVM_SET_USER_MEMORY_REGION2:
     case KVM_SET_USER_MEMORY_REGION:
       return kvm_vm_ioctl_set_memory_region(kvm, cmd === KVM_SET_USER_MEMORY_REGION2, arg);

@@ -34,6 +34,7 @@ const SIZEOF_KVM_ENABLE_CAP = 104;
 const SIZEOF_KVM_MEMORY_ATTRIBUTES = 32;
 const SIZEOF_KVM_CREATE_GUEST_MEMFD = 64;
 const SIZEOF_KVM_PRE_FAULT_MEMORY = 64;
+const SIZEOF_KVM_MEMORY_ATTRIBUTES2 = 128;
 
 /* ioctls for /dev/kvm */
 export const KVM_GET_API_VERSION = _IO(KVMIO, 0x00);
@@ -53,6 +54,11 @@ export const KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60);
 export const KVM_ENABLE_CAP = _IOW(KVMIO, 0xa3, SIZEOF_KVM_ENABLE_CAP);
 export const KVM_SET_MEMORY_ATTRIBUTES = _IOW(KVMIO, 0xd2, SIZEOF_KVM_MEMORY_ATTRIBUTES);
 export const KVM_CREATE_GUEST_MEMFD = _IOWR(KVMIO, 0xd4, SIZEOF_KVM_CREATE_GUEST_MEMFD);
+/**
+ * Proposed, not merged ("guest_memfd: In-place conversion support" v7/v8): a guest_memfd ioctl
+ * (0xc080aed2). Mainline answers ENOTTY on a guest_memfd fd; the in-place design implements it.
+ */
+export const KVM_SET_MEMORY_ATTRIBUTES2 = _IOWR(KVMIO, 0xd2, SIZEOF_KVM_MEMORY_ATTRIBUTES2);
 
 /* ioctls for vCPU fds */
 export const KVM_RUN = _IO(KVMIO, 0x80);
@@ -73,6 +79,7 @@ export const KVM_CAP_CHECK_EXTENSION_VM = 105;
 export const KVM_CAP_MULTI_ADDRESS_SPACE = 118;
 export const KVM_CAP_MAX_VCPU_ID = 128;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
+export const KVM_CAP_EXIT_HYPERCALL = 201;
 export const KVM_CAP_USER_MEMORY2 = 231;
 export const KVM_CAP_MEMORY_FAULT_INFO = 232;
 export const KVM_CAP_MEMORY_ATTRIBUTES = 233;
@@ -112,3 +119,8 @@ export const KVM_EXIT_MEMORY_FAULT = 39;
  * (4). Kernel-internal, but what KVM_CAP_MAX_VCPU_ID reports, so traces name it.
  */
 export const KVM_MAX_VCPU_IDS = 4096;
+
+/* Hypercalls the host handles (include/uapi/linux/kvm_para.h) */
+export const KVM_HC_MAP_GPA_RANGE = 12;
+/** KVM_EXIT_HYPERCALL_VALID_MASK (arch/x86/kvm/x86.h): the hypercalls user space may take over. */
+export const KVM_EXIT_HYPERCALL_VALID_MASK = 1 << KVM_HC_MAP_GPA_RANGE;

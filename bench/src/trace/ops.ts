@@ -15,7 +15,9 @@
  */
 import { BUG_ON, Errno, U64_MAX } from '@cocosim/core';
 import type { Process } from '@cocosim/mm';
-import { KVM_CREATE_VCPU, KVM_CREATE_VM } from '@cocosim/kvm';
+import {
+  KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_PRE_FAULT_MEMORY, KVM_SET_MEMORY_ATTRIBUTES2,
+} from '@cocosim/kvm';
 import type { Platform } from '../host.js';
 import type { OpResult, SignalInfo } from './results.js';
 import { MAX_DATA_LEN, type ArgKind } from './values.js';
@@ -480,6 +482,10 @@ registerOp({
 // The KVM requests that return a new fd, so that the trace writer binds it ("as").
 registerIoctl(KVM_CREATE_VM, { returnsFd: true });
 registerIoctl(KVM_CREATE_VCPU, { returnsFd: true });
+registerIoctl(KVM_CREATE_GUEST_MEMFD, { returnsFd: true });
+// kvm_vcpu_pre_fault_memory() copies the advanced range back whether or not it failed.
+registerIoctl(KVM_PRE_FAULT_MEMORY, { outFields: ['gpa', 'size'] });
+registerIoctl(KVM_SET_MEMORY_ATTRIBUTES2, { outFields: ['error_offset'] });
 registerOp({
   name: 'guest_load',
   args: [{ name: 'vcpu', kind: 'fd' }, { name: 'gpa', kind: 'u64' }, { name: 'len', kind: 'u64', max: MAX_DATA_LEN }],

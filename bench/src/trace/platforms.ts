@@ -1,17 +1,16 @@
 /**
  * The platforms a trace can name in its header (`"platform": {"vendor": ..., "design": ...}`).
- * A platform is base + design + vendor; until the design and vendor registries land (kvm's
- * designs, the vendors/ packages), the base kernel with vendor "none" and design "upstream" is
- * the only one. When they land, these lists become lookups in those registries.
+ * A platform is base + design + vendor: vendors are host.ts's VENDORS; until the design registry
+ * lands (kvm's designs), design "upstream" is the only one.
  */
-import { createPlatform, type Platform, type PlatformOptions } from '../host.js';
+import { VENDORS, createPlatform, type Platform, type PlatformOptions } from '../host.js';
 
 export const DEFAULT_VENDOR = 'none';
 export const DEFAULT_DESIGN = 'upstream';
 
 /** Registered vendor plugins, by the names traces use. */
 export function vendorNames(): readonly string[] {
-  return [DEFAULT_VENDOR];
+  return [...VENDORS.keys()];
 }
 
 /** Registered designs, by the names traces use. */
@@ -30,6 +29,6 @@ export function platformChoices(): PlatformChoice[] {
 }
 
 /** A new simulated host for the choice (the names must be registered ones). */
-export function createTracePlatform(_choice: PlatformChoice, opts: PlatformOptions = {}): Platform {
-  return createPlatform(opts);
+export function createTracePlatform(choice: PlatformChoice, opts: PlatformOptions = {}): Platform {
+  return createPlatform({ ...opts, vendor: choice.vendor });
 }
