@@ -30,6 +30,7 @@ async function main(): Promise<number> {
     if (suite.realKernel !== undefined) {
       compareWithRealKernel(result, suite.realKernel, { outDir: values.out!, samples: values.quick ? 3 : 7 });
     }
+    for (const line of suite.summary?.(result) ?? []) process.stdout.write(`${line}\n`);
   }
   return 0;
 }

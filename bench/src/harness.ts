@@ -47,6 +47,8 @@ export interface BenchSuite {
   readonly cases: readonly BenchCase[];
   /** The same cases on this machine's kernel, by a C program (real_kernel.ts). */
   readonly realKernel?: RealKernelSide;
+  /** Lines printed after everything else (ratios between cases), from the suite's results. */
+  readonly summary?: (result: SuiteResult) => readonly string[];
 }
 
 export interface CaseResult {

@@ -5,7 +5,7 @@
  */
 import type { DependencyContainer } from 'tsyringe';
 import { RingSink, Tracer, createRootContainer, type HostOptions } from '@cocosim/core';
-import { Kernel, Process, mmRegistrar, type MmHostOptions } from '@cocosim/mm';
+import { Kernel, Process, debug_vm_process, mmRegistrar, type MmHostOptions } from '@cocosim/mm';
 import { kvmRegistrar, kvm_none_x86_ops, kvm_sw_protected_x86_ops, type KvmX86Ops } from '@cocosim/kvm';
 
 /**
@@ -22,6 +22,12 @@ export interface PlatformOptions extends HostOptions {
   readonly mm?: MmHostOptions;
   /** A name in VENDORS (default "none"). */
   readonly vendor?: string;
+  /**
+   * CONFIG_DEBUG_VM: every call of the platform's processes is followed by the invariant checks
+   * and a failed call must leave the state digest as it was (mm/src/debug_vm.ts); a broken rule
+   * throws DebugVmError, which the replayer reports as a simulator bug.
+   */
+  readonly debugVm?: boolean;
 }
 
 export interface Platform {
@@ -40,5 +46,6 @@ export function createPlatform(opts: PlatformOptions = {}): Platform {
   const kernel = container.resolve(Kernel);
   const trace = new RingSink(1 << 20);
   container.resolve(Tracer).addSink(trace);
-  return { container, kernel, trace, process: () => new Process(kernel) };
+  const process = opts.debugVm === true ? () => debug_vm_process(new Process(kernel)) : () => new Process(kernel);
+  return { container, kernel, trace, process };
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { KernelBug } from './bug.js';
 import { VirtualClock } from './clock.js';
-import { COST_PROVENANCES, CostModel, CostOverrideError, type CostEntry } from './cost.js';
+import { COST_PROVENANCES, CostModel, CostOverrideError, costId, type CostEntry } from './cost.js';
 import { DEFAULT_COST_ENTRIES } from './cost_table.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cocosim-cost-'));
@@ -104,6 +104,28 @@ describe('charge', () => {
     expect(() => m.charge('zzzzzzzz')).toThrow(/^charge of unknown cost entry "zzzzzzzz"$/);
     expect(() => m.charge('toString')).toThrow(KernelBug);
     expect(m.clock.now()).toBe(0);
+  });
+
+  test('chargeId(costId(name)) is charge(name): the same time, breakdown and errors, in every model', () => {
+    const id = costId('pte_zap');
+    expect(costId('pte_zap')).toBe(id);
+    const byName = new CostModel();
+    const byId = new CostModel();
+    byName.begin('op');
+    byId.begin('op');
+    expect([byName.charge('pte_zap', 3), byName.charge('pte_zap')]).toEqual([byId.chargeId(id, 3), byId.chargeId(id)]);
+    expect(byId.clock.now()).toBe(byName.clock.now());
+    expect(byId.end()).toEqual(byName.end());
+    /* an override of the entry applies to charges by id */
+    byId.applyCostOverrides({ entries: { pte_zap: 7 } }, 'test');
+    expect(byId.chargeId(id, 2)).toBe(14);
+    /* a name no model defines, and one that only another model defines */
+    expect(() => byId.chargeId(costId('tlb_shootdwon_ipi'))).toThrow('charge of unknown cost entry "tlb_shootdwon_ipi" (did you mean "tlb_shootdown_ipi"?)');
+    const own = new CostModel({ entries: [entry('only_here', 5)] });
+    expect(own.chargeId(costId('only_here'))).toBe(5);
+    expect(() => byId.chargeId(costId('only_here'))).toThrow(KernelBug);
+    expect(() => own.chargeId(id)).toThrow('charge of unknown cost entry "pte_zap"');
+    expect(() => byId.chargeId(id, -1)).toThrow(RangeError);
   });
 
   test.each([-1, NaN, Infinity])('count %s is a RangeError and charges nothing', (n) => {

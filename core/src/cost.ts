@@ -11,6 +11,10 @@
  *
  * The defaults are in cost_table.ts; vendor packages add their own entries with define().
  *
+ * Hot paths charge by number: costId(name) gives an entry name a number once per process (the
+ * same in every CostModel), and chargeId(id, count) is charge(name, count) without the name
+ * lookup. A module keeps the ids of the entries it charges in constants.
+ *
  * Override file (loadCostOverrides / applyCostOverrides), JSON:
  *
  *     {
@@ -101,6 +105,24 @@ interface Frame {
 
 const NAME_RE = /^[a-z][a-z0-9_]*$/;
 
+/** Entry names by number and numbers by name, for every CostModel of the process. */
+const ID_OF = new Map<string, number>();
+const NAME_OF: string[] = [];
+
+/**
+ * The number of cost entry `name` for chargeId(): the same in every CostModel, whether or not a
+ * model defines the entry (charging an undefined one is the same simulator bug as with charge()).
+ */
+export function costId(name: string): number {
+  let id = ID_OF.get(name);
+  if (id === undefined) {
+    id = NAME_OF.length;
+    ID_OF.set(name, id);
+    NAME_OF.push(name);
+  }
+  return id;
+}
+
 function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -161,6 +183,8 @@ function nearestName(name: string, known: Iterable<string>): string | undefined 
 export class CostModel {
   readonly clock: VirtualClock;
   private readonly table = new Map<string, CostEntry>();
+  /** The table by costId(); a hole for the ids this model does not define. */
+  private readonly byId: (CostEntry | undefined)[] = [];
   private readonly open: Frame[] = [];
 
   /**
@@ -193,7 +217,15 @@ export class CostModel {
       throw new KernelBug(`cost entry "${name}": needs a source (a citation, or the reasoning for an estimate)`);
     }
     if (typeof entry.description !== 'string') throw new KernelBug(`cost entry "${name}": needs a description`);
-    this.table.set(name, Object.freeze({ ...entry }));
+    this.set(Object.freeze({ ...entry }));
+  }
+
+  /** Put a checked, frozen entry in the table. */
+  private set(entry: CostEntry): void {
+    this.table.set(entry.name, entry);
+    const id = costId(entry.name);
+    while (this.byId.length <= id) this.byId.push(undefined);
+    this.byId[id] = entry;
   }
 
   has(name: string): boolean {
@@ -216,17 +248,32 @@ export class CostModel {
    * a RangeError.
    */
   charge(name: string, count = 1): number {
-    const e = this.table.get(name);
-    if (e === undefined) {
-      const near = nearestName(name, this.table.keys());
-      throw new KernelBug(`charge of unknown cost entry "${name}"${near ? ` (did you mean "${near}"?)` : ''}`);
-    }
-    if (typeof count !== 'number' || !Number.isFinite(count) || count < 0) {
-      throw new RangeError(`charge("${name}", ${String(count)}): count must be a finite number >= 0`);
+    const id = ID_OF.get(name);
+    return this.chargeId(id === undefined ? costId(name) : id, count);
+  }
+
+  /** charge() of the entry numbered `id` by costId(). */
+  chargeId(id: number, count = 1): number {
+    const e = this.byId[id];
+    if (e === undefined) return this.unknown(NAME_OF[id] ?? String(id));
+    if (typeof count !== 'number' || !(count >= 0 && count < Infinity)) {
+      throw new RangeError(`charge("${e.name}", ${String(count)}): count must be a finite number >= 0`);
     }
     if (count === 0) return 0;
     const ns = e.value * count;
     this.clock.advance(ns);
+    if (this.open.length !== 0) this.account(e, count, ns);
+    return ns;
+  }
+
+  private unknown(name: string): never {
+    const near = nearestName(name, this.table.keys());
+    throw new KernelBug(`charge of unknown cost entry "${name}"${near ? ` (did you mean "${near}"?)` : ''}`);
+  }
+
+  /** Count a charge in every open breakdown. */
+  private account(e: CostEntry, count: number, ns: number): void {
+    const name = e.name;
     for (const f of this.open) {
       const it = f.items.get(name);
       if (it === undefined) {
@@ -237,7 +284,6 @@ export class CostModel {
         it.provenance = e.provenance;
       }
     }
-    return ns;
   }
 
   /** Open a breakdown for `op`. Breakdowns nest: a charge counts in every open one. */
@@ -370,7 +416,7 @@ export class CostModel {
       }
     }
     if (problems.length > 0) throw new CostOverrideError(sourceName, problems);
-    for (const u of updates) this.table.set(u.name, u);
+    for (const u of updates) this.set(u);
   }
 
   /** Read a JSON override file and apply it (see applyCostOverrides). */

@@ -14,3 +14,4 @@ export * from './trace/chrome_json.js';
 export * from './di/compose.js';
 export * from './xarray.js';
 export * from './maple_tree.js';
+export * from './state_digest.js';

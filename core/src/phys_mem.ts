@@ -5,7 +5,7 @@
  * (arch/x86/lib/clear_page_64.S, copy_page_64.S), memory encryption (arch/x86/mm/mem_encrypt*.c,
  * arch/x86/virt/vmx/tdx/tdx.c KeyIDs) and machine-check poison (mm/memory-failure.c). The rule:
  * reads return the bytes a real system would, and memory use grows with the bytes written, never
- * with memory size. A Map holds only pages that differ from "never written"; each entry is a
+ * with memory size. Only pages that differ from "never written" are tracked; each holds a
  * compact descriptor, and real bytes exist only where something wrote non-uniform data:
  *
  *   (absent)     never written: what a fresh page from the allocator holds. Real DRAM returns
@@ -45,12 +45,17 @@
  * ordinary stores do; unpoison() is the explicit clear (unpoison_memory(), the MOVDIR64B reset
  * of a TDX page).
  *
+ * Storage. Faulting and punching a GiB of memory zeroes a quarter million pages, so the two
+ * commonest states do not cost a Map entry: a byte per pfn, in 64 KiB chunks allocated the first
+ * time a pfn of their 65536 is written, says never-written (0), zero (1) or "see the Map" (2),
+ * and the Map holds only the other descriptors. Memory stays proportional to the pfns touched.
+ *
  * Ranges. Every per-page operation stays within one page, and calling it with an offset or
  * length that leaves the page is a simulator bug (KernelBug); readRange() and writeRange() split
  * a range over contiguous pfns for the caller.
  */
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
-import { BUG_ON } from './bug.js';
+import { BUG, BUG_ON } from './bug.js';
 import { seedToU64, type PRandomSeed } from './prandom.js';
 import { MAX_FRAME, PAGE_SIZE, type Pfn } from './types.js';
 
@@ -153,9 +158,23 @@ function clonePlain(p: Plain): Plain {
   return p.kind === 'bytes' ? { kind: 'bytes', data: p.data.slice() } : p;
 }
 
+/** Per-pfn state codes of PhysMem's chunks (see "Storage" above). */
+const ST_NEVER = 0;
+const ST_ZERO = 1;
+const ST_MAP = 2;
+/** pfns per state chunk. */
+const CHUNK_PFNS = 65536;
+
 export class PhysMem {
-  /** Non-default pages only: an absent pfn was never written. */
+  /** Descriptors of the pages whose state code is ST_MAP (neither never-written nor zero). */
   private readonly pages = new Map<number, Page>();
+  /** State chunks by chunk number (pfn / CHUNK_PFNS); an absent chunk is all ST_NEVER. */
+  private readonly chunks = new Map<number, Uint8Array>();
+  /** The last chunk looked up, so that runs of nearby pfns skip the Map. */
+  private lastChunkNo = -1;
+  private lastChunk: Uint8Array | undefined = undefined;
+  /** Pages whose state is not ST_NEVER. */
+  private tracked = 0;
   /** Poisoned lines per pfn: bit i of lo is line i, bit i of hi is line 32 + i. */
   private readonly poisonMasks = new Map<number, { lo: number; hi: number }>();
   private readonly keys = new Map<number, KeySlot>();
@@ -178,7 +197,7 @@ export class PhysMem {
 
   /** Pages with a descriptor other than never-written. */
   get pagesTracked(): number {
-    return this.pages.size;
+    return this.tracked;
   }
 
   /**
@@ -196,6 +215,20 @@ export class PhysMem {
   }
 
   /**
+   * read() into `out` from index `at` rather than into a new array (a user load copies straight
+   * to its destination): 0, or the poison status, and then `out` is unchanged.
+   */
+  readInto(pfn: Pfn, offset: number, len: number, out: Uint8Array, at: number, key = 0): 0 | MemPoison {
+    this.checkRange(pfn, offset, len);
+    this.checkKey(key);
+    if (!Number.isSafeInteger(at) || at < 0 || at + len > out.length) BUG(`PhysMem.readInto: ${len} bytes at ${at} leave the array`);
+    const poison = this.poisonIn(pfn, offset, len);
+    if (poison) return poison;
+    this.viewInto(pfn, offset, len, key, out, at);
+    return 0;
+  }
+
+  /**
    * Write `data` at `offset` in `pfn` through `key`. A full page of one byte value stays compact;
    * a write through a key other than the page's re-keys the page (see the file comment).
    */
@@ -203,7 +236,7 @@ export class PhysMem {
     this.checkRange(pfn, offset, data.length);
     this.checkKey(key);
     if (data.length === 0) return;
-    const page = this.pages.get(pfn);
+    const page = this.getPage(pfn);
     const slot = this.slot(key);
     if (data.length === PAGE_SIZE) {
       this.setPage(pfn, page, this.wrap(pfn, page, slot, compactOf(data)));
@@ -235,13 +268,21 @@ export class PhysMem {
   clear(pfn: Pfn, key = 0): void {
     this.checkPfn(pfn);
     if (key === 0) {
-      const old = this.pages.get(pfn);
-      if (old !== undefined && heldBytes(old) !== 0) this.stored -= PAGE_SIZE;
-      this.pages.set(pfn, ZERO);
+      const c = this.chunkOf(pfn, true)!;
+      const i = pfn % CHUNK_PFNS;
+      const st = c[i];
+      if (st === ST_ZERO) return;
+      if (st === ST_NEVER) {
+        this.tracked++;
+      } else {
+        if (heldBytes(this.pages.get(pfn)) !== 0) this.stored -= PAGE_SIZE;
+        this.pages.delete(pfn);
+      }
+      c[i] = ST_ZERO;
       return;
     }
     this.checkKey(key);
-    const page = this.pages.get(pfn);
+    const page = this.getPage(pfn);
     this.setPage(pfn, page, this.wrap(pfn, page, this.slot(key), ZERO));
   }
 
@@ -249,15 +290,15 @@ export class PhysMem {
   fill(pfn: Pfn, byte: number, key = 0): void {
     this.checkPfn(pfn);
     this.checkKey(key);
-    BUG_ON(!Number.isInteger(byte) || byte < 0 || byte > 255, `PhysMem.fill: byte ${byte}`);
-    const page = this.pages.get(pfn);
+    if (!Number.isInteger(byte) || byte < 0 || byte > 255) BUG(`PhysMem.fill: byte ${byte}`);
+    const page = this.getPage(pfn);
     this.setPage(pfn, page, this.wrap(pfn, page, this.slot(key), FILLS[byte]));
   }
 
   /** Forget the contents: the page reads as never written again. Poison stays. */
   free(pfn: Pfn): void {
     this.checkPfn(pfn);
-    this.setPage(pfn, this.pages.get(pfn), undefined);
+    this.setPage(pfn, this.getPage(pfn), undefined);
   }
 
   /**
@@ -274,8 +315,8 @@ export class PhysMem {
     this.checkKey(dstKey);
     const poison = this.poisonIn(srcPfn, 0, PAGE_SIZE);
     if (poison) return poison;
-    const src = this.pages.get(srcPfn);
-    const dst = this.pages.get(dstPfn);
+    const src = this.getPage(srcPfn);
+    const dst = this.getPage(dstPfn);
     let next: Page | undefined;
     if (srcKey === 0 && dstKey === 0) {
       if (src === undefined) next = { kind: 'stale', origin: srcPfn };
@@ -302,7 +343,7 @@ export class PhysMem {
     BUG_ON(key === 0, 'PhysMem.encrypt: key 0 is the plaintext domain');
     const poison = this.poisonIn(pfn, 0, PAGE_SIZE);
     if (poison) return poison;
-    const page = this.pages.get(pfn);
+    const page = this.getPage(pfn);
     const own = this.ownPlain(pfn, page, undefined);
     const plain: Plain = own ?? { kind: 'bytes', data: this.materialize(pfn, page, undefined) };
     this.setPage(pfn, page, { kind: 'ciphertext', key: this.slot(key)!, tweak: pfn, plain });
@@ -320,7 +361,7 @@ export class PhysMem {
     BUG_ON(key === 0, 'PhysMem.decrypt: key 0 is the plaintext domain');
     const poison = this.poisonIn(pfn, 0, PAGE_SIZE);
     if (poison) return poison;
-    const page = this.pages.get(pfn);
+    const page = this.getPage(pfn);
     const slot = this.slot(key);
     const own = this.ownPlain(pfn, page, slot);
     this.setPage(pfn, page, own ?? { kind: 'bytes', data: this.materialize(pfn, page, slot) });
@@ -341,7 +382,7 @@ export class PhysMem {
   /** Poison one 64-byte line (0..63), or every line when `line` is omitted. */
   poison(pfn: Pfn, line?: number): void {
     this.checkPfn(pfn);
-    BUG_ON(line !== undefined && !(Number.isInteger(line) && line >= 0 && line < LINES_PER_PAGE), `PhysMem.poison: line ${line}`);
+    if (line !== undefined && !(Number.isInteger(line) && line >= 0 && line < LINES_PER_PAGE)) BUG(`PhysMem.poison: line ${line}`);
     let m = this.poisonMasks.get(pfn);
     if (m === undefined) {
       m = { lo: 0, hi: 0 };
@@ -385,7 +426,7 @@ export class PhysMem {
   /** The whole descriptor of the page. */
   inspect(pfn: Pfn): PhysPageInfo {
     this.checkPfn(pfn);
-    const page = this.pages.get(pfn);
+    const page = this.getPage(pfn);
     const poisonedLines = this.poisonedLines(pfn);
     if (page === undefined) return { kind: 'never_written', key: 0, plain: 'never_written', poisonedLines };
     const plain = page.kind === 'ciphertext' ? page.plain : page;
@@ -410,7 +451,7 @@ export class PhysMem {
    */
   digest(pfn: Pfn): string {
     this.checkPfn(pfn);
-    const page = this.pages.get(pfn);
+    const page = this.getPage(pfn);
     const key = page !== undefined && page.kind === 'ciphertext' ? page.key.id : 0;
     const img = new Uint8Array(PAGE_SIZE);
     this.viewInto(pfn, 0, PAGE_SIZE, key, img, 0);
@@ -459,26 +500,25 @@ export class PhysMem {
   }
 
   private checkPfn(pfn: number): void {
-    BUG_ON(!Number.isSafeInteger(pfn) || pfn < 0 || pfn > MAX_FRAME, `PhysMem: bad pfn ${pfn}`);
+    if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn > MAX_FRAME) BUG(`PhysMem: bad pfn ${pfn}`);
   }
 
   private checkRange(pfn: number, offset: number, len: number): void {
     this.checkPfn(pfn);
-    BUG_ON(
-      !Number.isInteger(offset) || !Number.isInteger(len) || offset < 0 || len < 0 || offset + len > PAGE_SIZE,
-      `PhysMem: range ${offset}+${len} leaves pfn ${pfn}`,
-    );
+    if (!Number.isInteger(offset) || !Number.isInteger(len) || offset < 0 || len < 0 || offset + len > PAGE_SIZE) {
+      BUG(`PhysMem: range ${offset}+${len} leaves pfn ${pfn}`);
+    }
   }
 
   private checkSpan(pfn: number, offset: number, len: number): void {
     this.checkPfn(pfn);
-    BUG_ON(!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0, `PhysMem: range ${offset}+${len}`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0) BUG(`PhysMem: range ${offset}+${len}`);
     const last = len === 0 ? pfn : pfn + Math.floor((offset + len - 1) / PAGE_SIZE);
-    BUG_ON(last > MAX_FRAME, `PhysMem: range ${offset}+${len} from pfn ${pfn} leaves physical memory`);
+    if (last > MAX_FRAME) BUG(`PhysMem: range ${offset}+${len} from pfn ${pfn} leaves physical memory`);
   }
 
   private checkKey(key: number): void {
-    BUG_ON(!Number.isSafeInteger(key) || key < 0, `PhysMem: bad key id ${key}`);
+    if (!Number.isSafeInteger(key) || key < 0) BUG(`PhysMem: bad key id ${key}`);
   }
 
   private lineBit(m: { lo: number; hi: number }, line: number): boolean {
@@ -512,10 +552,43 @@ export class PhysMem {
     return { id, gen, aes };
   }
 
+  /** The chunk holding pfn's state code; created when `create`, else undefined if absent. */
+  private chunkOf(pfn: number, create: boolean): Uint8Array | undefined {
+    const no = Math.floor(pfn / CHUNK_PFNS);
+    if (no === this.lastChunkNo) return this.lastChunk;
+    let c = this.chunks.get(no);
+    if (c === undefined) {
+      if (!create) return undefined;
+      c = new Uint8Array(CHUNK_PFNS);
+      this.chunks.set(no, c);
+    }
+    this.lastChunkNo = no;
+    this.lastChunk = c;
+    return c;
+  }
+
+  /** The page's descriptor; undefined when it was never written. */
+  private getPage(pfn: number): Page | undefined {
+    const c = this.chunkOf(pfn, false);
+    if (c === undefined) return undefined;
+    const st = c[pfn % CHUNK_PFNS];
+    return st === ST_NEVER ? undefined : st === ST_ZERO ? ZERO : this.pages.get(pfn);
+  }
+
   private setPage(pfn: number, old: Page | undefined, next: Page | undefined): void {
     this.stored += heldBytes(next) - heldBytes(old);
-    if (next === undefined || (next.kind === 'stale' && next.origin === pfn)) this.pages.delete(pfn);
-    else this.pages.set(pfn, next);
+    const never = next === undefined || (next.kind === 'stale' && next.origin === pfn);
+    const c = this.chunkOf(pfn, !never);
+    if (c === undefined) return;
+    const i = pfn % CHUNK_PFNS;
+    const st = c[i];
+    const nst = never ? ST_NEVER : next === ZERO ? ST_ZERO : ST_MAP;
+    if (st === ST_MAP && nst !== ST_MAP) this.pages.delete(pfn);
+    if (nst === ST_MAP) this.pages.set(pfn, next!);
+    if (st === ST_NEVER) {
+      if (nst !== ST_NEVER) this.tracked++;
+    } else if (nst === ST_NEVER) this.tracked--;
+    c[i] = nst;
   }
 
   /** `plain` stored at `pfn` through `slot`, reusing the current descriptor when nothing changes. */
@@ -598,7 +671,7 @@ export class PhysMem {
   }
 
   private viewInto(pfn: number, offset: number, len: number, key: number, out: Uint8Array, at: number): void {
-    const page = this.pages.get(pfn);
+    const page = this.getPage(pfn);
     if (page === undefined && key === 0) {
       this.staleInto(pfn, offset, len, out, at);
       return;

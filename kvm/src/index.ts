@@ -6,5 +6,8 @@ export * from './kvm_memslots.js';
 export * from './kvm_mem_attributes.js';
 export * from './guest_memfd.js';
 export * from './mmu/mmu.js';
+export * from './mmu/spte.js';
+export * from './mmu/tdp_mmu.js';
 export * from './x86.js';
+export * from './guest.js';
 export * from './kvm.js';

@@ -131,6 +131,10 @@ export interface KvmRun {
   memory_fault: { flags: bigint; gpa: bigint; size: bigint };
   /** KVM_EXIT_INTERNAL_ERROR */
   internal: { suberror: number; ndata: number; data: bigint[] };
+  /** KVM_EXIT_IO: the data is in `pio_data` (the mapping's page at io.data_offset). */
+  io: { direction: number; size: number; port: number; count: number; data_offset: bigint };
+  /** The page at KVM_PIO_PAGE_OFFSET of the vCPU mapping: port I/O data (vcpu->arch.pio_data). */
+  readonly pio_data: Uint8Array;
 }
 
 export function newKvmRun(): KvmRun {
@@ -141,6 +145,8 @@ export function newKvmRun(): KvmRun {
     hypercall: { nr: 0n, args: [0n, 0n, 0n, 0n, 0n, 0n], ret: 0n, flags: 0n },
     memory_fault: { flags: 0n, gpa: 0n, size: 0n },
     internal: { suberror: 0, ndata: 0, data: [] },
+    io: { direction: 0, size: 0, port: 0, count: 0, data_offset: 0n },
+    pio_data: new Uint8Array(4096),
   };
 }
 

@@ -20,7 +20,10 @@ import { kvm_free_memslots, kvm_vm_ioctl_set_memory_region } from './kvm_memslot
 import { kvm_supported_mem_attributes, kvm_vm_ioctl_set_mem_attributes } from './kvm_mem_attributes.js';
 import { kvm_gmem_create, kvm_gmem_get_supported_flags } from './guest_memfd.js';
 import { kvm_mmu_init_vm, kvm_mmu_notifier_register, kvm_mmu_notifier_unregister, kvm_mmu_uninit_vm, kvm_vcpu_pre_fault_memory } from './mmu/mmu.js';
-import { kvm_arch_vcpu_create, kvm_arch_vcpu_ioctl_run } from './x86.js';
+import {
+  kvm_arch_vcpu_create, kvm_arch_vcpu_ioctl_get_regs, kvm_arch_vcpu_ioctl_run, kvm_arch_vcpu_ioctl_set_regs,
+  kvm_vcpu_guest_access,
+} from './x86.js';
 import {
   KVM_API_VERSION, KVM_CAP_CHECK_EXTENSION_VM, KVM_CAP_COALESCED_MMIO, KVM_CAP_DESTROY_MEMORY_REGION_WORKS, KVM_CAP_EXIT_HYPERCALL, KVM_EXIT_HYPERCALL_VALID_MASK,
   KVM_CAP_GUEST_MEMFD, KVM_CAP_GUEST_MEMFD_FLAGS, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_INTERNAL_ERROR_DATA,
@@ -28,7 +31,7 @@ import {
   KVM_CAP_MEMORY_FAULT_INFO, KVM_CAP_NR_MEMSLOTS, KVM_CAP_PRE_FAULT_MEMORY, KVM_CAP_READONLY_MEM,
   KVM_CAP_SET_TSS_ADDR, KVM_CAP_SYNC_MMU, KVM_CAP_USER_MEMORY, KVM_CAP_USER_MEMORY2, KVM_CAP_VM_TYPES,
   KVM_CHECK_EXTENSION, KVM_CREATE_GUEST_MEMFD, KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU, KVM_CREATE_VM,
-  KVM_ENABLE_CAP, KVM_GET_API_VERSION, KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_PRE_FAULT_MEMORY,
+  KVM_ENABLE_CAP, KVM_GET_API_VERSION, KVM_GET_REGS, KVM_MEMORY_ENCRYPT_OP, KVM_SET_REGS, KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_PRE_FAULT_MEMORY,
   KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION,
   KVM_SET_USER_MEMORY_REGION2, KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM,
 } from './uapi.js';
@@ -192,6 +195,13 @@ function kvm_vcpu_ioctl(file: File, cmd: number, arg: unknown, current: FileOwne
       return kvm_arch_vcpu_ioctl_run(vcpu);
     case KVM_PRE_FAULT_MEMORY:
       return kvm_vcpu_pre_fault_memory(vcpu, arg);
+    case KVM_GET_REGS:
+      return kvm_arch_vcpu_ioctl_get_regs(vcpu, arg);
+    case KVM_SET_REGS:
+      return kvm_arch_vcpu_ioctl_set_regs(vcpu, arg);
+    case KVM_MEMORY_ENCRYPT_OP:
+      // kvm_arch_vcpu_ioctl(): -ENOTTY without a vendor vcpu_mem_enc_ioctl (the merged default).
+      return kvm.x86_ops.vcpu_mem_enc_ioctl(vcpu, arg);
     default:
       return -Errno.EINVAL;
   }
@@ -206,6 +216,7 @@ const kvm_vcpu_fops: FileOperations = {
   unlocked_ioctl: kvm_vcpu_ioctl,
   mmap: kvm_vcpu_mmap,
   release: kvm_vcpu_release,
+  guest_access: kvm_vcpu_guest_access,
 };
 
 /** Whether `file` is a vCPU file (the simulator's guest accesses run on one). */
@@ -305,7 +316,7 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
       return kvm_vm_ioctl_enable_cap(kvm, arg);
     case KVM_SET_USER_MEMORY_REGION2:
     case KVM_SET_USER_MEMORY_REGION:
-      return kvm_vm_ioctl_set_memory_region(kvm, cmd === KVM_SET_USER_MEMORY_REGION2, arg);
+      return kvm_vm_ioctl_set_memory_region(kvm, cmd === KVM_SET_USER_MEMORY_REGION2, arg, current);
     case KVM_CHECK_EXTENSION:
       return kvm_vm_ioctl_check_extension_generic(module, kvm, arg);
     case KVM_SET_MEMORY_ATTRIBUTES:
@@ -319,6 +330,9 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
       return kvm_vm_ioctl_set_nr_mmu_pages(kvm, arg);
     case KVM_CREATE_IRQCHIP:
       return kvm_vm_ioctl_create_irqchip(kvm);
+    case KVM_MEMORY_ENCRYPT_OP:
+      // kvm_arch_vm_ioctl(): -ENOTTY without a vendor mem_enc_ioctl (the merged default).
+      return kvm.x86_ops.mem_enc_ioctl(kvm, arg);
     default:
       return -Errno.ENOTTY;
   }

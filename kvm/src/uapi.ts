@@ -34,6 +34,8 @@ const SIZEOF_KVM_ENABLE_CAP = 104;
 const SIZEOF_KVM_MEMORY_ATTRIBUTES = 32;
 const SIZEOF_KVM_CREATE_GUEST_MEMFD = 64;
 const SIZEOF_KVM_PRE_FAULT_MEMORY = 64;
+/** struct kvm_regs: 18 u64 registers (arch/x86/include/uapi/asm/kvm.h). */
+const SIZEOF_KVM_REGS = 144;
 const SIZEOF_KVM_MEMORY_ATTRIBUTES2 = 128;
 
 /* ioctls for /dev/kvm */
@@ -52,6 +54,8 @@ export const KVM_SET_TSS_ADDR = _IO(KVMIO, 0x47);
 export const KVM_SET_USER_MEMORY_REGION2 = _IOW(KVMIO, 0x49, SIZEOF_KVM_USERSPACE_MEMORY_REGION2);
 export const KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60);
 export const KVM_ENABLE_CAP = _IOW(KVMIO, 0xa3, SIZEOF_KVM_ENABLE_CAP);
+/** KVM_MEMORY_ENCRYPT_OP: _IOWR(KVMIO, 0xba, unsigned long), the vendor's launch commands (SEV, TDX). */
+export const KVM_MEMORY_ENCRYPT_OP = _IOWR(KVMIO, 0xba, 8);
 export const KVM_SET_MEMORY_ATTRIBUTES = _IOW(KVMIO, 0xd2, SIZEOF_KVM_MEMORY_ATTRIBUTES);
 export const KVM_CREATE_GUEST_MEMFD = _IOWR(KVMIO, 0xd4, SIZEOF_KVM_CREATE_GUEST_MEMFD);
 /**
@@ -62,6 +66,8 @@ export const KVM_SET_MEMORY_ATTRIBUTES2 = _IOWR(KVMIO, 0xd2, SIZEOF_KVM_MEMORY_A
 
 /* ioctls for vCPU fds */
 export const KVM_RUN = _IO(KVMIO, 0x80);
+export const KVM_GET_REGS = _IOC(_IOC_READ, KVMIO, 0x81, SIZEOF_KVM_REGS);
+export const KVM_SET_REGS = _IOW(KVMIO, 0x82, SIZEOF_KVM_REGS);
 export const KVM_PRE_FAULT_MEMORY = _IOWR(KVMIO, 0xd5, SIZEOF_KVM_PRE_FAULT_MEMORY);
 
 /* KVM_CHECK_EXTENSION capabilities */
@@ -109,10 +115,50 @@ export const GUEST_MEMFD_FLAG_MMAP = 1 << 0;
 export const GUEST_MEMFD_FLAG_INIT_SHARED = 1 << 1;
 
 /* struct kvm_run exit_reason */
+export const KVM_EXIT_UNKNOWN = 0;
+export const KVM_EXIT_EXCEPTION = 1;
+export const KVM_EXIT_IO = 2;
+export const KVM_EXIT_HYPERCALL = 3;
+export const KVM_EXIT_DEBUG = 4;
+export const KVM_EXIT_HLT = 5;
 export const KVM_EXIT_MMIO = 6;
+export const KVM_EXIT_IRQ_WINDOW_OPEN = 7;
 export const KVM_EXIT_SHUTDOWN = 8;
+export const KVM_EXIT_FAIL_ENTRY = 9;
+export const KVM_EXIT_INTR = 10;
 export const KVM_EXIT_INTERNAL_ERROR = 17;
+export const KVM_EXIT_SYSTEM_EVENT = 24;
 export const KVM_EXIT_MEMORY_FAULT = 39;
+
+/** The KVM_EXIT_* names by value, as the kernel oracle prints them (test/oracle/tables.h). */
+const KVM_EXIT_NAMES: ReadonlyMap<number, string> = new Map([
+  [KVM_EXIT_UNKNOWN, 'KVM_EXIT_UNKNOWN'], [KVM_EXIT_EXCEPTION, 'KVM_EXIT_EXCEPTION'], [KVM_EXIT_IO, 'KVM_EXIT_IO'],
+  [KVM_EXIT_HYPERCALL, 'KVM_EXIT_HYPERCALL'], [KVM_EXIT_DEBUG, 'KVM_EXIT_DEBUG'], [KVM_EXIT_HLT, 'KVM_EXIT_HLT'],
+  [KVM_EXIT_MMIO, 'KVM_EXIT_MMIO'], [KVM_EXIT_IRQ_WINDOW_OPEN, 'KVM_EXIT_IRQ_WINDOW_OPEN'],
+  [KVM_EXIT_SHUTDOWN, 'KVM_EXIT_SHUTDOWN'], [KVM_EXIT_FAIL_ENTRY, 'KVM_EXIT_FAIL_ENTRY'], [KVM_EXIT_INTR, 'KVM_EXIT_INTR'],
+  [KVM_EXIT_INTERNAL_ERROR, 'KVM_EXIT_INTERNAL_ERROR'], [KVM_EXIT_SYSTEM_EVENT, 'KVM_EXIT_SYSTEM_EVENT'],
+  [KVM_EXIT_MEMORY_FAULT, 'KVM_EXIT_MEMORY_FAULT'],
+]);
+
+/** The name of a KVM_EXIT_* value, or undefined for one this table does not know. */
+export function kvm_exit_reason_name(reason: number): string | undefined {
+  return KVM_EXIT_NAMES.get(reason);
+}
+
+/* struct kvm_run internal.suberror (KVM_EXIT_INTERNAL_ERROR) */
+export const KVM_INTERNAL_ERROR_EMULATION = 1;
+
+/* struct kvm_run io.direction (KVM_EXIT_IO) */
+export const KVM_EXIT_IO_IN = 0;
+export const KVM_EXIT_IO_OUT = 1;
+/** The page of the vCPU mapping that holds port I/O data (x86). */
+export const KVM_PIO_PAGE_OFFSET = 1;
+
+/* struct kvm_run memory_fault.flags (KVM_EXIT_MEMORY_FAULT) */
+export const KVM_MEMORY_EXIT_FLAG_PRIVATE = 1n << 3n;
+
+/* struct kvm_run hypercall.flags (KVM_EXIT_HYPERCALL) */
+export const KVM_EXIT_HYPERCALL_LONG_MODE = 1n << 0n;
 
 /**
  * KVM_MAX_VCPU_IDS (arch/x86/include/asm/kvm_host.h): KVM_MAX_VCPUS (1024) * KVM_VCPU_ID_RATIO
@@ -121,6 +167,11 @@ export const KVM_EXIT_MEMORY_FAULT = 39;
 export const KVM_MAX_VCPU_IDS = 4096;
 
 /* Hypercalls the host handles (include/uapi/linux/kvm_para.h) */
+export const KVM_HC_VAPIC_POLL_IRQ = 1;
+export const KVM_HC_KICK_CPU = 5;
+export const KVM_HC_CLOCK_PAIRING = 9;
+export const KVM_HC_SEND_IPI = 10;
+export const KVM_HC_SCHED_YIELD = 11;
 export const KVM_HC_MAP_GPA_RANGE = 12;
 /** KVM_EXIT_HYPERCALL_VALID_MASK (arch/x86/kvm/x86.h): the hypercalls user space may take over. */
 export const KVM_EXIT_HYPERCALL_VALID_MASK = 1 << KVM_HC_MAP_GPA_RANGE;

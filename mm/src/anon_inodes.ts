@@ -3,7 +3,7 @@
  * own (a KVM VM, a vCPU), all sharing one inode per host, as anon_inode_inode is shared.
  */
 import type { Kernel } from './kernel.js';
-import { File, Inode, S_IFREG, open_fmode, type FileOperations } from './fs.js';
+import { File, Inode, SB_I_NODEV, SB_I_NOEXEC, S_IFREG, open_fmode, type FileOperations } from './fs.js';
 
 /* Since 6.15 the shared inode is a regular file, owner read-write (anon_inode_init). */
 const ANON_INODE_MODE = S_IFREG | 0o600;
@@ -14,6 +14,9 @@ function anon_inode(kernel: Kernel): Inode {
   let inode = anon_inode_inode.get(kernel);
   if (inode === undefined) {
     inode = new Inode(kernel.get_next_ino(), ANON_INODE_MODE, {}, {}, kernel.next_mapping_id());
+    // anon_inodefs_init_fs_context() (6.15+, "anon_inode: raise SB_I_NODEV and SB_I_NOEXEC"):
+    // mapping a VM or vCPU file with PROT_EXEC is EPERM.
+    inode.i_sb_iflags = SB_I_NOEXEC | SB_I_NODEV;
     anon_inode_inode.set(kernel, inode);
   }
   return inode;

@@ -33,7 +33,7 @@
  * midway has written the bytes of the pages before the faulting one, as a CPU executing
  * `rep movsb` would, and a load that faults returns only the signal.
  */
-import { BUG, Errno, PAGE_SIZE, isMemPoison, type Pfn } from '@cocosim/core';
+import { BUG, Errno, PAGE_SIZE, type Pfn } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
 import { handle_mm_fault } from './memory.js';
 import { ulong_arg } from './mman.js';
@@ -276,6 +276,28 @@ export function userLoad(mm: MmStruct, uaddr: unknown, len: number): Uint8Array 
   const addr = user_access_start(uaddr, len);
   if (typeof addr !== 'number') return addr;
   const out = new Uint8Array(len);
+  const s = load_to(mm, addr, len, out, true);
+  return s === null ? out : s;
+}
+
+/**
+ * A user-mode load of `dst.length` bytes at `addr` into `dst` (a copy into a buffer the caller
+ * keeps, as a C program's `memcpy` from the mapping or a load into a register): 0, or the signal
+ * the access raised, and then the bytes of the pages before the faulting one may be in `dst`.
+ */
+export function userLoadInto(mm: MmStruct, uaddr: unknown, dst: Uint8Array): 0 | SigInfo {
+  if (!(dst instanceof Uint8Array)) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+  const len = dst.length;
+  const addr = user_access_start(uaddr, len);
+  if (typeof addr !== 'number') return addr;
+  return load_to(mm, addr, len, dst, false) ?? 0;
+}
+
+/**
+ * The loads of userLoad() and userLoadInto(): `len` bytes at `addr` into `out` (`zeroed`: a new
+ * array, which reads of the zero page leave as they are); null, or the signal.
+ */
+function load_to(mm: MmStruct, addr: number, len: number, out: Uint8Array, zeroed: boolean): SigInfo | null {
   const phys = mm.kernel.phys;
   let done = 0;
   let mce_vpn = -1;
@@ -286,10 +308,11 @@ export function userLoad(mm: MmStruct, uaddr: unknown, len: number): Uint8Array 
     const n = Math.min(len - done, PAGE_SIZE - off);
     const pfn = fault_in(mm, vpn, off, false, a);
     if (typeof pfn !== 'number') return pfn;
-    /* the zero page reads as the zeros `out` starts with */
-    if (pfn !== mm.kernel.store.zero_pfn) {
-      const data = phys.read(pfn as Pfn, off, n);
-      if (isMemPoison(data)) {
+    if (pfn === mm.kernel.store.zero_pfn) {
+      /* the shared zero page: zeros */
+      if (!zeroed) out.fill(0, done, done + n);
+    } else {
+      if (phys.readInto(pfn as Pfn, off, n, out, done) !== 0) {
         /* a second machine check at the same place: the kernel gives up (mce_count) */
         const s = mce_vpn === vpn ? sig('SIGBUS', 'SI_KERNEL', 0n) : kill_me_maybe(mm, pfn as Pfn);
         if (s !== null) return s;
@@ -297,11 +320,10 @@ export function userLoad(mm: MmStruct, uaddr: unknown, len: number): Uint8Array 
         mce_vpn = vpn;
         continue;
       }
-      out.set(data, done);
     }
     done += n;
   }
-  return out;
+  return null;
 }
 
 /**

@@ -6,7 +6,7 @@
  * dentry does in the kernel); the file system's f_op->release drops it with iput(), and the last
  * iput() of an unlinked inode evicts it (super_operations->evict_inode).
  */
-import { BUG_ON } from '@cocosim/core';
+import { BUG } from '@cocosim/core';
 import {
   FMODE_CAN_READ,
   FMODE_CAN_WRITE,
@@ -39,7 +39,7 @@ export function icount(inode: Inode): number {
  */
 export function iput(inode: Inode, evict: (inode: Inode) => void): void {
   const n = i_count.get(inode) ?? 0;
-  BUG_ON(n <= 0, `iput of inode ${inode.i_ino} with no references`);
+  if (n <= 0) BUG(`iput of inode ${inode.i_ino} with no references`);
   if (n > 1) {
     i_count.set(inode, n - 1);
     return;

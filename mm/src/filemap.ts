@@ -121,10 +121,25 @@ export function unregisterMapping(store: PageStore, mapping: AddressSpace): void
   mappingsByStore.get(store)?.delete(mapping.id);
 }
 
+/** Every address_space registered on this host, in id order (debug walks). */
+export function registered_mappings(store: PageStore): AddressSpace[] {
+  const map = mappingsByStore.get(store);
+  return map === undefined ? [] : [...map.values()].sort((a, b) => a.id - b.id);
+}
+
 /** The AddressSpace whose id is `id` (folio_mapping()'s result), or undefined. */
 export function lookupMapping(store: PageStore, id: number): AddressSpace | undefined {
-  return id === 0 ? undefined : mappingsByStore.get(store)?.get(id);
+  if (id === 0) return undefined;
+  /* one-entry cache in front of the WeakMap: rmap walks and faults ask for every folio */
+  if (store === lookup_store) return lookup_map!.get(id);
+  const map = mappingsByStore.get(store);
+  if (map === undefined) return undefined;
+  lookup_store = store;
+  lookup_map = map;
+  return map.get(id);
 }
+let lookup_store: PageStore | undefined;
+let lookup_map: Map<number, AddressSpace> | undefined;
 
 /** folio_mapping() as the object: the page-cache AddressSpace of a folio, or undefined. */
 export function folio_address_space(store: PageStore, folio: Folio): AddressSpace | undefined {

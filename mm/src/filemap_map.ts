@@ -7,8 +7,8 @@
  * fallocate() left !uptodate is left to shmem_fault(), which clears it. PMD mappings are left to
  * the fault path (finish_fault()): cocosim's shmem has only order-0 folios.
  */
-import { PAGE_SIZE, XaState, type PgOff } from '@cocosim/core';
-import { folio_nr_pages, folio_put, folio_try_get, folio_unlock } from './folio.js';
+import { PAGE_SIZE, XaState, type PgOff, type XArray } from '@cocosim/core';
+import { folio_nr_pages, folio_put, folio_try_get, folio_unlock, type Folio } from './folio.js';
 import { mm_counter_file, set_pte_range } from './memory.js';
 import { VM_FAULT_NOPAGE, type VmFault } from './mm_types.js';
 import { PG_head, PG_hwpoison, PG_locked, PG_readahead, PG_uptodate } from './page-flags.js';
@@ -21,6 +21,14 @@ function size_in_pages(i_size: bigint): number {
 }
 
 /**
+ * The xa_state of each page cache's fault-around, kept between calls (xas_set() starts it
+ * afresh): every read fault makes one walk. A walk that starts while another is running (a
+ * nested fault) gets its own.
+ */
+const fault_around_xas = new WeakMap<XArray<Folio>, XaState<Folio>>();
+let fault_around_depth = 0;
+
+/**
  * filemap_map_pages(): map the ready page-cache pages of file pages [start_pgoff, end_pgoff]
  * (one PTE table's worth at most, as do_fault_around() asks) that have no PTE yet. Each mapped
  * page takes a folio reference and counts in the mm's file RSS. The folios come from one walk of
@@ -28,6 +36,24 @@ function size_in_pages(i_size: bigint): number {
  * @returns VM_FAULT_NOPAGE if the faulting page itself got mapped, else 0
  */
 export function filemap_map_pages(vmf: VmFault, start_pgoff: PgOff, end_pgoff: PgOff): number {
+  const xa = vmf.vma.vm_file!.f_mapping.i_pages;
+  let xas = fault_around_depth === 0 ? fault_around_xas.get(xa) : undefined;
+  if (xas === undefined) {
+    xas = new XaState(xa, start_pgoff);
+    if (fault_around_depth === 0) fault_around_xas.set(xa, xas);
+  } else {
+    xas.xas_set(start_pgoff);
+  }
+  fault_around_depth++;
+  try {
+    return map_pages(vmf, start_pgoff, end_pgoff, xas);
+  } finally {
+    fault_around_depth--;
+  }
+}
+
+/** The walk of filemap_map_pages() with its xa_state at start_pgoff. */
+function map_pages(vmf: VmFault, start_pgoff: PgOff, end_pgoff: PgOff, xas: XaState<Folio>): number {
   const vma = vmf.vma;
   const file = vma.vm_file!;
   const mapping = file.f_mapping;
@@ -43,13 +69,14 @@ export function filemap_map_pages(vmf: VmFault, start_pgoff: PgOff, end_pgoff: P
   let folio_type = -1;
   let t: PteTable | undefined;
   let t_pmd = -1;
-  const xas = new XaState(mapping.i_pages, start_pgoff);
   let folio = start_pgoff <= end ? xas.xas_find(end) : undefined;
   while (folio !== undefined) {
     const index = xas.xa_index;
     const fi = folio - base;
-    const first = store.index[fi];
-    const next = first + (flags[fi] & (1 << PG_head) ? folio_nr_pages(store, folio) : 1);
+    /* a small folio sits at its own index alone: folio->index is where the walk found it */
+    const large = (flags[fi] & (1 << PG_head)) !== 0;
+    const first = large ? store.index[fi] : index;
+    const next = first + (large ? folio_nr_pages(store, folio) : 1);
     const last = Math.min(next - 1, end);
     /*
      * next_uptodate_folio(): referenced, uptodate, not readahead, not poisoned, and locked. A

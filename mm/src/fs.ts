@@ -10,6 +10,7 @@
 import { BUG_ON, Errno, XArray, type PgOff } from '@cocosim/core';
 import type { Folio } from './folio.js';
 import type { FilesStruct } from './fdtable.js';
+import type { SigInfo } from './fault.js';
 
 /* include/uapi/asm-generic/fcntl.h (x86-64 and arm64 values) */
 
@@ -132,8 +133,12 @@ export class AddressSpace {
   mapping_unevictable(): boolean {
     return (this.flags & (1 << AS_UNEVICTABLE)) !== 0;
   }
+  /**
+   * mapping_set_inaccessible() (6.18 include/linux/pagemap.h): no direct CPU access to the
+   * contents, and so no migration; "inaccessible mappings are also unevictable" (AS_UNEVICTABLE).
+   */
   mapping_set_inaccessible(): void {
-    this.flags |= 1 << AS_INACCESSIBLE;
+    this.flags |= (1 << AS_UNEVICTABLE) | (1 << AS_INACCESSIBLE);
   }
   mapping_inaccessible(): boolean {
     return (this.flags & (1 << AS_INACCESSIBLE)) !== 0;
@@ -196,18 +201,77 @@ export interface FileOperations {
   release?(inode: Inode, file: File): void;
   /** lseek; the new position or -errno. */
   llseek?(file: File, offset: bigint, whence: number): bigint | number;
+  /**
+   * cocosim seam, no kernel hook: memfd_pin_folios() (mm/gup.c) for this file type, the way a
+   * device user (iommufd's IOMMU_IOAS_MAP_FILE, udmabuf) pins the folios backing bytes
+   * [start, end] of the file. Linux 6.18 takes only shmem and hugetlbfs files there, so those two
+   * implement it with memfd_pin_folios() and any other file answers -EINVAL; a file type that
+   * hands its pages to devices (guest_memfd's shared ranges) implements it for its own folios.
+   * @returns the number of folios pinned into `folios`, with `offset.value` the byte offset of
+   * `start` in the first one, or -errno
+   */
+  pin_folios?(file: File, start: bigint, end: bigint, folios: number[], max_folios: number, offset: { value: number }): number;
+  /**
+   * cocosim: make the vCPU of this file perform a guest access (Process.guest_load/guest_store,
+   * the trace ops of docs/trace-format.md): `access` is the length of a load or the bytes of a
+   * store. Only KVM's vCPU files have it.
+   */
+  guest_access?(file: File, gpa: unknown, access: unknown, current: FileOwner): GuestAccessResult;
 }
+
+/** struct kvm_run's exit in kernel names: `{reason: 'KVM_EXIT_MMIO', mmio: {phys_addr, len, ...}}`. */
+export type GuestAccessExit = Readonly<Record<string, unknown>>;
+
+/**
+ * What a guest access on a vCPU file gives: a load's bytes; 0 for a completed store; -errno when
+ * KVM_RUN failed; the exit when KVM_RUN returned to user space for another reason than the access
+ * completing; `{ret: -errno, exit}` when it failed with struct kvm_run filled in
+ * (KVM_EXIT_MEMORY_FAULT); or the signal the vCPU's thread took (a machine check's SIGBUS).
+ */
+export type GuestAccessResult =
+  | Uint8Array
+  | number
+  | GuestAccessExit
+  | { readonly ret: number; readonly exit: GuestAccessExit }
+  | SigInfo;
+
+/* include/linux/fs.h: sb->s_iflags */
+/** The file system's files cannot be executed (mmap with PROT_EXEC: -EPERM); also MNT_NOEXEC. */
+export const SB_I_NOEXEC = 0x00000002;
+/** Device nodes on it cannot be opened. */
+export const SB_I_NODEV = 0x00000004;
 
 /** struct inode. */
 export class Inode {
   i_size = 0n;
-  /** 512-byte blocks (i_blocks), as fstat reports. */
-  i_blocks = 0n;
+  /**
+   * inode->i_sb->s_iflags, together with the mount's MNT_NOEXEC (cocosim has no mounts): what
+   * path_noexec() reads. Pseudo file systems mounted noexec (guest_memfd) set SB_I_NOEXEC.
+   */
+  i_sb_iflags = 0;
+  /**
+   * i_blocks in a number: every page a shmem fault allocates adds to it, and a bigint sum would
+   * be an allocation per fault. Exact below 2^53 blocks (4 EiB).
+   */
+  private nr_blocks = 0;
   i_flags = 0;
   i_nlink = 1;
   /** File-type private data (shmem_inode_info, gmem_inode...). */
   i_private: unknown = undefined;
   i_mapping: AddressSpace;
+
+  /** 512-byte blocks (i_blocks), as fstat reports. */
+  get i_blocks(): bigint {
+    return BigInt(this.nr_blocks);
+  }
+  set i_blocks(blocks: bigint) {
+    this.nr_blocks = Number(blocks);
+  }
+
+  /** inode_add_bytes() / inode_sub_bytes() (fs/stat.c) in 512-byte blocks: i_blocks += `blocks`. */
+  add_blocks(blocks: number): void {
+    this.nr_blocks += blocks;
+  }
 
   constructor(
     readonly i_ino: number,
@@ -249,6 +313,11 @@ export class File {
     BUG_ON(this.f_count <= 0, 'fput on a released file');
     if (--this.f_count === 0) this.f_op.release?.(this.f_inode, this);
   }
+}
+
+/** path_noexec() (fs/exec.c): the file's mount or file system forbids executing its contents. */
+export function path_noexec(file: File): boolean {
+  return (file.f_inode.i_sb_iflags & SB_I_NOEXEC) !== 0;
 }
 
 /** OPEN_FMODE(flags) with the FMODE_* capabilities a regular seekable file gets. */

@@ -140,6 +140,13 @@ import { PageAnonExclusive } from './rmap.js';
 import { shmem_mapping } from './shmem.js';
 import { find_vma, find_vma_intersection, vma_lookup } from './vma.js';
 import { MM_HOOK_FOLLOW, call_mm_hook, mm_hooks_gup_check } from './mm_hooks.js';
+import { IS_ERR, PTR_ERR, type PgOff } from '@cocosim/core';
+import type { File } from './fs.js';
+import { folio_nr_pages, folio_put } from './folio.js';
+import { huge_page_order, huge_page_shift } from './hugetlb.js';
+import { HUGETLBFS_I, hstate_file, is_file_hugepages } from './hugetlbfs.js';
+import { memfd_alloc_folio } from './memfd.js';
+import { SHMEM_I, shmem_file } from './shmem.js';
 
 /** INTERNAL_GUP_FLAGS (mm/internal.h): flags only mm/gup.c itself may set. */
 export const INTERNAL_GUP_FLAGS = FOLL_TOUCH | FOLL_TRIED | FOLL_REMOTE | FOLL_PIN | FOLL_FAST_ONLY | FOLL_UNLOCKABLE | FOLL_MADV_POPULATE;
@@ -904,4 +911,115 @@ export function faultin_page_range(mm: MmStruct, start: number, end: number, wri
   let gup_flags = FOLL_TOUCH | FOLL_HWPOISON | FOLL_UNLOCKABLE | FOLL_MADV_POPULATE;
   if (write) gup_flags |= FOLL_WRITE;
   return __get_user_pages(mm, start, end - start, gup_flags);
+}
+
+/* Pinning the folios of a memfd (udmabuf, iommufd's IOMMU_IOAS_MAP_FILE) */
+
+/**
+ * check_and_migrate_movable_folios() (mm/gup.c): 0 if every folio of folios[0, nr) may stay
+ * pinned; otherwise every pin is dropped, the folios that may not stay are migrated out of
+ * ZONE_MOVABLE, and the result is -EAGAIN (pin again) or -ENOMEM (a folio did not migrate).
+ */
+function check_and_migrate_movable_folios(kernel: Kernel, folios: readonly number[], nr: number): number {
+  const store = kernel.store;
+  const movable: Folio[] = [];
+  let collected = 0;
+  for (let i = 0; i < nr; i++) {
+    const folio = folios[i] as Folio;
+    if (folio_is_longterm_pinnable(store, folio)) continue;
+    collected++;
+    if (folio_test_hugetlb(store, folio)) {
+      folio_isolate_hugetlb(kernel, folio, movable);
+      continue;
+    }
+    if (movable.includes(folio)) continue;
+    if (migrate_lru_ops.folio_isolate_lru(store, folio)) movable.push(folio);
+  }
+  if (!collected) return 0;
+  for (let i = 0; i < nr; i++) unpin_folio(store, folios[i]);
+  kernel.cost.charge('gup_unpin_per_page', nr);
+  let ret = -Errno.EAGAIN;
+  if (movable.length !== 0) {
+    const mtc = { nid: NUMA_NO_NODE, gfp_mask: GFP_USER | __GFP_NOWARN, reason: MR_LONGTERM_PIN };
+    if (migrate_pages(kernel, movable, (src) => alloc_migration_target(kernel, src, mtc), undefined, MIGRATE_SYNC, MR_LONGTERM_PIN)) ret = -Errno.ENOMEM;
+  }
+  putback_movable_pages(kernel, movable);
+  return ret;
+}
+
+/**
+ * memfd_pin_folios() (mm/gup.c): pin with FOLL_PIN, one pin per folio, the folios holding bytes
+ * [start, end] of a memfd (a shmem or hugetlbfs file), allocating those not in the page cache yet
+ * (memfd_alloc_folio()), and, as a FOLL_LONGTERM pin, migrate any that may not stay pinned out
+ * of ZONE_MOVABLE and start over. -EINVAL for a range with start > end or end at or past i_size,
+ * for max_folios 0, and for any other kind of file.
+ * @returns the number of folios pinned into `folios` (at most max_folios), with `offset.value`
+ * the byte offset of `start` in the first one, or -errno with nothing left pinned
+ */
+export function memfd_pin_folios(memfd: File, start: bigint, end: bigint, folios: number[], max_folios: number, offset: { value: number }): number {
+  if (start < 0n || start > end || !max_folios) return -Errno.EINVAL;
+  const huge = is_file_hugepages(memfd);
+  if (!shmem_file(memfd) && !huge) return -Errno.EINVAL;
+  if (end >= memfd.f_inode.i_size) return -Errno.EINVAL;
+  const kernel = huge ? HUGETLBFS_I(memfd.f_inode).kernel : SHMEM_I(memfd.f_inode).sb.kernel;
+  const store = kernel.store;
+  const h = huge ? hstate_file(memfd) : undefined;
+  const pgshift = h !== undefined ? huge_page_shift(h) : 12;
+  const pa = kernel.page_alloc;
+  const saved = pa.pf_memalloc_pin;
+  pa.pf_memalloc_pin = true;
+  let nr_folios = 0;
+  try {
+    for (let round = 0; ; round++) {
+      if (round === LONGTERM_MAX_ROUNDS) BUG('memfd_pin_folios(): the long-term pin keeps finding folios to migrate');
+      nr_folios = 0;
+      let start_idx = Number(start >> BigInt(pgshift));
+      let end_idx = Number(end >> BigInt(pgshift));
+      if (h !== undefined) {
+        start_idx *= 2 ** huge_page_order(h);
+        end_idx *= 2 ** huge_page_order(h);
+      }
+      let allocated: Folio | undefined;
+      while (start_idx <= end_idx && nr_folios < max_folios) {
+        /* filemap_get_folios_contig(): the folios present from start_idx on */
+        const folio = memfd.f_mapping.folio_at(start_idx as PgOff);
+        if (allocated !== undefined) {
+          folio_put(store, allocated);
+          allocated = undefined;
+        }
+        if (folio !== undefined) {
+          if (try_grab_folio(store, folio, 1, FOLL_PIN)) {
+            unpin_folios(kernel, folios, nr_folios);
+            return -Errno.EINVAL;
+          }
+          kernel.cost.charge('gup_pin_per_page');
+          if (nr_folios === 0) offset.value = Number(start - BigInt(store.index[store.idx(folio)]) * 4096n);
+          folios[nr_folios++] = folio;
+          start_idx = store.index[store.idx(folio)] + folio_nr_pages(store, folio);
+          continue;
+        }
+        const fresh = memfd_alloc_folio(memfd, start_idx);
+        if (IS_ERR(fresh)) {
+          if (PTR_ERR(fresh) !== -Errno.EEXIST) {
+            unpin_folios(kernel, folios, nr_folios);
+            return PTR_ERR(fresh);
+          }
+        } else {
+          allocated = fresh;
+        }
+      }
+      if (allocated !== undefined) folio_put(store, allocated);
+      const ret = check_and_migrate_movable_folios(kernel, folios, nr_folios);
+      if (ret === -Errno.EAGAIN) continue;
+      return ret ? ret : nr_folios;
+    }
+  } finally {
+    pa.pf_memalloc_pin = saved;
+  }
+}
+
+/** unpin_folios() (mm/gup.c): release one pin of each of folios[0, nr). */
+function unpin_folios(kernel: Kernel, folios: readonly number[], nr: number): void {
+  for (let i = 0; i < nr; i++) unpin_folio(kernel.store, folios[i]);
+  if (nr) kernel.cost.charge('gup_unpin_per_page', nr);
 }

@@ -95,6 +95,11 @@ export function mm_get_huge_zero_folio(kernel: Kernel): Folio | undefined {
   return f;
 }
 
+/** The huge zero folio if one was allocated, without allocating it (debug walks). */
+export function huge_zero_folio_if_any(kernel: Kernel): Folio | undefined {
+  return huge_zero.get(kernel);
+}
+
 /** is_huge_zero_pfn(): a page of the huge zero folio. */
 export function is_huge_zero_pfn(kernel: Kernel, pfn: number): boolean {
   const f = huge_zero.get(kernel);

@@ -114,6 +114,11 @@ export function hugetlb_pool(kernel: Kernel): HugetlbPool {
   return pool;
 }
 
+/** The host's hugetlb pool if hugetlb_init() ran, without running it (debug walks). */
+export function hugetlb_pool_if_any(kernel: Kernel): HugetlbPool | undefined {
+  return pools.get(kernel);
+}
+
 /** size_to_hstate(): the hstate of a huge page size in bytes, or undefined. */
 export function size_to_hstate(pool: HugetlbPool, size: number): Hstate | undefined {
   return pool.hstates.find((h) => huge_page_size(h) === size);

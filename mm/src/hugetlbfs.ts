@@ -37,6 +37,7 @@ import {
   type Hstate,
 } from './hugetlb.js';
 import type { Kernel } from './kernel.js';
+import { memfd_pin_folios } from './gup.js';
 import { __folio_mark_uptodate, __folio_set_locked, folio_clear_dirty, folio_clear_uptodate, folio_test_hwpoison } from './page-flags.js';
 import type { PageStore } from './page_store.js';
 import {
@@ -581,6 +582,8 @@ export const hugetlbfs_file_operations: FileOperations = {
   read: hugetlbfs_read_iter,
   fallocate: hugetlbfs_fallocate,
   release: (inode) => iput(inode, hugetlbfs_evict_inode),
+  /* memfd_pin_folios() takes hugetlbfs files (mm/gup.c) */
+  pin_folios: (file, start, end, folios, max_folios, offset) => memfd_pin_folios(file, start, end, folios, max_folios, offset),
 };
 
 export const hugetlbfs_inode_operations: InodeOperations = {

@@ -59,3 +59,5 @@ export * from './hwpoison-inject.js';
 export * from './mm_hooks.js';
 export * from './anon_inodes.js';
 export * from './task_mmu.js';
+export * from './debug.js';
+export * from './debug_vm.js';

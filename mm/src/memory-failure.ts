@@ -238,6 +238,18 @@ function mf(kernel: Kernel): MfState {
   return s;
 }
 
+/**
+ * The memory-failure state of a host if a failure ever happened, without creating it (debug walks):
+ * num_poisoned_pages, hw_memory_failure and the raw error pages of poisoned hugetlb folios.
+ */
+export function memory_failure_state_if_any(kernel: Kernel): {
+  readonly num_poisoned_pages: number;
+  readonly hw_memory_failure: boolean;
+  readonly raw_hwp: ReadonlyMap<number, ReadonlySet<number>>;
+} | undefined {
+  return states.get(kernel);
+}
+
 /** The memory-failure sysctls of a host. */
 export function memory_failure_sysctl(kernel: Kernel): MemoryFailureSysctl {
   return mf(kernel).sysctl;

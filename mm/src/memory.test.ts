@@ -106,22 +106,20 @@ describe('zap', () => {
     for (const pfn of pfns) expect([folio_ref_count(store, pfn), folio_mapcount(store, pfn)]).toEqual([1, 0]);
   });
 
-  test('zapping 2^18 mapped shmem PTEs is a tight loop (well under 100 ms)', () => {
+  // Its speed is measured by `npm run bench -- mm`, not here (a timed test fails on a loaded machine).
+  test('zapping 2^18 mapped shmem PTEs, three times over, leaves no shmem page mapped', () => {
     const p = proc(2 ** 19);
     const N = 2 ** 18;
     const fd = memfd(p, N);
     const a = p.mmap(0, BigInt(N) * PG, RW, MAP_SHARED, fd, 0);
     expect(p.madvise(a, BigInt(N) * PG, MADV_POPULATE_WRITE)).toBe(0);
     expect(p.mm.get_mm_counter(MM_SHMEMPAGES)).toBe(N);
-    let best = Infinity;
     for (let k = 0; k < 3; k++) {
-      const t = performance.now();
       expect(p.madvise(a, BigInt(N) * PG, MADV_DONTNEED)).toBe(0);
-      best = Math.min(best, performance.now() - t);
       expect(p.mm.get_mm_counter(MM_SHMEMPAGES)).toBe(0);
       expect(p.madvise(a, BigInt(N) * PG, MADV_POPULATE_WRITE)).toBe(0);
+      expect(p.mm.get_mm_counter(MM_SHMEMPAGES)).toBe(N);
     }
-    expect(best).toBeLessThan(100);
   });
 });
 

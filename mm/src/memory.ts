@@ -31,7 +31,7 @@
  * page zeroed, page_copy_4k per page copied, pte_zap per entry cleared, page_free per folio
  * freed, TLB flushes through tlb.ts.
  */
-import { BUG, HPAGE_PMD_NR, HPAGE_PMD_ORDER, isMemPoison, type Pfn, type PgOff } from '@cocosim/core';
+import { BUG, HPAGE_PMD_NR, HPAGE_PMD_ORDER, costId, isMemPoison, type Pfn, type PgOff } from '@cocosim/core';
 import { folio_add_lru, lookupMapping } from './filemap.js';
 import {
   FOLIO_MAPPING_ANON,
@@ -158,7 +158,7 @@ import {
 } from './swapops.js';
 import { flush_tlb_mm_range, flush_tlb_page } from './tlb.js';
 import { mapping_unmap_hooks } from './truncate.js';
-import { call_mm_hook } from './mm_hooks.js';
+import { call_mm_hook, mm_hooks_registered } from './mm_hooks.js';
 import { folio_free_swap, free_swap_and_cache_nr, free_swap_cache, swap_cache_alloc_folio, swap_cache_get_folio } from './swap_state.js';
 import { get_swap_device, swap_free_nr, vm_swap_full } from './swapfile.js';
 import { MM_SWAPENTS, VM_FAULT_MAJOR } from './mm_types.js';
@@ -169,6 +169,13 @@ import { swp_entry } from './swapops.js';
 
 /** A huge-page fault's order for a PMD mapping (PMD_ORDER). */
 export const PMD_ORDER = HPAGE_PMD_ORDER;
+
+/* Cost entries charged on the fault and zap paths, by number (costId()). */
+const PAGE_FAULT_USER = costId('page_fault_user');
+const PAGE_ALLOC = costId('page_alloc');
+const PAGE_ZERO_4K = costId('page_zero_4k');
+const PTE_ZAP = costId('pte_zap');
+const PAGE_FREE = costId('page_free');
 
 /* Small helpers */
 
@@ -229,8 +236,8 @@ export function folio_add_lru_vma(store: PageStore, folio: Folio, vma: VmAreaStr
 function alloc_user_folio(kernel: Kernel, gfp: gfp_t): Folio | undefined {
   const pfn = kernel.page_alloc.folio_alloc(gfp, 0);
   if (pfn < 0) return undefined;
-  kernel.cost.charge('page_alloc');
-  if (gfp & __GFP_ZERO) kernel.cost.charge('page_zero_4k');
+  kernel.cost.chargeId(PAGE_ALLOC);
+  if (gfp & __GFP_ZERO) kernel.cost.chargeId(PAGE_ZERO_4K);
   return pfn as Folio;
 }
 
@@ -242,18 +249,32 @@ function alloc_user_folio(kernel: Kernel, gfp: gfp_t): Folio | undefined {
  * access_error(), GUP's check_vma_flags()). Returns VM_FAULT_* bits, 0 when the PTE is in place.
  */
 export function handle_mm_fault(vma: VmAreaStruct, vpn: number, flags: number, offset = 0): number {
-  const kernel = vma.vm_mm.kernel;
-  kernel.cost.charge('page_fault_user');
-  const hook = call_mm_hook(kernel, 'handle_mm_fault', vma, vpn, flags);
-  if (hook) return hook;
-  const vmf = new VmFault(vma);
+  const mm = vma.vm_mm;
+  const kernel = mm.kernel;
+  kernel.cost.chargeId(PAGE_FAULT_USER);
+  if (mm_hooks_registered(kernel)) {
+    const hook = call_mm_hook(kernel, 'handle_mm_fault', vma, vpn, flags);
+    if (hook) return hook;
+  }
+  const depth = mm.vmf_depth;
+  let vmf = mm.vmf_pool[depth];
+  if (vmf === undefined) {
+    vmf = new VmFault(vma);
+    mm.vmf_pool.push(vmf);
+  } else {
+    vmf.reset(vma);
+  }
   vmf.vpn = vpn;
   vmf.offset_in_page = offset;
   vmf.flags = flags;
   vmf.pgoff = linear_page_index(vma, vpn);
   vmf.gfp_mask = __get_fault_gfp_mask(vma);
-  if (is_vm_hugetlb_page(vma)) return hugetlb_fault(vmf);
-  return __handle_mm_fault(vmf);
+  mm.vmf_depth = depth + 1;
+  try {
+    return is_vm_hugetlb_page(vma) ? hugetlb_fault(vmf) : __handle_mm_fault(vmf);
+  } finally {
+    mm.vmf_depth = depth;
+  }
 }
 
 /**
@@ -1164,14 +1185,14 @@ function unmap_page_range(zs: ZapState, vma: VmAreaStruct, start: number, end: n
 /** tlb_finish_mmu(): flush what the zap cleared, charge it, settle the rss counters. */
 function zap_finish(mm: MmStruct, zs: ZapState): void {
   const cost = mm.kernel.cost;
-  if (zs.nr_cleared !== 0) cost.charge('pte_zap', zs.nr_cleared);
+  if (zs.nr_cleared !== 0) cost.chargeId(PTE_ZAP, zs.nr_cleared);
   if (zs.nr_present !== 0) flush_tlb_mm_range(mm, zs.flush_start, zs.flush_end);
   if (zs.nr_gathered !== 0) {
     zs.nr_freed += zs.nr_gathered;
     folios_free_frozen(mm.kernel.store, zs.gather, zs.nr_gathered);
     zs.nr_gathered = 0;
   }
-  if (zs.nr_freed !== 0) cost.charge('page_free', zs.nr_freed);
+  if (zs.nr_freed !== 0) cost.chargeId(PAGE_FREE, zs.nr_freed);
   for (let k = 0; k < zs.rss.length; k++) if (zs.rss[k] !== 0) mm.add_mm_counter(k, zs.rss[k]);
 }
 

@@ -56,6 +56,14 @@ function counts(store: PageStore): Map<number, number> {
   return m;
 }
 
+/**
+ * folio->mlock_count of every mlocked folio, by head pfn (debug walks; entries of folios without
+ * PG_mlocked are stale and mean nothing), or undefined before the first mlock.
+ */
+export function mlock_count_map(store: PageStore): ReadonlyMap<number, number> | undefined {
+  return mlock_counts.get(store);
+}
+
 /** mlock_folio(): one more locked VMA maps the folio. */
 export function mlock_folio(store: PageStore, folio: number): void {
   const i = store.idx(folio);

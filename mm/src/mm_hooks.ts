@@ -144,6 +144,13 @@ interface MmHookList {
 }
 
 const registries = new WeakMap<Kernel, MmHookList>();
+/** Hosts that ever registered a design's hooks: while none has, the hot paths skip the lookup. */
+let nr_hooked_hosts = 0;
+
+/** Whether a design registered hooks on this host (the fault path asks before call_mm_hook()). */
+export function mm_hooks_registered(kernel: Kernel): boolean {
+  return nr_hooked_hosts !== 0 && registries.has(kernel);
+}
 
 /** security_add_hooks(): add a provider; earlier providers are asked first. */
 export function register_mm_hooks(kernel: Kernel, hooks: MmHooks): void {
@@ -151,6 +158,7 @@ export function register_mm_hooks(kernel: Kernel, hooks: MmHooks): void {
   if (list === undefined) {
     list = { providers: [], foll_flags: 0, prot_flags: 0, seal_flags: 0, mfd_flags: 0, gup_check: false };
     registries.set(kernel, list);
+    nr_hooked_hosts++;
   }
   const bits = (v: number | undefined, base: number, what: string): number => {
     const b = v ?? 0;

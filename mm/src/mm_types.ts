@@ -227,9 +227,13 @@ export interface VmSysctl {
 }
 
 const sysctls = new WeakMap<Kernel, VmSysctl>();
+/* One-entry cache in front of the WeakMap: every fault asks, and the hot paths run on one host at a time. */
+let sysctl_kernel: Kernel | undefined;
+let sysctl_cached: VmSysctl | undefined;
 
 /** The address-space tunables of a simulated host. */
 export function vm_sysctl(kernel: Kernel): VmSysctl {
+  if (kernel === sysctl_kernel) return sysctl_cached!;
   let s = sysctls.get(kernel);
   if (s === undefined) {
     s = {
@@ -243,6 +247,8 @@ export function vm_sysctl(kernel: Kernel): VmSysctl {
     };
     sysctls.set(kernel, s);
   }
+  sysctl_kernel = kernel;
+  sysctl_cached = s;
   return s;
 }
 
@@ -273,6 +279,22 @@ export class VmFault {
   orig_pte_val = 0;
 
   constructor(public vma: VmAreaStruct) {}
+
+  /** Make a used VmFault a new one for `vma` (handle_mm_fault() reuses them: see MmStruct.vmf_pool). */
+  reset(vma: VmAreaStruct): void {
+    this.vma = vma;
+    this.vpn = 0;
+    this.offset_in_page = 0;
+    this.pgoff = 0 as PgOff;
+    this.flags = 0;
+    this.gfp_mask = 0;
+    this.page = undefined;
+    this.cow_page = undefined;
+    this.pte = undefined;
+    this.pte_idx = 0;
+    this.orig_pte_flags = 0;
+    this.orig_pte_val = 0;
+  }
 
   /** vmf->address: the faulting page's address (page aligned). */
   get address(): Hva {
@@ -457,6 +479,13 @@ export class MmStruct {
   readonly rss_stat = new Float64Array(NR_MM_COUNTERS);
   /** mmu_notifier subscriptions. */
   readonly notifier_subscriptions: MmuNotifier[] = [];
+  /**
+   * Simulator only: the struct vm_fault of each fault in progress on this mm, by nesting depth
+   * (a fault handler may fault again), kept for the next faults: the kernel's lives on the stack,
+   * and a GiB of faults should not make a million objects.
+   */
+  readonly vmf_pool: VmFault[] = [];
+  vmf_depth = 0;
 
   constructor(readonly kernel: Kernel) {
     this.task_size = TASK_SIZE as Hva;
@@ -500,4 +529,9 @@ export function task_mm(task: Task): MmStruct {
     task_mms.set(task, mm);
   }
   return mm;
+}
+
+/** The task's mm if it has one, without creating it (debug walks: state digest, DEBUG_VM checks). */
+export function task_mm_if_any(task: Task): MmStruct | undefined {
+  return task_mms.get(task);
 }

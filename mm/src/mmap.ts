@@ -14,9 +14,10 @@
  *   5. MAP_FIXED_NOREPLACE over a mapping -> EEXIST;
  *   6. file: file_mmap_ok -> EOVERFLOW; MAP_SHARED drops unknown flags, MAP_SHARED_VALIDATE
  *      refuses them -> EOPNOTSUPP; shared PROT_WRITE without FMODE_WRITE -> EACCES; no
- *      FMODE_READ -> EACCES; no ->mmap -> ENODEV; MAP_GROWSDOWN -> EINVAL; other map types ->
- *      EINVAL; write seals -> EPERM. Anonymous: MAP_SHARED|MAP_GROWSDOWN -> EINVAL, map types
- *      other than SHARED, PRIVATE, DROPPABLE -> EINVAL;
+ *      FMODE_READ -> EACCES; PROT_EXEC on a noexec file system (guest_memfd) -> EPERM; no
+ *      ->mmap -> ENODEV; MAP_GROWSDOWN -> EINVAL; other map types -> EINVAL; write seals ->
+ *      EPERM. Anonymous: MAP_SHARED|MAP_GROWSDOWN -> EINVAL, map types other than SHARED,
+ *      PRIVATE, DROPPABLE -> EINVAL;
  *   7. mmap_region: a shared writable mapping of a file whose writes are denied -> EPERM;
  *      overcommit -> ENOMEM; then the old mappings under MAP_FIXED are zapped, and an error of
  *      ->mmap after that leaves a hole, as the kernel does.
@@ -30,7 +31,7 @@
  * (CAP_SYS_RAWIO), and MAP_LOCKED is always allowed (CAP_IPC_LOCK).
  */
 import { Errno, HPAGE_PMD_NR, Hva, IS_ERR, PAGE_SIZE } from '@cocosim/core';
-import { FMODE_READ, FMODE_WRITE, S_IFMT, S_IFREG, type File } from './fs.js';
+import { FMODE_READ, FMODE_WRITE, S_IFMT, S_IFREG, path_noexec, type File } from './fs.js';
 import { mm_populate } from './gup.js';
 import { hugetlb_pool, hstate_sizelog, huge_page_size } from './hugetlb.js';
 import { hugetlb_file_setup, hstate_file, is_file_hugepages, HUGETLB_ANONHUGE_INODE } from './hugetlbfs.js';
@@ -67,6 +68,7 @@ import {
   VM_ACCOUNT,
   VM_DONTDUMP,
   VM_DROPPABLE,
+  VM_EXEC,
   VM_GROWSDOWN,
   VM_HUGETLB,
   VM_LOCKED,
@@ -485,6 +487,10 @@ export function do_mmap(
     }
     if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE || type === MAP_PRIVATE) {
       if (!(file.f_mode & FMODE_READ)) return -Errno.EACCES;
+      if (path_noexec(file)) {
+        if (vm_flags & VM_EXEC) return -Errno.EPERM;
+        vm_flags = vm_flags_andnot(vm_flags, VM_MAYEXEC);
+      }
       if (file.f_op.mmap === undefined) return -Errno.ENODEV;
       if (vm_flags & VM_GROWSDOWN) return -Errno.EINVAL;
     } else {

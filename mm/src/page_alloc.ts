@@ -315,6 +315,13 @@ export class PageAllocator implements FrozenPageFree {
   private free_listeners = 0;
   /** Pages whose page->private is MAGIC_HWPOISON: taken off the buddy by memory failure. */
   private readonly hwpoison_taken_off = new Set<number>();
+  /** Open free_unref_defer() windows. */
+  private defer_depth = 0;
+  /** The run of order-0 pages [pending_start, pending_end) of pending_zone held back by them. */
+  private pending_zone: Zone | undefined = undefined;
+  private pending_zone_id = -1;
+  private pending_start = 0;
+  private pending_end = -1;
 
   constructor(
     readonly store: PageStore,
@@ -366,6 +373,7 @@ export class PageAllocator implements FrozenPageFree {
 
   /** nr_free_pages(): NR_FREE_PAGES over all zones. */
   nr_free_pages(): number {
+    this.free_unref_flush_run();
     let n = 0;
     for (const z of this.zones) n += z.free_pages;
     return n;
@@ -373,6 +381,7 @@ export class PageAllocator implements FrozenPageFree {
 
   /** Simulator plumbing: /proc/buddyinfo, free block counts per order for each zone. */
   buddyinfo(): { nid: number; zone: string; nr_free: number[] }[] {
+    this.free_unref_flush_run();
     return this.zones.map((z) => ({ nid: z.nid, zone: z.name, nr_free: z.free_area.map((a) => a.nr_free) }));
   }
 
@@ -381,13 +390,18 @@ export class PageAllocator implements FrozenPageFree {
    * the free lists and page states disagree (an empty list means consistent). O(nr_pages).
    */
   checkConsistency(): string[] {
+    this.free_unref_flush_run();
     const store = this.store;
     const problems: string[] = [];
     const counted = new Map<Zone, number[]>(this.zones.map((z) => [z, new Array<number>(NR_PAGE_ORDERS).fill(0)]));
     const at = (i: number): string => `pfn 0x${(store.base_pfn + i).toString(16)}`;
+    /* locals, not imported bindings: under the test runner those are property reads in the loop */
+    const buddy = PGTY_buddy;
+    const at_prep = PAGE_FLAGS_CHECK_AT_PREP;
+    const head = 1 << PG_head;
     for (let i = 0; i < store.nr_pages; ) {
       const pfn = store.base_pfn + i;
-      if (store._mapcount[i] >>> 24 === PGTY_buddy) {
+      if (store._mapcount[i] >>> 24 === buddy) {
         const order = store.order[i];
         const nr = 2 ** order;
         const zone = this.zone_table[store.node[i] * MAX_NR_ZONES + store.zone[i]]!;
@@ -400,12 +414,12 @@ export class PageAllocator implements FrozenPageFree {
           if (store.head_offset[j] !== 0) problems.push(`${at(j)}: free but a tail page`);
           if (j > i && store._mapcount[j] !== -1) problems.push(`${at(j)}: free but _mapcount ${store._mapcount[j]}`);
           if (store.node[j] !== store.node[i] || store.zone[j] !== store.zone[i]) problems.push(`${at(j)}: free block crosses a zone`);
-          if (store.flags[j] & PAGE_FLAGS_CHECK_AT_PREP) problems.push(`${at(j)}: free with flags 0x${store.flags[j].toString(16)}`);
+          if (store.flags[j] & at_prep) problems.push(`${at(j)}: free with flags 0x${store.flags[j].toString(16)}`);
         }
         i += nr;
         continue;
       }
-      if (store.flags[i] & (1 << PG_head)) {
+      if (store.flags[i] & head) {
         const nr = 2 ** store.order[i];
         if (store.order[i] === 0 || pfn % nr !== 0) problems.push(`${at(i)}: compound head of order ${store.order[i]} is not aligned`);
         for (let j = i + 1; j < Math.min(i + nr, store.nr_pages); j++) {
@@ -438,6 +452,7 @@ export class PageAllocator implements FrozenPageFree {
    * @returns the first pfn, or -ENOMEM (the kernel's NULL).
    */
   __alloc_pages(gfp: gfp_t, order: number, preferred_nid: number = NUMA_NO_NODE): Pfn {
+    if (this.pending_zone !== undefined) this.free_unref_flush_run();
     if (!Number.isInteger(gfp) || gfp < 0) BUG(`__alloc_pages: bad gfp ${gfp}`);
     if (!Number.isInteger(order) || order < 0) BUG(`__alloc_pages: bad order ${order}`);
     if (order > MAX_PAGE_ORDER) {
@@ -590,16 +605,21 @@ export class PageAllocator implements FrozenPageFree {
     const store = this.store;
     if (this.free_listeners !== 0) {
       /* Listeners of frees hear of each folio as it goes, as from free_frozen_pages() */
+      this.free_unref_flush_run();
       for (let k = 0; k < nr; k++) this.free_frozen_pages(folios[k], folio_order_of(store, store.idx(folios[k])));
       return;
     }
     const node = store.node;
     const zone_of = store.zone;
     const base = store.base_pfn;
-    let run_start = 0;
-    let run_end = -1;
-    let run_zone: Zone | undefined;
-    let run_zone_id = -1;
+    /* in a free_unref_defer() window, the run the last call left pending goes on */
+    let run_start = this.pending_start;
+    let run_end = this.pending_end;
+    let run_zone = this.pending_zone;
+    let run_zone_id = this.pending_zone_id;
+    this.pending_zone = undefined;
+    this.pending_zone_id = -1;
+    this.pending_end = -1;
     for (let k = 0; k < nr; k++) {
       const pfn = folios[k];
       const i = pfn - base;
@@ -626,7 +646,44 @@ export class PageAllocator implements FrozenPageFree {
       run_end = -1;
       this.free_one_page(this.zone_table[zone_id]!, pfn, order);
     }
-    if (run_zone !== undefined) this.free_range(run_zone, run_start, run_end);
+    if (run_zone === undefined) return;
+    if (this.defer_depth === 0) {
+      this.free_range(run_zone, run_start, run_end);
+      return;
+    }
+    this.pending_zone = run_zone;
+    this.pending_zone_id = run_zone_id;
+    this.pending_start = run_start;
+    this.pending_end = run_end;
+  }
+
+  /**
+   * Open a window in which free_unref_folios() leaves the run of contiguous order-0 pages it ends
+   * with off the free lists, prepared, so that the next call carries it on: truncation frees a
+   * file a folio batch (PAGEVEC_SIZE) at a time, and freeing each batch's run alone splits it into
+   * small blocks that the next batch merges again. The kernel's per-cpu lists hold freed pages
+   * back in the same way. free_unref_flush() closes the window and frees what is pending; buddy
+   * merging is canonical, so the free lists end as the batch-by-batch frees leave them. Windows
+   * nest. Whatever allocates or reads the free lists frees the pending run first.
+   */
+  free_unref_defer(): void {
+    this.defer_depth++;
+  }
+
+  /** Close a free_unref_defer() window; the last one to close frees the pending run. */
+  free_unref_flush(): void {
+    if (this.defer_depth === 0) BUG('free_unref_flush() without free_unref_defer()');
+    if (--this.defer_depth === 0) this.free_unref_flush_run();
+  }
+
+  /** Free the run a free_unref_defer() window holds back, if any. */
+  private free_unref_flush_run(): void {
+    const zone = this.pending_zone;
+    if (zone === undefined) return;
+    this.pending_zone = undefined;
+    this.pending_zone_id = -1;
+    this.free_range(zone, this.pending_start, this.pending_end);
+    this.pending_end = -1;
   }
 
   /* Gigantic and contiguous ranges */
@@ -639,6 +696,7 @@ export class PageAllocator implements FrozenPageFree {
    * free and could not be migrated away (contig_migrate), or contig_migrate's -errno.
    */
   alloc_contig_range(start: number, end: number, alloc_flags: number, gfp: gfp_t): number {
+    this.free_unref_flush_run();
     if (alloc_flags !== ACR_FLAGS_NONE && alloc_flags !== ACR_FLAGS_CMA) return -Errno.EINVAL;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start >= end) return -Errno.EINVAL;
     if (!this.store.pfn_valid(start) || !this.store.pfn_valid(end - 1)) return -Errno.EINVAL;
@@ -739,6 +797,7 @@ export class PageAllocator implements FrozenPageFree {
 
   /** is_free_buddy_page(): the page lies in a free buddy block. */
   is_free_buddy_page(pfn: number): boolean {
+    this.free_unref_flush_run();
     return this.find_buddy_head(pfn) >= 0;
   }
 
@@ -749,6 +808,7 @@ export class PageAllocator implements FrozenPageFree {
    * @returns true if the page was free and is now taken off.
    */
   take_page_off_buddy(pfn: number): boolean {
+    this.free_unref_flush_run();
     const head = this.find_buddy_head(pfn);
     if (head < 0) return false;
     const store = this.store;
@@ -765,6 +825,7 @@ export class PageAllocator implements FrozenPageFree {
    * @returns true if the page went back and PG_hwpoison was cleared.
    */
   put_page_back_buddy(pfn: number): boolean {
+    this.free_unref_flush_run();
     const store = this.store;
     if (!put_page_testzero(store, pfn)) return false;
     this.ClearPageHWPoisonTakenOff(pfn);
@@ -1090,7 +1151,7 @@ export class PageAllocator implements FrozenPageFree {
     flags[i] &= ~(1 << PG_mlocked);
     if (flags[i] & (1 << PG_hwpoison) && order === 0) {
       /* Do not let hwpoison pages hit pcplists/buddy */
-      store.owner[i] = 0;
+      if (store.owners_set) store.owner[i] = 0;
       return false;
     }
     if (compound && store.order[i] !== order) BUG(`VM_BUG_ON_PAGE: free of order-${store.order[i]} compound page as order ${order}`);
@@ -1114,7 +1175,7 @@ export class PageAllocator implements FrozenPageFree {
     if (bad) return false;
     flags[i] &= ~PAGE_FLAGS_CHECK_AT_PREP;
     store.order[i] = 0;
-    store.owner.fill(0, i, i + nr);
+    if (store.owners_set) store.owner.fill(0, i, i + nr);
     if (this.init_on_free) this.notify_zero(pfn, nr);
     return true;
   }
@@ -1139,7 +1200,7 @@ export class PageAllocator implements FrozenPageFree {
     store.mapping[i] = 0;
     store.flags[i] = f & ~PAGE_FLAGS_CHECK_AT_PREP;
     store.order[i] = 0;
-    store.owner[i] = 0;
+    if (store.owners_set) store.owner[i] = 0;
     return true;
   }
 

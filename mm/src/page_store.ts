@@ -165,6 +165,13 @@ export class PageStore {
   readonly zone: Uint8Array;
   readonly owner: Uint32Array;
 
+  /**
+   * Whether setOwner() ever gave a page a non-zero owner. Until then every `owner` entry is 0,
+   * and the free paths do not write it: a host that runs no VM never touches that array, whose
+   * untouched pages cost the simulator's host a page fault each on first write.
+   */
+  owners_set = false;
+
   /** Set by the page allocator; folio_put() frees through it. */
   page_alloc: FrozenPageFree | undefined;
   /**
@@ -255,6 +262,7 @@ export class PageStore {
   setOwner(pfn: number, nr_pages: number, owner: number): void {
     const i = this.idx(pfn);
     if (nr_pages > 1) this.idx(pfn + nr_pages - 1);
+    if (owner !== 0) this.owners_set = true;
     this.owner.fill(owner, i, i + nr_pages);
   }
 

@@ -35,7 +35,7 @@
  * than there are tables, they iterate the map instead of the indexes, so zapping a sparse 128 TiB
  * range costs O(tables), and zapping 2^18 PTEs is one tight loop per table.
  */
-import { BUG_ON } from '@cocosim/core';
+import { BUG, BUG_ON } from '@cocosim/core';
 import { MAX_SWAPFILES_SHIFT, swp_entry, swp_offset, swp_type, type SwpEntry } from './swapops.js';
 
 export const PTRS_PER_PTE = 512;
@@ -252,7 +252,7 @@ export function pte_alloc(pt: Pgd, vpn: number): PteTable {
   const pmd = pmd_index_of(vpn);
   let t = pt.ptes.lookup(pmd);
   if (t === undefined) {
-    BUG_ON(pt.pmds.has(pmd) || pt.puds.has(pud_index_of(vpn)), `pte_alloc under a huge entry at vpn ${vpn}`);
+    if (pt.pmds.has(pmd) || pt.puds.has(pud_index_of(vpn))) BUG(`pte_alloc under a huge entry at vpn ${vpn}`);
     t = new PteTable();
     pt.ptes.set(pmd, t);
   }
@@ -322,7 +322,7 @@ export function pmd_entry(pt: Pgd, pmd: number): HugeEntry | undefined {
 }
 /** set_pmd_at(): a PMD leaf or non-present entry. The slot must hold no PTE table. */
 export function set_pmd_at(pt: Pgd, pmd: number, val: number, flags: number): void {
-  BUG_ON(pt.ptes.has(pmd), `set_pmd_at over a PTE table at pmd ${pmd}`);
+  if (pt.ptes.has(pmd)) BUG(`set_pmd_at over a PTE table at pmd ${pmd}`);
   BUG_ON(flags === 0, 'set_pmd_at of a none entry');
   const e = pt.pmds.get(pmd);
   if (e === undefined) pt.pmds.set(pmd, { val, flags });

@@ -13,7 +13,7 @@
  */
 import { Errno } from '@cocosim/core';
 import { FilesStruct } from './fdtable.js';
-import { O_CLOEXEC, O_RDWR, type File } from './fs.js';
+import { O_CLOEXEC, O_RDWR, type File, type GuestAccessExit } from './fs.js';
 import type { Kernel } from './kernel.js';
 import { ksys_ioctl } from './ioctl.js';
 import { ksys_fcntl } from './fcntl.js';
@@ -21,7 +21,7 @@ import { sys_memfd_create } from './memfd.js';
 import { ksys_fallocate, ksys_fchmod, ksys_ftruncate } from './open.js';
 import { ksys_lseek, ksys_pread64, ksys_pwrite64, ksys_read, ksys_write } from './read_write.js';
 import { sys_newfstat } from './stat.js';
-import { userLoad, userStore, type SigInfo } from './fault.js';
+import { userLoad, userLoadInto, userStore, type SigInfo } from './fault.js';
 import { sys_madvise } from './madvise.js';
 import { MAP_FAILED, int_arg } from './mman.js';
 import { sys_mlock, sys_mlock2, sys_munlock } from './mlock.js';
@@ -45,6 +45,17 @@ export class Task {
    * the faulting access's result instead (fault.ts). Taken with dequeue_signal().
    */
   readonly pending: SigInfo[] = [];
+  /**
+   * RLIMIT_MEMLOCK's soft limit in bytes (task_rlimit(task, RLIMIT_MEMLOCK)): MLOCK_LIMIT, 8 MiB,
+   * by default (include/uapi/linux/resource.h); RLIM_INFINITY is 2^64 - 1. What VFIO and iommufd
+   * charge their long-term pins against when the task lacks CAP_IPC_LOCK.
+   */
+  rlimit_memlock = 8n * 1024n * 1024n;
+  /**
+   * CAP_IPC_LOCK in the task's effective set (capable(CAP_IPC_LOCK)): simulated processes run as
+   * root, as the oracle's do; clear it to have RLIMIT_MEMLOCK apply.
+   */
+  cap_ipc_lock = true;
 
   constructor(readonly kernel: Kernel) {
     this.pid = kernel.next_pid();
@@ -247,11 +258,52 @@ export class Process {
   }
 
   /**
+   * A user-mode load of `dst.length` bytes at `addr` into `dst` (fault.ts userLoadInto()): 0, or
+   * the signal the access raised. What a C program's byte load does, without a new array per load.
+   */
+  load_into(addr: unknown, dst: Uint8Array): 0 | SigInfo {
+    return userLoadInto(this.mm, addr, dst);
+  }
+
+  /**
    * A user-mode store of `data` at `addr`: 0, or the signal the access raised (the pages before
    * the faulting one are written, as by a CPU).
    */
   store(addr: unknown, data: Uint8Array): 0 | SigInfo {
     return userStore(this.mm, addr, data);
+  }
+
+  /* ---- guest accesses on a KVM vCPU (the trace ops guest_load / guest_store) ---- */
+
+  /**
+   * guest_load (docs/trace-format.md): the vCPU of `vcpu_fd` reads `len` bytes at `gpa`, as the
+   * kernel oracle's guest does (kvm/src/x86.ts kvm_vcpu_guest_access): the bytes; the exit when
+   * KVM_RUN returned to user space for another reason (`{reason: 'KVM_EXIT_MMIO', mmio}`...);
+   * -1 with errno when KVM_RUN failed, `{ret: -1, exit}` when it failed with struct kvm_run
+   * filled in (KVM_EXIT_MEMORY_FAULT); or the signal the thread took. EBADF for a bad fd, ENOTTY
+   * for a file that is no vCPU.
+   */
+  guest_load(vcpu_fd: unknown, gpa: unknown, len: unknown): Uint8Array | GuestAccessExit | SigInfo | number {
+    return this.guest_access(vcpu_fd, gpa, len);
+  }
+
+  /** guest_store: the vCPU writes `data` at `gpa`; 0, or what guest_load gives on another outcome. */
+  guest_store(vcpu_fd: unknown, gpa: unknown, data: Uint8Array): Uint8Array | GuestAccessExit | SigInfo | number {
+    return this.guest_access(vcpu_fd, gpa, data instanceof Uint8Array ? data : undefined);
+  }
+
+  private guest_access(vcpu_fd: unknown, gpa: unknown, access: unknown): Uint8Array | GuestAccessExit | SigInfo | number {
+    const file = this.task.files.lookup(vcpu_fd);
+    if (file === undefined) return this.sys(-Errno.EBADF);
+    const guest_access = file.f_op.guest_access;
+    if (guest_access === undefined) return this.sys(-Errno.ENOTTY);
+    const r = guest_access(file, gpa, access, this.task);
+    if (typeof r === 'number') return this.sys(r);
+    if (!(r instanceof Uint8Array) && 'exit' in r && typeof r.ret === 'number') {
+      this.errno = -r.ret;
+      return { ret: -1, exit: r.exit };
+    }
+    return r;
   }
 
   /* ---- memory failure (mm/memory-failure.c, kernel/sys.c prctl PR_MCE_KILL) and pending

@@ -8,11 +8,16 @@ import { pagemap_pfn } from './task_mmu.js';
 import {
   PVMW_MIGRATION,
   PageVmaMappedWalk,
+  TTU_BATCH_FLUSH,
   page_address_in_vma,
   page_vma_mapped_walk,
   try_to_migrate,
+  try_to_unmap,
+  try_to_unmap_flush,
   vma_address,
 } from './rmap.js';
+import { MM_SHMEMPAGES } from './mm_types.js';
+import { PG_dirty } from './page-flags.js';
 import { vma_lookup } from './vma.js';
 
 const PG = BigInt(PAGE_SIZE);
@@ -90,5 +95,61 @@ describe('page_vma_mapped_walk()', () => {
     expect(w.address).toBe(vpn);
     folio_unlock(store, folio);
     folio_put(store, folio);
+  });
+});
+
+describe('try_to_unmap() of a page-cache folio mapped by one PTE', () => {
+  /*
+   * Such a folio takes a short path when its file has a single VMA. The same folio, mapped the
+   * same way, in a file that has a second VMA (mapping other pages) takes the general rmap walk:
+   * both must end in the same state, with the same costs and TLB flushes.
+   */
+  function unmap_one(vmas: number, flags: number) {
+    const p = proc();
+    const store = p.kernel.store;
+    const fd = p.memfd_create('t', 0);
+    expect(p.ftruncate(fd, 8 * PAGE_SIZE)).toBe(0);
+    const a = p.mmap(H, 4n * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (vmas === 2) expect(p.mmap(H + 64n * PG, 4n * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 4 * PAGE_SIZE)).toBe(H + 64n * PG);
+    expect(p.store(a + PG, Uint8Array.of(7))).toBe(0);
+    const folio = pfn_at(p, a + PG)! as Folio;
+    /* a dirty PTE over a folio written back since: the unmap must dirty the folio again */
+    store.flags[store.idx(folio)] &= ~(1 << PG_dirty);
+    const rss = p.mm.get_mm_counter(MM_SHMEMPAGES);
+    const flushes: number[] = [];
+    p.kernel.tracer.on('tlb_flush', (f) => void flushes.push(f.pages));
+    folio_lock(store, folio);
+    const { cost } = p.kernel.cost.measure('ttu', () => try_to_unmap(p.kernel, folio, flags));
+    folio_unlock(store, folio);
+    const deferred = flushes.length;
+    try_to_unmap_flush(p.kernel);
+    const i = store.idx(folio);
+    return {
+      pte: pfn_at(p, a + PG),
+      dirty: (store.flags[i] & (1 << PG_dirty)) !== 0,
+      mapcount: store._mapcount[i],
+      refcount: store._refcount[i],
+      rss: p.mm.get_mm_counter(MM_SHMEMPAGES) - rss,
+      cost: cost.items.map((it) => [it.name, it.count]),
+      deferred,
+      flushes,
+      data: p.load(a + PG, 1),
+    };
+  }
+
+  test('the short path ends as the general walk does, with and without TTU_BATCH_FLUSH', () => {
+    for (const flags of [0, TTU_BATCH_FLUSH]) {
+      const one = unmap_one(1, flags);
+      expect(one).toEqual(unmap_one(2, flags));
+      expect(one.pte).toBeUndefined();
+      expect([one.dirty, one.mapcount, one.refcount, one.rss]).toEqual([true, -1, 1, -1]);
+      expect(one.cost).toEqual([
+        ['pte_zap', 1],
+        ['rmap_walk_per_mapping', 1],
+        ...(flags ? [] : [['tlb_flush_local', 1]]),
+      ]);
+      expect([one.deferred, one.flushes.length]).toEqual([flags ? 0 : 1, 1]);
+      expect(one.data).toEqual(Uint8Array.of(7));
+    }
   });
 });

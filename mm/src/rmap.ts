@@ -28,10 +28,11 @@
  * folio_mkclean() (write-protect for writeback). Each cleared entry charges pte_zap; TLB flushes
  * go through tlb.ts, or are deferred by TTU_BATCH_FLUSH to try_to_unmap_flush().
  */
-import { BUG, BUG_ON, Errno } from '@cocosim/core';
+import { BUG, BUG_ON, Errno, costId } from '@cocosim/core';
 import { lookupMapping } from './filemap.js';
 import {
   FOLIO_MAPPING_ANON,
+  FOLIO_MAPPING_FLAGS,
   folio_mapcount,
   folio_mapped,
   folio_mapping,
@@ -55,6 +56,9 @@ import { mm_counter, mm_counter_file } from './memory.js';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu_notifier.js';
 import {
   PG_anon_exclusive,
+  PG_head,
+  PG_hwpoison,
+  PG_locked,
   PageHWPoison,
   __folio_set_swapbacked,
   folio_set_swapbacked,
@@ -468,16 +472,37 @@ function vmas_overlapping(set: ReadonlySet<VmAreaStruct>, first: number, last: n
   return out;
 }
 
+const RMAP_WALK_PER_MAPPING = costId('rmap_walk_per_mapping');
+
+/** One VMA of rmap_walk_vmas(): false when the walk stops there. */
+function rmap_walk_one<T>(kernel: Kernel, folio: Folio, vma: VmAreaStruct, pgoff: number, nr: number, rwc: RmapWalkControl<T>): boolean {
+  const vpn = vma_address(vma, pgoff, nr);
+  BUG_ON(vpn < 0, 'VM_BUG_ON_VMA: rmap walk found a VMA that cannot map the folio');
+  kernel.cost.chargeId(RMAP_WALK_PER_MAPPING);
+  if (rwc.invalid_vma?.(vma, rwc.arg)) return true;
+  if (!rwc.rmap_one(folio, vma, vpn, rwc.arg)) return false;
+  return !rwc.done?.(folio);
+}
+
 /** The common loop of rmap_walk_anon() and __rmap_walk_file(). */
 function rmap_walk_vmas<T>(kernel: Kernel, folio: Folio, vmas: readonly VmAreaStruct[], pgoff: number, nr: number, rwc: RmapWalkControl<T>): void {
-  for (const vma of vmas) {
-    const vpn = vma_address(vma, pgoff, nr);
-    BUG_ON(vpn < 0, 'VM_BUG_ON_VMA: rmap walk found a VMA that cannot map the folio');
-    kernel.cost.charge('rmap_walk_per_mapping');
-    if (rwc.invalid_vma?.(vma, rwc.arg)) continue;
-    if (!rwc.rmap_one(folio, vma, vpn, rwc.arg)) return;
-    if (rwc.done?.(folio)) return;
+  for (const vma of vmas) if (!rmap_walk_one(kernel, folio, vma, pgoff, nr, rwc)) return;
+}
+
+/**
+ * rmap_walk_vmas() over the VMAs of `set` overlapping the folio. The VMAs are taken from the set
+ * before the first rmap_one() call, as the interval tree walk under the rmap lock sees them; a set
+ * of one VMA (a file mapped once, the common case) needs no copy for that.
+ */
+function rmap_walk_set<T>(kernel: Kernel, folio: Folio, set: ReadonlySet<VmAreaStruct>, pgoff: number, nr: number, rwc: RmapWalkControl<T>): void {
+  if (set.size !== 1) {
+    rmap_walk_vmas(kernel, folio, vmas_overlapping(set, pgoff, pgoff + nr - 1), pgoff, nr, rwc);
+    return;
   }
+  const vma: VmAreaStruct = set.values().next().value!;
+  const vfirst = vma.vm_pgoff;
+  const vlast = vma.vm_pgoff + (vma.end_vpn - vma.start_vpn) - 1;
+  if (vfirst <= pgoff + nr - 1 && vlast >= pgoff) rmap_walk_one(kernel, folio, vma, pgoff, nr, rwc);
 }
 
 /**
@@ -496,13 +521,13 @@ export function rmap_walk<T>(kernel: Kernel, folio: Folio, rwc: RmapWalkControl<
     /* rmap_walk_anon_lock(): folio_get_anon_vma() finds nothing once every VMA is gone */
     const av = anon_vma_lookup(kernel, folio_raw_mapping(store, folio));
     if (av === undefined) return;
-    rmap_walk_vmas(kernel, folio, vmas_overlapping(av.vmas, pgoff, pgoff + nr - 1), pgoff, nr, rwc);
+    rmap_walk_set(kernel, folio, av.vmas, pgoff, nr, rwc);
     return;
   }
   if (!folio_test_locked(store, folio)) BUG(`VM_BUG_ON_FOLIO: rmap_walk_file() of unlocked folio 0x${folio.toString(16)}`);
   const mapping = lookupMapping(store, store.mapping[i]);
   if (mapping === undefined) return;
-  rmap_walk_vmas(kernel, folio, vmas_overlapping(i_mmap_of(mapping), pgoff, pgoff + nr - 1), pgoff, nr, rwc);
+  rmap_walk_set(kernel, folio, i_mmap_of(mapping), pgoff, nr, rwc);
 }
 
 /* page_vma_mapped_walk() flags */
@@ -597,13 +622,10 @@ export function page_vma_mapped_walk(pvmw: PageVmaMappedWalk): boolean {
   pvmw.pmd = -1;
   const end = pvmw.end;
   let vpn = pvmw.next;
-  const advance = (to: number): void => {
-    pvmw.next = to;
-  };
   if (is_vm_hugetlb_page(vma)) {
     /* The only possible mapping is the huge leaf at the walk's address */
     if (vpn >= end) return false;
-    advance(end);
+    pvmw.next = end;
     const pud = pt.puds.size !== 0 ? pt.puds.get(pud_index_of(vpn)) : undefined;
     const e = pud ?? pt.pmds.get(pmd_index_of(vpn));
     if (e === undefined || !check_pte(pvmw, e.flags, e.val, 1)) return false;
@@ -616,19 +638,19 @@ export function page_vma_mapped_walk(pvmw: PageVmaMappedWalk): boolean {
     const next_pmd = (pmd + 1) * PTRS_PER_PTE;
     const e = pt.pmds.size !== 0 ? pt.pmds.get(pmd) : undefined;
     if (e !== undefined) {
-      advance(end);
+      pvmw.next = end;
       if (!pte_present(e.flags)) {
         if (!(pvmw.flags & PVMW_MIGRATION) || !is_migration_type(pte_swp_type(e.flags))) return false;
         if (!pvmw.overlaps(e.val % 2 ** SWP_PFN_BITS, PTRS_PER_PTE)) return false;
       } else if (pvmw.flags & PVMW_MIGRATION || !pvmw.overlaps(e.val, PTRS_PER_PTE)) {
         return false;
       }
-      advance(next_pmd);
+      pvmw.next = next_pmd;
       pvmw.pmd = pmd;
       pvmw.address = pmd * PTRS_PER_PTE;
       return true;
     }
-    const t = pt.ptes.get(pmd);
+    const t = pt.ptes.lookup(pmd);
     if (t === undefined) {
       vpn = next_pmd;
       continue;
@@ -637,14 +659,14 @@ export function page_vma_mapped_walk(pvmw: PageVmaMappedWalk): boolean {
     for (; vpn < stop; vpn++) {
       const i = pte_index(vpn);
       if (t.flags[i] === 0 || !check_pte(pvmw, t.flags[i], t.val[i], 1)) continue;
-      advance(vpn + 1);
+      pvmw.next = vpn + 1;
       pvmw.pte = t;
       pvmw.pte_idx = i;
       pvmw.address = vpn;
       return true;
     }
   }
-  advance(end);
+  pvmw.next = end;
   return false;
 }
 
@@ -695,8 +717,12 @@ function should_defer_flush(flags: number): boolean {
 function set_tlb_ubc_flush_pending(mm: MmStruct, pte_flags: number, start: number, end: number): void {
   const b = tlb_ubc(mm.kernel);
   const r = b.ranges.get(mm);
-  if (r === undefined) b.ranges.set(mm, [start, end]);
-  else b.ranges.set(mm, [Math.min(r[0], start), Math.max(r[1], end)]);
+  if (r === undefined) {
+    b.ranges.set(mm, [start, end]);
+  } else {
+    if (start < r[0]) r[0] = start;
+    if (end > r[1]) r[1] = end;
+  }
   if (pte_write(pte_flags)) b.writable = true;
 }
 
@@ -716,10 +742,12 @@ export function try_to_unmap_flush_dirty(kernel: Kernel): void {
 }
 
 /** Clear a present PTE for unmapping: flush now (ptep_clear_flush()) or defer the flush. */
+const PTE_ZAP = costId('pte_zap');
+
 function clear_present_pte(mm: MmStruct, t: PteTable, i: number, vpn: number, flags: number): void {
   const old = t.flags[i];
   pte_clear(t, i);
-  mm.kernel.cost.charge('pte_zap');
+  mm.kernel.cost.chargeId(PTE_ZAP);
   if (should_defer_flush(flags)) set_tlb_ubc_flush_pending(mm, old, vpn, vpn + 1);
   else flush_tlb_mm_range(mm, vpn, vpn + 1);
 }
@@ -882,11 +910,74 @@ function try_to_unmap_one(kernel: Kernel, folio: Folio, vma: VmAreaStruct, vpn: 
  * TTU_HWPOISON (memory-failure). The caller checks folio_mapped() afterwards.
  */
 export function try_to_unmap(kernel: Kernel, folio: Folio, flags: number): void {
-  rmap_walk(kernel, folio, {
-    arg: flags,
-    rmap_one: (f, vma, vpn, fl) => try_to_unmap_one(kernel, f, vma, vpn, fl),
-    done: (f) => folio_not_mapped(kernel.store, f),
-  });
+  if (try_to_unmap_small_file(kernel, folio, flags)) return;
+  let rwc = ttu_rwcs.get(kernel);
+  if (rwc === undefined) {
+    rwc = {
+      arg: 0,
+      rmap_one: (f, vma, vpn, fl) => try_to_unmap_one(kernel, f, vma, vpn, fl),
+      done: (f) => folio_not_mapped(kernel.store, f),
+    };
+    ttu_rwcs.set(kernel, rwc);
+  }
+  /* one rmap_walk_control per host, its arg set for this walk (and put back for a walk it nests in) */
+  const outer = rwc.arg;
+  rwc.arg = flags;
+  try {
+    rmap_walk(kernel, folio, rwc);
+  } finally {
+    rwc.arg = outer;
+  }
+}
+
+/** try_to_unmap()'s rmap_walk_control of each host: reclaim unmaps folio after folio. */
+const ttu_rwcs = new WeakMap<Kernel, RmapWalkControl<number>>();
+
+/**
+ * try_to_unmap() of what reclaim meets most: a locked order-0 page-cache folio (not poisoned)
+ * mapped by a single PTE, in the one VMA of its file, which is neither hugetlb nor VM_LOCKED. It
+ * takes the steps rmap_walk() and try_to_unmap_one() take for it (one rmap_walk_per_mapping, the
+ * notifier bracket, the PTE cleared and its flush deferred or done, the folio dirtied from a
+ * dirty PTE, the rss counter, the rmap and the PTE's reference dropped), without the walk's
+ * objects. false, having done nothing, for any other folio: the general walk handles it.
+ */
+function try_to_unmap_small_file(kernel: Kernel, folio: Folio, flags: number): boolean {
+  const store = kernel.store;
+  const i = folio - store.base_pfn;
+  if (!(i >= 0 && i < store.nr_pages)) return false;
+  const m = store.mapping[i];
+  if (
+    store._mapcount[i] !== 0 || m === 0 || (m & FOLIO_MAPPING_FLAGS) !== 0 || store.head_offset[i] !== 0 ||
+    (store.flags[i] & ((1 << PG_head) | (1 << PG_hwpoison) | (1 << PG_locked))) !== 1 << PG_locked
+  ) {
+    return false;
+  }
+  const mapping = lookupMapping(store, m);
+  if (mapping === undefined) return false;
+  const set = i_mmap_of(mapping);
+  if (set.size !== 1) return false;
+  const vma: VmAreaStruct = set.values().next().value!;
+  if (vma.vm_flags & VM_LOCKED || is_vm_hugetlb_page(vma)) return false;
+  const vpn = vma_address(vma, store.index[i], 1);
+  if (vpn < 0) return false;
+  const mm = vma.vm_mm;
+  const pt = mm.pgd;
+  const pmd = pmd_index_of(vpn);
+  if (pt.pmds.size !== 0 && pt.pmds.has(pmd)) return false;
+  const t = pt.ptes.lookup(pmd);
+  if (t === undefined) return false;
+  const pi = pte_index(vpn);
+  const pteval = t.flags[pi];
+  if (!pte_present(pteval) || t.val[pi] !== folio) return false;
+  kernel.cost.chargeId(RMAP_WALK_PER_MAPPING);
+  mmu_notifier_invalidate_range_start(mm, vpn, vpn + 1);
+  clear_present_pte(mm, t, pi, vpn, flags);
+  if (pte_dirty(pteval)) folio_mark_dirty(store, folio);
+  mm.add_mm_counter(mm_counter_file(store, folio), -1);
+  folio_remove_rmap_pte(store, folio, folio, vma);
+  folio_put(store, folio);
+  mmu_notifier_invalidate_range_end(mm, vpn, vpn + 1);
+  return true;
 }
 
 /** A migration entry's swap offset for `pfn` with the old entry's young and dirty bits. */

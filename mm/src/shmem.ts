@@ -30,7 +30,7 @@
  * (shmem_set_folio_swapin_error(): a failed read is -EIO and the entry stays), and the
  * shmem_falloc handshake with concurrent faults (the simulator runs one operation at a time).
  */
-import { BUG, Errno, ERR_PTR, PAGE_SHIFT, PAGE_SIZE, XA_MAX_INDEX, type ErrPtr, type Pfn } from '@cocosim/core';
+import { BUG, Errno, ERR_PTR, PAGE_SHIFT, costId, PAGE_SIZE, XA_MAX_INDEX, type ErrPtr, type Pfn } from '@cocosim/core';
 import {
   AddressSpace,
   ATTR_SIZE,
@@ -79,6 +79,7 @@ import {
 } from './folio.js';
 import { GFP_HIGHUSER_MOVABLE, type gfp_t } from './gfp.js';
 import type { Kernel } from './kernel.js';
+import { memfd_pin_folios } from './gup.js';
 import {
   PG_dirty,
   PG_head,
@@ -129,11 +130,16 @@ export const SGP_FALLOC = 4;
 export type sgp_type = typeof SGP_READ | typeof SGP_NOALLOC | typeof SGP_CACHE | typeof SGP_WRITE | typeof SGP_FALLOC;
 
 
+/* Cost entries of the fault and truncation paths, by number (costId()). */
+const PAGE_ALLOC = costId('page_alloc');
+const PAGE_ZERO_4K = costId('page_zero_4k');
+const PAGE_FREE = costId('page_free');
+
 /** The largest page index a file can have: MAX_LFS_FILESIZE >> PAGE_SHIFT. */
 const MAX_INDEX = Number(MAX_LFS_FILESIZE >> BigInt(PAGE_SHIFT));
 
 /** BLOCKS_PER_PAGE: 512-byte blocks per page, the unit of i_blocks. */
-const BLOCKS_PER_PAGE = BigInt(PAGE_SIZE / 512);
+const BLOCKS_PER_PAGE = PAGE_SIZE / 512;
 
 /** struct shmem_sb_info of the host's internal mount (shm_mnt): which host its inodes live on. */
 export class ShmemSbInfo {
@@ -213,12 +219,12 @@ function shmem_kernel(inode: Inode): Kernel {
 
 /** shmem_inode_acct_blocks(): charge `pages` to the inode (inode_add_bytes(): i_blocks). */
 function shmem_inode_acct_blocks(inode: Inode, pages: number): void {
-  inode.i_blocks += BigInt(pages) * BLOCKS_PER_PAGE;
+  inode.add_blocks(pages * BLOCKS_PER_PAGE);
 }
 
 /** shmem_inode_unacct_blocks(): the reverse. */
 function shmem_inode_unacct_blocks(inode: Inode, pages: number): void {
-  inode.i_blocks -= BigInt(pages) * BLOCKS_PER_PAGE;
+  inode.add_blocks(-pages * BLOCKS_PER_PAGE);
 }
 
 /**
@@ -278,7 +284,7 @@ function shmem_alloc_and_add_folio(kernel: Kernel, gfp: gfp_t, inode: Inode, ind
   const store = kernel.store;
   const pfn = kernel.page_alloc.folio_alloc(gfp, 0);
   if (pfn < 0) return -Errno.ENOMEM;
-  kernel.cost.charge('page_alloc');
+  kernel.cost.chargeId(PAGE_ALLOC);
   const folio = pfn as Folio;
   __folio_set_locked(store, folio);
   __folio_set_swapbacked(store, folio);
@@ -298,7 +304,7 @@ function shmem_alloc_and_add_folio(kernel: Kernel, gfp: gfp_t, inode: Inode, ind
 function shmem_clear_folio(kernel: Kernel, folio: Folio): void {
   const n = folio_nr_pages(kernel.store, folio);
   for (let k = 0; k < n; k++) kernel.phys.clear((folio + k) as Pfn);
-  kernel.cost.charge('page_zero_4k', n);
+  kernel.cost.chargeId(PAGE_ZERO_4K, n);
   folio_mark_uptodate(kernel.store, folio);
 }
 
@@ -582,9 +588,15 @@ export function shmem_undo_range(inode: Inode, lstart: bigint, lend: bigint, unf
 
   const fbatch = new FolioBatch();
   const index: PgoffRef = { index: start };
-  while (index.index < end && find_lock_entries(kernel, mapping, index, end - 1, fbatch)) {
-    shmem_truncate_batch(kernel, mapping, fbatch, unfalloc);
-    kernel.cost.charge('page_free', folio_batch_release(store, fbatch));
+  /* the batches free runs of pages that continue each other: let the allocator take them whole */
+  kernel.page_alloc.free_unref_defer();
+  try {
+    while (index.index < end && find_lock_entries(kernel, mapping, index, end - 1, fbatch)) {
+      shmem_truncate_batch(kernel, mapping, fbatch, unfalloc);
+      kernel.cost.chargeId(PAGE_FREE, folio_batch_release(store, fbatch));
+    }
+  } finally {
+    kernel.page_alloc.free_unref_flush();
   }
 
   if (!unfalloc) {
@@ -1039,6 +1051,8 @@ export const shmem_file_operations: FileOperations = {
   fallocate: shmem_fallocate,
   llseek: shmem_file_llseek,
   release: shmem_release,
+  /* memfd_pin_folios() takes shmem files (mm/gup.c) */
+  pin_folios: (file, start, end, folios, max_folios, offset) => memfd_pin_folios(file, start, end, folios, max_folios, offset),
 };
 
 export const shmem_inode_operations: InodeOperations = {
@@ -1089,13 +1103,22 @@ function vmf_error(err: number): number {
  */
 export function shmem_fault(vmf: VmFault): number {
   const inode = vmf.vma.vm_file!.f_inode;
-  const ref: FolioRef = { folio: null };
+  /* the spare out-argument, unless a fault this one nests in holds it */
+  const ref = spare_fault_ref ?? { folio: null };
+  spare_fault_ref = null;
+  ref.folio = null;
   const err = shmem_get_folio_gfp(inode, vmf.pgoff, 0n, ref, SGP_CACHE, inode.i_mapping.gfp_mask);
+  const folio = ref.folio;
+  ref.folio = null;
+  spare_fault_ref = ref;
   if (err) return vmf_error(err);
   const store = SHMEM_I(inode).sb.kernel.store;
-  vmf.page = folio_file_page(store, ref.folio!, vmf.pgoff) as Pfn;
+  vmf.page = folio_file_page(store, folio!, vmf.pgoff) as Pfn;
   return VM_FAULT_LOCKED;
 }
+
+/** shmem_fault()'s foliop, kept for the next fault. */
+let spare_fault_ref: FolioRef | null = null;
 
 /** shmem_vm_ops: the vm_ops of a mapping of a linked tmpfs file. */
 export const shmem_vm_ops: VmOperationsStruct = {

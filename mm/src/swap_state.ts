@@ -106,7 +106,7 @@ export function swap_cache_add_folio(kernel: Kernel, folio: Folio, entry: SwpEnt
   const nr = folio_nr_pages(store, folio);
   const first = swp_offset(entry);
   for (let k = 0; k < nr; k++) {
-    BUG_ON(si.cache[first + k] !== 0, `swap_cache_add_folio: slot ${si.type}:${first + k} already cached`);
+    if (si.cache[first + k] !== 0) BUG(`swap_cache_add_folio: slot ${si.type}:${first + k} already cached`);
     si.cache[first + k] = folio + 1;
   }
   folio_ref_add(store, folio, nr);
@@ -125,7 +125,7 @@ export function __swap_cache_del_folio(kernel: Kernel, folio: Folio, entry: SwpE
   const nr = folio_nr_pages(store, folio);
   const first = swp_offset(entry);
   for (let k = 0; k < nr; k++) {
-    BUG_ON(si.cache[first + k] !== folio + 1, `__swap_cache_del_folio: slot ${si.type}:${first + k} caches another folio`);
+    if (si.cache[first + k] !== folio + 1) BUG(`__swap_cache_del_folio: slot ${si.type}:${first + k} caches another folio`);
     si.cache[first + k] = 0;
   }
   folio_clear_swapcache(store, folio);
@@ -144,7 +144,7 @@ export function __swap_cache_replace_folio(kernel: Kernel, old: Folio, nw: Folio
   const nr = folio_nr_pages(store, old);
   const first = swp_offset(entry);
   for (let k = 0; k < nr; k++) {
-    BUG_ON(si.cache[first + k] !== old + 1, `__swap_cache_replace_folio: slot ${si.type}:${first + k} caches another folio`);
+    if (si.cache[first + k] !== old + 1) BUG(`__swap_cache_replace_folio: slot ${si.type}:${first + k} caches another folio`);
     si.cache[first + k] = nw + 1;
   }
   const swaps = swaps_of(store);

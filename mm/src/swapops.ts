@@ -19,7 +19,7 @@
  * memory_failure = false): that option only decides what the user-visible entry points
  * (MADV_HWPOISON) accept.
  */
-import { BUG_ON, type Pfn } from '@cocosim/core';
+import { BUG, BUG_ON, type Pfn } from '@cocosim/core';
 
 /** A swp_entry_t's value (u64). */
 export type SwpEntry = bigint;
@@ -70,8 +70,8 @@ export const PTE_MARKER_MASK = PTE_MARKER_UFFD_WP | PTE_MARKER_POISONED | PTE_MA
 
 /** swp_entry(): build an entry from a type and an offset (a number below 2^53). */
 export function swp_entry(type: number, offset: number): SwpEntry {
-  BUG_ON(!Number.isInteger(type) || type < 0 || type >= 1 << MAX_SWAPFILES_SHIFT, `swp_entry: bad type ${type}`);
-  BUG_ON(!Number.isSafeInteger(offset) || offset < 0, `swp_entry: bad offset ${offset}`);
+  if (!Number.isInteger(type) || type < 0 || type >= 1 << MAX_SWAPFILES_SHIFT) BUG(`swp_entry: bad type ${type}`);
+  if (!Number.isSafeInteger(offset) || offset < 0) BUG(`swp_entry: bad offset ${offset}`);
   return (BigInt(type) << SWP_TYPE_SHIFT_N) | BigInt(offset);
 }
 
@@ -190,7 +190,7 @@ export function pfn_swap_entry_to_page(entry: SwpEntry): Pfn {
 
 /** make_pte_marker_entry(). */
 export function make_pte_marker_entry(marker: number): SwpEntry {
-  BUG_ON((marker & ~PTE_MARKER_MASK) !== 0 || marker === 0, `make_pte_marker_entry: bad marker ${marker}`);
+  if ((marker & ~PTE_MARKER_MASK) !== 0 || marker === 0) BUG(`make_pte_marker_entry: bad marker ${marker}`);
   return swp_entry(SWP_PTE_MARKER, marker);
 }
 /** is_pte_marker_entry(). */
@@ -231,13 +231,13 @@ export function xa_is_value(entry: number): boolean {
 export function swp_to_radix_entry(entry: SwpEntry): number {
   const type = swp_type(entry);
   const offset = swp_offset(entry);
-  BUG_ON(type >= MAX_SWAPFILES || offset >= SWP_RADIX_UNIT, `swp_to_radix_entry: not a swap slot (type ${type}, offset ${offset})`);
+  if (type >= MAX_SWAPFILES || offset >= SWP_RADIX_UNIT) BUG(`swp_to_radix_entry: not a swap slot (type ${type}, offset ${offset})`);
   return -(1 + type * SWP_RADIX_UNIT + offset);
 }
 
 /** radix_to_swp_entry(): the swap entry a page-cache value entry holds. */
 export function radix_to_swp_entry(value: number): SwpEntry {
-  BUG_ON(!xa_is_value(value), `radix_to_swp_entry of a folio entry ${value}`);
+  if (!xa_is_value(value)) BUG(`radix_to_swp_entry of a folio entry ${value}`);
   const v = -value - 1;
   return swp_entry(Math.floor(v / SWP_RADIX_UNIT), v % SWP_RADIX_UNIT);
 }

@@ -9,7 +9,10 @@
  * by one, or TLB_FLUSH_ALL (-1) past tlb_single_page_flush_ceiling. When vCPU threads or devices
  * share the mm, their layers add their own shootdowns (tlb_shootdown_ipi, mmu_notifier).
  */
+import { costId } from '@cocosim/core';
 import type { MmStruct } from './mm_types.js';
+
+const TLB_FLUSH_LOCAL = costId('tlb_flush_local');
 
 /* enum tlb_flush_reason (include/linux/mm_types.h) */
 export const TLB_FLUSH_ON_TASK_SWITCH = 0;
@@ -30,7 +33,7 @@ export const tlb_single_page_flush_ceiling = 33;
 export function flush_tlb_mm_range(mm: MmStruct, start_vpn: number, end_vpn: number, stride = 1): void {
   const kernel = mm.kernel;
   const entries = Math.ceil((end_vpn - start_vpn) / stride);
-  kernel.cost.charge('tlb_flush_local');
+  kernel.cost.chargeId(TLB_FLUSH_LOCAL);
   if (kernel.tracer.enabled('tlb_flush')) {
     kernel.tracer.emit('tlb_flush', {
       reason: TLB_LOCAL_MM_SHOOTDOWN,

@@ -82,3 +82,25 @@ export function __vm_enough_memory(kernel: Kernel, mm: MmStruct | null, pages: n
   vm_unacct_memory(kernel, pages);
   return -Errno.ENOMEM;
 }
+
+/**
+ * __account_locked_vm() (mm/util.c): account `pages` pages of a long-term pin (VFIO, iommufd's
+ * compatibility mode) to mm->locked_vm, the way mlock counts. An increase is refused with -ENOMEM
+ * when it would take locked_vm past task's RLIMIT_MEMLOCK, unless bypass_rlim (the caller had
+ * CAP_IPC_LOCK); a decrease below zero is a caller bug (WARN_ON_ONCE, then done anyway).
+ */
+export function __account_locked_vm(mm: MmStruct, pages: number, inc: boolean, task: { readonly rlimit_memlock: bigint }, bypass_rlim: boolean): number {
+  const locked_vm = mm.locked_vm;
+  let ret = 0;
+  if (inc) {
+    if (!bypass_rlim) {
+      const limit = task.rlimit_memlock >> 12n;
+      if (BigInt(locked_vm + pages) > limit) ret = -Errno.ENOMEM;
+    }
+    if (!ret) mm.locked_vm = locked_vm + pages;
+  } else {
+    mm.kernel.warn.WARN_ON_ONCE(pages > locked_vm, '__account_locked_vm', `__account_locked_vm: unlocking ${pages} pages of ${locked_vm}`);
+    mm.locked_vm = locked_vm - pages;
+  }
+  return ret;
+}

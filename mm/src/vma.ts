@@ -46,6 +46,9 @@ import {
 
 /** find_vma(): the first VMA ending after page `vpn` (it may start after `vpn`), or undefined. */
 export function find_vma(mm: MmStruct, vpn: number): VmAreaStruct | undefined {
+  /* the VMA containing vpn, when there is one (every fault in a mapping), without a range object */
+  const vma = mm.mm_mt.mtree_load(vpn);
+  if (vma !== undefined) return vma;
   return mm.mm_mt.mt_find(vpn, MT_MAX)?.entry;
 }
 

@@ -8,7 +8,7 @@
  */
 import { test as base } from 'vitest';
 import { Kernel, Process, mmRegistrar } from '@cocosim/mm';
-import { kvmRegistrar } from '@cocosim/kvm';
+import { kvmRegistrar, kvm_sw_protected_x86_ops } from '@cocosim/kvm';
 import type { DependencyContainer } from 'tsyringe';
 import {
   CostModel, PhysMem, PRandom, RingSink, Tracer, VirtualClock, WarnSink, createRootContainer,
@@ -59,9 +59,28 @@ export function createSimHost(opts: HostOptions = {}, registrars: readonly HostR
   };
 }
 
-export const test = base.extend<{ host: SimHost }>({
+/**
+ * The registrars of a host whose KVM has KVM_X86_SW_PROTECTED_VM (VMX/SVM with a TDP MMU and
+ * CONFIG_KVM_SW_PROTECTED_VM): memory attributes and private guest_memfd memory, no hardware.
+ */
+export const SW_PROTECTED_REGISTRARS: readonly HostRegistrar[] = [
+  mmRegistrar({ nr_pages: 2 ** 19 }), kvmRegistrar({ x86_ops: kvm_sw_protected_x86_ops }),
+];
+
+/** createSimHost() with SW_PROTECTED_REGISTRARS; dispose its container after. */
+export function createSwProtectedHost(opts: HostOptions = {}): SimHost {
+  return createSimHost(opts, SW_PROTECTED_REGISTRARS);
+}
+
+/** `host`: this machine's kernel (vendor none); `swHost`: one with KVM_X86_SW_PROTECTED_VM. */
+export const test = base.extend<{ host: SimHost; swHost: SimHost }>({
   host: async ({ task: _task }, use) => {
     const host = createSimHost({ seed: 0 });
+    await use(host);
+    await host.container.dispose();
+  },
+  swHost: async ({ task: _task }, use) => {
+    const host = createSwProtectedHost({ seed: 0 });
     await use(host);
     await host.container.dispose();
   },

@@ -5,7 +5,7 @@
  * references the test holds, i_mmap against the VMAs, and that no page table holds an entry
  * outside a VMA. The calls include pinning (pin_user_pages*, get_user_pages*), migrating and
  * try_to_unmap() of what is mapped, and reclaim into a swap area (reclaim(), MADV_PAGEOUT,
- * MADV_COLD, MADV_FREE), with the LRU lists and swap checked too (lru_swap_check.ts); at the
+ * MADV_COLD, MADV_FREE), with the LRU lists and swap checked too (DEBUG_VM, mm/src/debug_vm.ts); at the
  * end every pin is released, no page is leaked and no swap slot is left in use.
  */
 import { describe } from 'vitest';
@@ -41,9 +41,6 @@ import {
   MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
-  MM_ANONPAGES,
-  MM_FILEPAGES,
-  MM_SHMEMPAGES,
   PROT_NONE,
   PROT_READ,
   PROT_WRITE,
@@ -51,7 +48,6 @@ import {
   folio_mapcount,
   folio_ref_count,
   folio_test_large,
-  i_mmap_of,
   page_folio,
   pte_present,
   type Folio,
@@ -60,8 +56,7 @@ import {
 } from '@cocosim/mm';
 import { test } from '../lib/fixtures.js';
 import { TEST_ASSERT, TEST_ASSERT_EQ } from '../lib/test_util.js';
-import { check_lru, check_swap, count_swap_ptes } from './lru_swap_check.js';
-import { MADV_COLD, MADV_FREE, MADV_PAGEOUT, MM_SWAPENTS, folio_test_swapcache, proc_swaps, reclaim, swapon } from '@cocosim/mm';
+import { MADV_COLD, MADV_FREE, MADV_PAGEOUT, check_vm, folio_test_swapcache, is_huge_zero_pfn, proc_swaps, reclaim, swapon } from '@cocosim/mm';
 
 const PG = BigInt(PAGE_SIZE);
 const BASE = 0x3000_0000_0000n;
@@ -112,51 +107,27 @@ function mapped_folio(p: Process, vpn: number): Folio | undefined {
   return page_folio(store, t.val[vpn % 512]);
 }
 
-function check(p: Process, fds: number[], step: string, held: Held): void {
-  const mm = p.mm;
+/**
+ * After each step: every DEBUG_VM rule (mm/src/debug_vm.ts: VMA tree and counters, i_mmap, rss,
+ * mapcounts against the page tables, rmap, page cache, LRU, swap), then what only the test knows:
+ * each mapped or held folio's refcount is exactly its mappings, its page-cache or swap-cache
+ * references and the pins and references the test holds.
+ */
+function check(p: Process, step: string, held: Held): void {
   const store = p.kernel.store;
-  mm.mm_mt.mt_validate();
-  let count = 0;
-  let total = 0;
-  for (const r of mm.mm_mt) {
-    const v = r.entry;
-    TEST_ASSERT_EQ([r.first, r.last], [v.start_vpn, v.end_vpn - 1], `${step}: tree range of a VMA`);
-    count++;
-    total += v.end_vpn - v.start_vpn;
-    if (v.vm_file !== null) TEST_ASSERT(i_mmap_of(v.vm_file.f_mapping).has(v), `${step}: VMA missing from i_mmap`);
-  }
-  TEST_ASSERT_EQ([mm.map_count, mm.total_vm], [count, total], `${step}: map_count, total_vm`);
-  for (const fd of fds) {
-    for (const v of i_mmap_of(p.task.files.lookup(fd)!.f_mapping)) TEST_ASSERT(mm.mm_mt.mtree_load(v.start_vpn) === v, `${step}: stale i_mmap VMA`);
-  }
-  /* rss and mapcounts from the page tables */
-  const rss = [0, 0, 0, 0];
-  const maps = new Map<number, number>();
-  const count_page = (pfn: number, nr: number, vpn: number): void => {
-    TEST_ASSERT(mm.mm_mt.mtree_load(vpn) !== undefined, `${step}: a page-table entry at vpn ${vpn} outside any VMA`);
-    const folio = page_folio(store, pfn);
-    const anon = (store.mapping[store.idx(folio)] & FOLIO_MAPPING_ANON) !== 0;
-    rss[anon ? MM_ANONPAGES : (store.flags[store.idx(folio)] & (1 << 17)) !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES] += nr;
-    maps.set(folio, (maps.get(folio) ?? 0) + 1);
-  };
-  for (const [pmd, t] of mm.pgd.ptes) {
-    let nr = 0;
-    for (let i = 0; i < 512; i++) {
-      const f = t.flags[i];
-      if (f !== 0) nr++;
-      if (!pte_present(f) || f & _PAGE_SPECIAL || t.val[i] === store.zero_pfn) continue;
-      count_page(t.val[i], 1, pmd * 512 + i);
-    }
-    TEST_ASSERT_EQ(t.nr, nr, `${step}: PTE table count`);
-  }
-  for (const [pmd, e] of mm.pgd.pmds) if (pte_present(e.flags) && !(e.flags & _PAGE_SPECIAL)) count_page(e.val, 512, pmd * 512);
-  rss[MM_SWAPENTS] = count_swap_ptes(p.kernel, mm, step);
-  TEST_ASSERT_EQ([...mm.rss_stat], rss, `${step}: rss`);
-  check_lru(p.kernel, step);
-  check_swap(p.kernel, step);
+  const v = check_vm(p.kernel);
+  TEST_ASSERT(v.length === 0, `${step}: ${v.map((x) => `[${x.rule}] ${x.message}`).join('\n')}`);
   const held_refs = held.by_folio(p.kernel);
-  for (const [folio, n] of maps) {
-    TEST_ASSERT_EQ(folio_mapcount(store, folio), n, `${step}: mapcount of 0x${folio.toString(16)}`);
+  const folios = new Set<number>();
+  for (const t of p.mm.pgd.ptes.values()) {
+    for (let i = 0; i < 512; i++) {
+      if (pte_present(t.flags[i]) && !(t.flags[i] & _PAGE_SPECIAL) && t.val[i] !== store.zero_pfn) folios.add(page_folio(store, t.val[i]));
+    }
+  }
+  for (const e of p.mm.pgd.pmds.values()) if (pte_present(e.flags) && !(e.flags & _PAGE_SPECIAL)) folios.add(e.val);
+  for (const folio of folios) {
+    if (is_huge_zero_pfn(p.kernel, folio)) continue;
+    const n = folio_mapcount(store, folio);
     const nr = folio_test_large(store, folio) ? 512 : 1;
     /* the page cache's references, or the swap cache's */
     const cache = (store.mapping[store.idx(folio)] & FOLIO_MAPPING_ANON) === 0 || folio_test_swapcache(store, folio) ? nr : 0;
@@ -278,7 +249,7 @@ describe('address-space invariants under random calls', () => {
             p.store(addr, Uint8Array.of(step & 0xff));
             p.load(addr + bytes - 1n, 1);
         }
-        check(p, fds, `step ${step} (${what})`, held);
+        check(p, `step ${step} (${what})`, held);
         /* reclaim, interleaved with the calls above (one generator: every seed's sequence mixes both) */
         const r = rnd(8);
         if (r < 4) {
@@ -288,11 +259,11 @@ describe('address-space invariants under random calls', () => {
           const advice = [MADV_PAGEOUT, MADV_COLD, MADV_FREE][r % 3];
           if (r === 3) reclaim(kernel, rl);
           else p.madvise(ra, BigInt(rl) * PG, advice);
-          check(p, fds, `step ${step} (${r === 3 ? `reclaim ${rl}` : `madvise ${advice} ${rs}+${rl}`})`, held);
+          check(p, `step ${step} (${r === 3 ? `reclaim ${rl}` : `madvise ${advice} ${rs}+${rl}`})`, held);
         }
       }
       TEST_ASSERT_EQ(p.munmap(BASE, BigInt(ARENA_PAGES) * PG), 0);
-      check(p, fds, 'final munmap', held);
+      check(p, 'final munmap', held);
       TEST_ASSERT_EQ(p.mm.get_mm_rss(), 0);
       held.release(kernel);
       for (const fd of fds) TEST_ASSERT_EQ(p.close(fd), 0);

@@ -1,14 +1,18 @@
 /** `cocosim run [SCENARIO]`: the built-in scenarios from the command line. */
 import { PAGE_SIZE } from '@cocosim/core';
 import type { PlatformOptions } from '../host.js';
+import { designNames, vendorNames } from '../trace/platforms.js';
 import { SCENARIOS } from './index.js';
-import { formatRun, runScenario } from './run.js';
+import { formatRun, runScenario, scenarioOptions } from './run.js';
 
 export interface RunCommandOptions {
   readonly scenario?: string;
   readonly size: string;
   readonly out?: string;
   readonly list: boolean;
+  /** Vendor and design names (defaults "none" and "upstream"). */
+  readonly vendor?: string;
+  readonly design?: string;
   readonly platform: PlatformOptions;
 }
 
@@ -36,7 +40,18 @@ export function runCommand(opts: RunCommandOptions, out: (s: string) => void, er
     err(`cocosim: --size ${opts.size}: need a positive multiple of ${2 * PAGE_SIZE} bytes (K, M, G suffixes allowed)`);
     return 2;
   }
-  const run = runScenario(scenario, { size, out: opts.out, platform: opts.platform });
+  for (const [what, name, have] of [['vendor', opts.vendor, vendorNames()], ['design', opts.design, designNames()]] as const) {
+    if (name !== undefined && !have.includes(name)) {
+      err(`cocosim: unknown ${what} "${name}" (have: ${have.join(', ')})`);
+      return 2;
+    }
+  }
+  const why = scenario.applies?.(scenarioOptions({ size, vendor: opts.vendor, design: opts.design }));
+  if (why !== undefined) {
+    err(`cocosim: ${scenario.name} does not run here: ${why}`);
+    return 2;
+  }
+  const run = runScenario(scenario, { size, vendor: opts.vendor, design: opts.design, out: opts.out, platform: opts.platform });
   out(formatRun(run));
   return run.result.steps.every((s) => s.ok) ? 0 : 1;
 }

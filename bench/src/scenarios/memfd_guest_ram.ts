@@ -24,7 +24,9 @@ function hex(b: Uint8Array): string {
 export const memfdGuestRam: Scenario = {
   name: 'memfd-guest-ram',
   description: 'guest RAM in a sealed memfd: fault in, seal, punch a hole, read back',
+  default_size: 2 * 1024 * 1024,
   nr_pages: (opts) => Math.ceil((opts.size * 2) / PAGE_SIZE) + 65536,
+  applies: (opts) => (opts.page_size === PAGE_SIZE ? undefined : 'maps 4 KiB shmem pages: shmem THP is not part of this scenario'),
   run(ctx: ScenarioContext, opts: ScenarioOptions): void {
     const { p } = ctx;
     const size = opts.size;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { main } from '../cli.js';
+import { vendorNames } from '../trace/platforms.js';
 import { parseSize } from './command.js';
 import { memfdGuestRam } from './memfd_guest_ram.js';
 import { runScenario } from './run.js';
@@ -47,6 +48,17 @@ describe('cocosim run: the built-in scenario', () => {
     expect(main(['run', 'no-such-scenario'], () => {}, (s) => err.push(s))).toBe(2);
     expect(main(['run', '--size', '3'], () => {}, (s) => err.push(s))).toBe(2);
     expect(err.join('\n')).toMatch(/unknown scenario "no-such-scenario"[\s\S]*--size 3/);
+  });
+
+  test('--vendor picks the platform; a vendor that does not exist is a usage error', () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    expect(main(['run', 'vm-types', '--vendor', 'sw_protected'], (s) => out.push(s), (s) => err.push(s))).toBe(0);
+    const text = out.join('\n');
+    expect(text).toMatch(/design upstream, vendor sw_protected[\s\S]*KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM\) +4 /);
+    expect(text).toContain('outcome: DEFAULT, SW_PROTECTED; as expected "DEFAULT, SW_PROTECTED" (arch/x86/kvm/x86.c: ');
+    expect(main(['run', 'vm-types', '--vendor', 'no-such-vendor'], () => {}, (s) => err.push(s))).toBe(2);
+    expect(err).toEqual([`cocosim: unknown vendor "no-such-vendor" (have: ${vendorNames().join(', ')})`]);
   });
 
   test('sizes', () => {

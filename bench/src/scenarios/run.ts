@@ -6,10 +6,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { toChromeTrace, toFtraceText, type CostBreakdown } from '@cocosim/core';
-import { createPlatform, type PlatformOptions } from '../host.js';
+import type { PlatformOptions } from '../host.js';
+import { DEFAULT_DESIGN, DEFAULT_VENDOR, createTracePlatform } from '../trace/platforms.js';
 import { ScenarioContext, type Scenario, type ScenarioOptions, type ScenarioResult } from './scenario.js';
 
-export interface RunOptions extends ScenarioOptions {
+export interface RunOptions extends Partial<ScenarioOptions> {
+  /** Bytes of memory the scenario works on. */
+  readonly size: number;
+  /** Seed and cost overrides; the vendor and design come from `vendor` and `design` (defaults "none", "upstream"). */
   readonly platform?: PlatformOptions;
   /** Directory for result.json, trace.ftrace.txt and trace.perfetto.json. */
   readonly out?: string;
@@ -22,9 +26,21 @@ export interface ScenarioRun {
   readonly files: readonly string[];
 }
 
-export function runScenario(scenario: Scenario, opts: RunOptions): ScenarioRun {
+/** The full parameters of a run: the defaults for what `opts` leaves out. */
+export function scenarioOptions(opts: RunOptions): ScenarioOptions {
+  return {
+    size: opts.size,
+    page_size: opts.page_size ?? 4096,
+    vendor: opts.vendor ?? DEFAULT_VENDOR,
+    design: opts.design ?? DEFAULT_DESIGN,
+  };
+}
+
+export function runScenario(scenario: Scenario, runOpts: RunOptions): ScenarioRun {
   const t0 = performance.now();
-  const platform = createPlatform({ ...opts.platform, mm: { nr_pages: scenario.nr_pages(opts), ...opts.platform?.mm } });
+  const opts = scenarioOptions(runOpts);
+  const platform = createTracePlatform({ vendor: opts.vendor, design: opts.design },
+    { ...runOpts.platform, mm: { nr_pages: scenario.nr_pages(opts), ...runOpts.platform?.mm } });
   const ctx = new ScenarioContext(platform, platform.process());
   scenario.run(ctx, opts);
   const records = platform.trace.events();
@@ -33,17 +49,20 @@ export function runScenario(scenario: Scenario, opts: RunOptions): ScenarioRun {
   const result: ScenarioResult = {
     scenario: scenario.name,
     description: scenario.description,
-    params: { size: opts.size, seed: String(opts.platform?.seed ?? 0), vendor: 'none', design: 'upstream' },
+    params: { size: opts.size, page_size: opts.page_size, seed: String(runOpts.platform?.seed ?? 0), vendor: opts.vendor, design: opts.design },
     steps: ctx.steps,
+    outcome: ctx.outcome,
+    expected: scenario.expect?.(opts) ?? null,
     total_ns: platform.kernel.clock.now(),
     events,
   };
   const wall_ms = performance.now() - t0;
   const files: string[] = [];
-  if (opts.out !== undefined) {
-    mkdirSync(opts.out, { recursive: true });
+  const out = runOpts.out;
+  if (out !== undefined) {
+    mkdirSync(out, { recursive: true });
     const write = (name: string, text: string) => {
-      const path = join(opts.out!, name);
+      const path = join(out, name);
       writeFileSync(path, text);
       files.push(path);
     };
@@ -82,6 +101,11 @@ export function formatRun(run: ScenarioRun): string {
     lines.push(`${String(i + 1).padStart(2)}  ${clip(s.call, 58)} ${clip(s.outcome, 20)} ${clip(s.expected, 20)} ${s.ok ? 'ok' : 'XX'} ${formatNs(s.cost.total_ns).padStart(10)}`);
     if (!s.ok || s.cost.total_ns >= result.total_ns / 100) lines.push(`      ${s.why}${s.cost.items.length > 0 ? `; ${topItems(s.cost, 3)}` : ''}`);
   });
+  if (result.expected !== null || !/^\d+\/\d+ steps as expected$/.test(result.outcome)) {
+    const exp = result.expected;
+    lines.push('');
+    lines.push(`outcome: ${result.outcome}${exp === null ? '' : `; ${exp.outcome === result.outcome ? 'as' : 'DIFFERS from'} expected "${exp.outcome}" (${exp.source})`}`);
+  }
   const ok = result.steps.filter((s) => s.ok).length;
   const estimated = result.steps.reduce((a, s) => a + s.cost.estimated_ns, 0);
   lines.push('');

@@ -9,7 +9,11 @@
  * - fault: a user load from each of NR_FAULT pages that nothing maps yet, per fault. A memfd
  *   mapped MAP_SHARED (shmem_fault() allocates, zeroes and caches a page) and anonymous memory
  *   (do_anonymous_page() maps the shared zero page). MADV_NOHUGEPAGE keeps both at 4 KiB pages
- *   whatever the THP settings.
+ *   whatever the THP settings. Each load reads one byte into the same buffer (Process.load_into()),
+ *   as the C program's byte load reads into a register: load(), which returns a new array per
+ *   call, would time a JavaScript allocation along with the fault. The host's LRU lists exist
+ *   before the first fault, as the kernel's lruvecs do from boot (the simulator makes them on
+ *   first use).
  * - punch hole: fallocate(PUNCH_HOLE | KEEP_SIZE) over a 1 GiB memfd whose 262144 pages are all
  *   in the page cache (fallocated, so dirty) and mapped by a MAP_SHARED mapping (read once page by
  *   page): unmap_mapping_range() zaps every PTE, then shmem_undo_range() removes and frees every
@@ -42,6 +46,7 @@ import {
   folio_batch_release,
   folio_lock,
   folio_unlock,
+  lru_lists,
   try_to_unmap,
   try_to_unmap_flush,
   type AddressSpace,
@@ -57,10 +62,11 @@ const NR_FAULT = 16384;
 /** 1 GiB of 4 KiB pages. */
 const NR_GIB = 262144;
 
-/** A process on a fresh host of `nr_pages` pages of RAM, with tracing off. */
+/** A process on a fresh host of `nr_pages` pages of RAM, with tracing off and its LRU lists made. */
 function freshProcess(nr_pages: number): Process {
   const platform = createPlatform({ mm: { nr_pages } });
   platform.container.resolve(Tracer).removeSink(platform.trace);
+  lru_lists(platform.kernel.store);
   return platform.process();
 }
 
@@ -84,11 +90,14 @@ function memfd_of(p: Process, nr: number): number {
   return fd;
 }
 
+/** Where load_pages() reads each byte. */
+const byte = new Uint8Array(1);
+
 /** A load of one byte from each of `nr` pages at `addr`: a fault per page not mapped yet. */
 function load_pages(p: Process, addr: number, nr: number): void {
   for (let i = 0; i < nr; i++) {
-    const r = p.load(addr + i * PAGE_SIZE, 1);
-    if (!(r instanceof Uint8Array)) throw new Error(`mm bench: load at page ${i} raised ${r.signo}`);
+    const r = p.load_into(addr + i * PAGE_SIZE, byte);
+    if (r !== 0) throw new Error(`mm bench: load at page ${i} raised ${r.signo}`);
   }
 }
 

@@ -18,7 +18,7 @@ const lines = (...objs: object[]): string => `${objs.map((o) => JSON.stringify(o
 function cli(...argv: string[]): { code: number; out: string[]; err: string[] } {
   const out: string[] = [];
   const err: string[] = [];
-  const code = main(argv, (s) => out.push(s), (s) => err.push(s));
+  const code = main(argv, (s) => out.push(s), (s) => err.push(s)) as number;
   return { code, out, err };
 }
 

@@ -16,7 +16,8 @@
 import { BUG_ON, Errno, U64_MAX } from '@cocosim/core';
 import type { Process } from '@cocosim/mm';
 import {
-  KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_PRE_FAULT_MEMORY, KVM_SET_MEMORY_ATTRIBUTES2,
+  KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_EXIT_MEMORY_FAULT, KVM_PRE_FAULT_MEMORY, KVM_RUN,
+  KVM_SET_MEMORY_ATTRIBUTES2, file_is_kvm_vcpu, kvm_run_exit, type KvmVcpu,
 } from '@cocosim/kvm';
 import type { Platform } from '../host.js';
 import type { OpResult, SignalInfo } from './results.js';
@@ -486,6 +487,20 @@ registerIoctl(KVM_CREATE_GUEST_MEMFD, { returnsFd: true });
 // kvm_vcpu_pre_fault_memory() copies the advanced range back whether or not it failed.
 registerIoctl(KVM_PRE_FAULT_MEMORY, { outFields: ['gpa', 'size'] });
 registerIoctl(KVM_SET_MEMORY_ATTRIBUTES2, { outFields: ['error_offset'] });
+/*
+ * KVM_RUN: the vCPU's struct kvm_run exit when it returned 0, or failed with the one exit that
+ * comes with -1 (KVM_EXIT_MEMORY_FAULT with EFAULT/EHWPOISON); other failures leave it stale.
+ */
+registerIoctl(KVM_RUN, {
+  exit: (p, fd, result) => {
+    const file = p.task.files.lookup(fd);
+    if (file === undefined || !file_is_kvm_vcpu(file)) return undefined;
+    const run = (file.private_data as KvmVcpu).run;
+    const memory_fault = run.exit_reason === KVM_EXIT_MEMORY_FAULT && (result.errno === Errno.EFAULT || result.errno === Errno.EHWPOISON);
+    if (result.ret === 0 || memory_fault) return kvm_run_exit(run);
+    return undefined;
+  },
+});
 registerOp({
   name: 'guest_load',
   args: [{ name: 'vcpu', kind: 'fd' }, { name: 'gpa', kind: 'u64' }, { name: 'len', kind: 'u64', max: MAX_DATA_LEN }],

@@ -27,10 +27,13 @@ describe('TraceEventMap', () => {
       'memory_failure_event', 'kvm_page_fault', 'kvm_exit', 'kvm_entry', 'kvm_userspace_exit', 'kvm_hypercall',
       'kvm_vm_set_mem_attributes', 'kvm_unmap_hva_range', 'kvm_mmu_spte_requested', 'kvm_mmu_set_spte',
       'kvm_tdp_mmu_spte_changed', 'kvm_mmu_split_huge_page',
+      'map', 'unmap', 'io_page_fault',
     ] as const;
     // A runtime list of the map's keys, checked against the type in both directions.
     const names = [
       ...kernel, 'cocosim_kvm_set_user_memory_region', 'cocosim_warn', 'cocosim_selftest_merged',
+      'cocosim_kvm_gmem_create', 'cocosim_kvm_gmem_release', 'cocosim_kvm_gmem_bind', 'cocosim_kvm_gmem_unbind',
+      'cocosim_kvm_gmem_invalidate', 'cocosim_kvm_gmem_get_pfn', 'cocosim_kvm_gmem_populate',
     ] as const satisfies readonly TraceEventName[];
     expectTypeOf<TraceEventName>().toEqualTypeOf<(typeof names)[number]>();
     const isKernel = new Set<string>(kernel);

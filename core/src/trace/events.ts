@@ -102,6 +102,28 @@ export interface TraceEventMap {
    */
   kvm_unmap_hva_range: { start: Hva; end: Hva };
 
+  /*
+   * guest_memfd (virt/kvm/guest_memfd.c). The kernel has no tracepoints there; each of these is
+   * named after the kernel function it reports, `ino` being the guest_memfd inode's number.
+   */
+  /** KVM_CREATE_GUEST_MEMFD made a file (__kvm_gmem_create()). */
+  cocosim_kvm_gmem_create: { ino: number; size: bigint; flags: number; fd: number };
+  /** The last reference to a guest_memfd file went (kvm_gmem_release()): its bindings are gone. */
+  cocosim_kvm_gmem_release: { ino: number; nr_bindings: number };
+  /** A memslot was bound to file pages [pgoff, pgoff + npages) (kvm_gmem_bind()). */
+  cocosim_kvm_gmem_bind: { ino: number; slot: number; base_gfn: Gfn; npages: number; pgoff: PgOff };
+  /** A memslot's binding was removed (kvm_gmem_unbind()). */
+  cocosim_kvm_gmem_unbind: { ino: number; slot: number; pgoff: PgOff; npages: number };
+  /**
+   * The gfns [start, end) of a bound slot are unmapped from the guest because the file pages
+   * behind them go away (__kvm_gmem_invalidate_begin(): punch hole, release, memory error).
+   */
+  cocosim_kvm_gmem_invalidate: { ino: number; slot: number; start: Gfn; end: Gfn; attr_filter: number };
+  /** kvm_gmem_get_pfn(): the pfn backing a gfn, or the error (pfn -1); `prepared` on first use. */
+  cocosim_kvm_gmem_get_pfn: { gfn: Gfn; index: PgOff; pfn: number; prepared: boolean; ret: number };
+  /** kvm_gmem_populate(): pages populated from `start_gfn`, or the error of the first. */
+  cocosim_kvm_gmem_populate: { start_gfn: Gfn; npages: number; ret: number };
+
   /** @see arch/x86/kvm/mmu/mmutrace.h TRACE_EVENT(kvm_mmu_spte_requested) */
   kvm_mmu_spte_requested: { gfn: Gfn; pfn: Pfn; level: number };
   /**
@@ -134,6 +156,28 @@ export interface TraceEventMap {
    * (kind `trace_sink` when the Tracer detaches a sink that threw).
    */
   cocosim_warn: { kind: string; message: string };
+
+  /*
+   * The IOMMU core (drivers/iommu/iommu.c), as VFIO type1 and iommufd drive it.
+   */
+
+  /**
+   * iommu_map() of [iova, iova + size) to physical address paddr, once per call that succeeded.
+   * @see include/trace/events/iommu.h TRACE_EVENT(map)
+   */
+  map: { iova: bigint; paddr: bigint; size: bigint };
+  /**
+   * iommu_unmap() / iommu_unmap_fast() of `size` bytes at iova; `unmapped_size` is what the
+   * IOMMU driver took out (a whole large page when the range starts inside one).
+   * @see include/trace/events/iommu.h TRACE_EVENT(unmap)
+   */
+  unmap: { iova: bigint; size: bigint; unmapped_size: bigint };
+  /**
+   * A DMA the IOMMU refused (report_iommu_fault()): `device` is dev_name(), `driver` the device's
+   * driver, `flags` IOMMU_FAULT_READ (0) or IOMMU_FAULT_WRITE (1).
+   * @see include/trace/events/iommu.h DEFINE_EVENT(iommu_error, io_page_fault)
+   */
+  io_page_fault: { device: string; driver: string; iova: bigint; flags: number };
 }
 
 /** A tracepoint name. */

@@ -57,6 +57,30 @@ describe('tracepoints', () => {
     expect(tracer.enabled('tlb_flush')).toBe(false);
   });
 
+  test('with no sink, enabled() follows the listeners as they come and go, however they go', () => {
+    const tracer = new Tracer(new VirtualClock());
+    const offA = tracer.on('tlb_flush', () => undefined);
+    const offB = tracer.on('tlb_flush', () => undefined);
+    offA();
+    offA();
+    expect(tracer.enabled('tlb_flush')).toBe(true);
+    offB();
+    expect(tracer.enabled('tlb_flush')).toBe(false);
+    let calls = 0;
+    const offC = tracer.on('mm_page_free', () => {
+      calls++;
+      throw new Error('listener bug');
+    });
+    expect(tracer.enabled('mm_page_free')).toBe(true);
+    tracer.emit('mm_page_free', { pfn: Pfn(1), order: 0 });
+    expect(tracer.enabled('mm_page_free')).toBe(false);
+    offC();
+    const seen: number[] = [];
+    tracer.on('mm_page_free', (f) => seen.push(f.pfn));
+    tracer.emit('mm_page_free', { pfn: Pfn(2), order: 0 });
+    expect([calls, seen]).toEqual([1, [2]]);
+  });
+
   test('names given before a sink attaches are replayed to it', () => {
     const tracer = new Tracer(new VirtualClock());
     tracer.nameProcess(HOST_PID, 'host');

@@ -118,6 +118,8 @@ export class Tracer {
   /** Copy-on-write, so dispatch iterates without copying and a sink may detach mid-dispatch. */
   private sinks: readonly TraceSink[] = [];
   private readonly bus = new EventEmitter<TraceListeners>();
+  /** Listeners attached with on() and not detached: with no sink either, nothing is recorded. */
+  private listening = 0;
   private filter: ReadonlySet<string> | undefined;
   private track: Track = { pid: HOST_PID, tid: 0 };
   private readonly stack: SpanFrame[] = [];
@@ -167,6 +169,8 @@ export class Tracer {
 
   /** Whether a record named `name` would go anywhere. Cheap: test it before building fields. */
   enabled(name: string): boolean {
+    /* a tracer nobody reads (a benchmark, production settings) answers without a lookup */
+    if (this.sinks.length === 0 && this.listening === 0) return false;
     return this.toSinks(name) || this.bus.listenerCount(name as TraceEventName) > 0;
   }
 
@@ -180,18 +184,24 @@ export class Tracer {
    */
   on<K extends TraceEventName>(name: K, fn: (fields: TraceEventMap[K], rec: TraceRecord) => void): () => void {
     const bus = this.bus as unknown as EventEmitter<string>;
+    let attached = true;
+    const detach = (): void => {
+      if (!attached) return;
+      attached = false;
+      this.listening--;
+      bus.off(name, wrapped);
+    };
     const wrapped: AnyListener = (fields, rec) => {
       try {
         (fn as unknown as AnyListener)(fields, rec);
       } catch (error) {
-        bus.off(name, wrapped);
+        detach();
         this.fail({ listener: name, error, ts: rec.ts });
       }
     };
     bus.on(name, wrapped);
-    return () => {
-      bus.off(name, wrapped);
-    };
+    this.listening++;
+    return detach;
   }
 
   /** The track new records are drawn on. */
@@ -233,6 +243,7 @@ export class Tracer {
 
   /** Record tracepoint `name` (an instant) on the current track. */
   emit<K extends TraceEventName>(name: K, fields: TraceEventMap[K]): void {
+    if (this.sinks.length === 0 && this.listening === 0) return;
     const sinks = this.toSinks(name);
     const listeners = this.bus.listenerCount(name) > 0;
     if (!sinks && !listeners) return;
