@@ -26,6 +26,9 @@ export default tseslint.config(
               message: 'Only the composition root (core/src/di/compose.ts) touches the global container.',
             },
           ],
+          // Packages sit below test/ (ARCHITECTURE.md: dependencies point down): a package's own
+          // tests cannot import the test package, which is built after them.
+          patterns: [{ group: ['@cocosim/test', '@cocosim/test/*'], message: 'test/ depends on the packages, not the other way round.' }],
         },
       ],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
