@@ -13,6 +13,7 @@ import { mm_counter_file, set_pte_range } from './memory.js';
 import { VM_FAULT_NOPAGE, type VmFault } from './mm_types.js';
 import { PG_head, PG_hwpoison, PG_locked, PG_readahead, PG_uptodate } from './page-flags.js';
 import { pmd_index_of, pte_alloc, pte_index, pte_offset_map, type PteTable } from './pgtable.js';
+import { xa_is_value } from './swapops.js';
 
 /** DIV_ROUND_UP(i_size, PAGE_SIZE), exactly: in numbers up to 2^53 bytes, in bigints beyond. */
 function size_in_pages(i_size: bigint): number {
@@ -71,6 +72,11 @@ function map_pages(vmf: VmFault, start_pgoff: PgOff, end_pgoff: PgOff, xas: XaSt
   let t_pmd = -1;
   let folio = start_pgoff <= end ? xas.xas_find(end) : undefined;
   while (folio !== undefined) {
+    if (xa_is_value(folio)) {
+      /* a shmem swap entry: next_uptodate_folio() passes over it, the fault reads it back */
+      folio = xas.xas_next_entry(end);
+      continue;
+    }
     const index = xas.xa_index;
     const fi = folio - base;
     /* a small folio sits at its own index alone: folio->index is where the walk found it */

@@ -107,9 +107,9 @@ describe('zap', () => {
   });
 
   // Its speed is measured by `npm run bench -- mm`, not here (a timed test fails on a loaded machine).
-  test('zapping 2^18 mapped shmem PTEs, three times over, leaves no shmem page mapped', () => {
-    const p = proc(2 ** 19);
-    const N = 2 ** 18;
+  test('zapping 2^14 mapped shmem PTEs, three times over, leaves no shmem page mapped', () => {
+    const p = proc(2 ** 15);
+    const N = 2 ** 14;
     const fd = memfd(p, N);
     const a = p.mmap(0, BigInt(N) * PG, RW, MAP_SHARED, fd, 0);
     expect(p.madvise(a, BigInt(N) * PG, MADV_POPULATE_WRITE)).toBe(0);

@@ -8,7 +8,7 @@
  * MADV_COLD, MADV_FREE), with the LRU lists and swap checked too (DEBUG_VM, mm/src/debug_vm.ts); at the
  * end every pin is released, no page is leaked and no swap slot is left in use.
  */
-import { describe } from 'vitest';
+import { describe, test } from 'vitest';
 import { PAGE_SIZE } from '@cocosim/core';
 import {
   FOLIO_MAPPING_ANON,
@@ -54,7 +54,9 @@ import {
   type Kernel,
   type Process,
 } from '@cocosim/mm';
-import { test } from '../lib/fixtures.js';
+import { createSimHost } from '../lib/fixtures.js';
+import { kvmRegistrar } from '@cocosim/kvm';
+import { mmRegistrar } from '@cocosim/mm';
 import { TEST_ASSERT, TEST_ASSERT_EQ } from '../lib/test_util.js';
 import { MADV_COLD, MADV_FREE, MADV_PAGEOUT, check_vm, folio_test_swapcache, is_huge_zero_pfn, proc_swaps, reclaim, swapon } from '@cocosim/mm';
 
@@ -139,7 +141,10 @@ function check(p: Process, step: string, held: Held): void {
 
 describe('address-space invariants under random calls', () => {
   for (const seed of [1, 2, 3, 4, 6, 7, 9, 39, 45, 54, 56]) {
-    test(`seed ${seed}`, ({ host }) => {
+    // 256 MiB: check_vm() after every step walks the memory map, so the host is kept small; each seed
+    // is thousands of checked calls, hence the longer timeout.
+    test(`seed ${seed}`, async () => {
+      const host = createSimHost({ seed: 0 }, [mmRegistrar({ nr_pages: 2 ** 16 }), kvmRegistrar()]);
       const p = host.process();
       let x = seed * 2654435761;
       const rnd = (n: number): number => {
@@ -271,6 +276,7 @@ describe('address-space invariants under random calls', () => {
       TEST_ASSERT_EQ(proc_swaps(kernel).split('\n')[1].split(/\s+/)[3], '0', 'swap slots left in use');
       /* every page came back but the huge zero folio, once a THP read fault allocated it */
       TEST_ASSERT([free0, free0 - 512].includes(kernel.page_alloc.nr_free_pages()), `leaked ${free0 - kernel.page_alloc.nr_free_pages()} pages`);
-    });
+      await host.container.dispose();
+    }, 30_000);
   }
 });
