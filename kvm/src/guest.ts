@@ -20,11 +20,19 @@
  *   load / store  `mov` of 1, 2, 4 or 8 bytes (one access; an MMIO exit covers it), any other
  *                 length is `rep movsb` (byte elements; an MMIO exit covers one byte)
  *   fill          `rep stosb`
+ *   scan          `repe scasb` with al = byte: compares guest memory with the byte, stopping at
+ *                 the first that differs (the accesses end there); result its offset, or -1
+ *                 when every byte matched. Reads like a load without building its bytes, so a
+ *                 guest can check megabytes of a pattern (the selftests' memcmp_g loops).
  *   vmcall        the KVM hypercall: rax = nr, rbx/rcx/rdx/rsi = a0..a3; result rax
  *   pio           `in`/`out` of 1, 2 or 4 bytes on a port (rdi optionally loaded first, as the
  *                 selftests' ucall does); result the value read
  *   accept        the guest's acceptance of private memory (TDG.MEM.PAGE.ACCEPT, PVALIDATE,
  *                 RSI_IPA_STATE_SET): kvm_x86_ops.guest_accept, no VM exit
+ *   fwcall        a call to the platform's trusted firmware (Arm SMC/HVC per SMCCC: RSI calls to
+ *                 the RMM, pKVM's hypercalls; TDCALL): fn in x0/rax, args in x1..; answered by
+ *                 kvm_x86_ops.guest_fwcall, which may first fault or exit to user space; result
+ *                 the registers it returns (x0..)
  *   hlt           `hlt`
  */
 
@@ -32,13 +40,15 @@ export type GuestInsn =
   | { readonly op: 'load'; readonly gva: bigint; readonly len: number }
   | { readonly op: 'store'; readonly gva: bigint; readonly data: Uint8Array }
   | { readonly op: 'fill'; readonly gva: bigint; readonly len: number; readonly byte: number }
+  | { readonly op: 'scan'; readonly gva: bigint; readonly len: number; readonly byte: number }
   | { readonly op: 'vmcall'; readonly nr: bigint; readonly args: readonly [bigint, bigint, bigint, bigint] }
   | { readonly op: 'pio'; readonly port: number; readonly size: 1 | 2 | 4; readonly in: boolean; readonly value?: number; readonly rdi?: bigint }
   | { readonly op: 'accept'; readonly gpa: bigint; readonly npages: number; readonly to_private: boolean }
+  | { readonly op: 'fwcall'; readonly fn: bigint; readonly args: readonly bigint[] }
   | { readonly op: 'hlt' };
 
-/** What a retired instruction gives back: bytes (load), rax (vmcall, pio in), a status (accept). */
-export type GuestInsnResult = Uint8Array | bigint | number | undefined;
+/** What a retired instruction gives back: bytes (load), rax (vmcall, pio in), a status (accept), x0.. (fwcall). */
+export type GuestInsnResult = Uint8Array | bigint | number | readonly bigint[] | undefined;
 
 /** A piece of guest code: yields instructions, returns T. */
 export type GuestCode<T = void> = Generator<GuestInsn, T, GuestInsnResult>;
@@ -77,6 +87,14 @@ export function* guestFill(gva: bigint | number, byte: number, len: number): Gue
   yield { op: 'fill', gva: big(gva), len, byte };
 }
 
+/**
+ * `repe scasb` with al = `byte` over `len` bytes at `gva`: the offset of the first byte that is
+ * not `byte` (bytes after it are not read), or -1 when all of them are.
+ */
+export function* guestScan(gva: bigint | number, byte: number, len: number): GuestCode<number> {
+  return (yield { op: 'scan', gva: big(gva), len, byte: byte & 0xff }) as number;
+}
+
 /** A little-endian u64 load (`mov rax, [gva]`). */
 export function* guestReadU64(gva: bigint | number): GuestCode<bigint> {
   const b = yield* guestLoad(gva, 8);
@@ -108,6 +126,11 @@ export function* pioOut(port: number, value: number, size: 1 | 2 | 4 = 1): Guest
 /** The guest accepts (to_private) or releases `npages` pages at `gpa`: 0 or the vendor's error. */
 export function* guestAccept(gpa: bigint | number, npages: number, to_private: boolean): GuestCode<number> {
   return (yield { op: 'accept', gpa: big(gpa), npages, to_private }) as number;
+}
+
+/** A call to the platform's firmware (`smc #0` / `hvc #0` with x0 = fn, TDCALL): the registers it returns, x0 first. */
+export function* fwcall(fn: bigint | number, ...args: (bigint | number)[]): GuestCode<readonly bigint[]> {
+  return (yield { op: 'fwcall', fn: big(fn), args: args.map(big) }) as readonly bigint[];
 }
 
 /** `hlt`. */

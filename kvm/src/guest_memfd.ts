@@ -42,6 +42,7 @@ import { gfn_to_memslot } from './kvm_memslots.js';
 import { kvm_range_has_memory_attributes } from './kvm_mem_attributes.js';
 import { kvm_flush_remote_tlbs, kvm_mmu_invalidate_begin, kvm_mmu_invalidate_end, kvm_mmu_unmap_gfn_range } from './mmu/mmu.js';
 import { GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, KVM_MEMORY_ATTRIBUTE_PRIVATE } from './uapi.js';
+import { KVM_HOOK_DEFAULT, call_kvm_hook, kvm_hook_gmem_ioctl, kvm_private_store } from './kvm_hooks.js';
 
 /** S_IRUSR | S_IWUSR: alloc_anon_inode()'s permission bits. */
 const GMEM_INODE_PERM = 0o600;
@@ -155,9 +156,12 @@ export function kvm_gmem_get_folio(inode: Inode, index: number): Folio | ErrPtr 
 
 /**
  * kvm_gmem_get_invalidate_filter(): memory created shared (INIT_SHARED) is mapped by shared
- * SPTEs, the rest by private ones.
+ * SPTEs, the rest by private ones; a design tracking attributes per page answers for file pages
+ * [start, end) (the in-place conversion series' filter "from memory attributes").
  */
-function kvm_gmem_get_invalidate_filter(inode: Inode): number {
+function kvm_gmem_get_invalidate_filter(inode: Inode, start: number, end: number): number {
+  const design = call_kvm_hook(GMEM_I(inode).kernel, 'gmem_invalidate_filter', 0, inode, start, end);
+  if (design) return design;
   return GMEM_I(inode).flags & GUEST_MEMFD_FLAG_INIT_SHARED ? KVM_FILTER_SHARED : KVM_FILTER_PRIVATE;
 }
 
@@ -198,7 +202,7 @@ function __kvm_gmem_invalidate_begin(f: GmemFile, start: number, end: number, at
  * every VM's file unmaps them from its guest.
  */
 export function kvm_gmem_invalidate_begin(inode: Inode, start: number, end: number): void {
-  const attr_filter = kvm_gmem_get_invalidate_filter(inode);
+  const attr_filter = kvm_gmem_get_invalidate_filter(inode, start, end);
   for (const f of kvm_gmem_for_each_file(inode)) __kvm_gmem_invalidate_begin(f, start, end, attr_filter);
 }
 
@@ -288,7 +292,7 @@ function kvm_gmem_release(inode: Inode, file: File): void {
   const tracer = kvm.kernel.tracer;
   if (tracer.enabled('cocosim_kvm_gmem_release')) tracer.emit('cocosim_kvm_gmem_release', { ino: inode.i_ino, nr_bindings });
   /* "Zap all SPTEs pointed at by this file. Do not free the backing memory..." */
-  __kvm_gmem_invalidate_begin(f, 0, MT_MAX, kvm_gmem_get_invalidate_filter(inode));
+  __kvm_gmem_invalidate_begin(f, 0, MT_MAX, kvm_gmem_get_invalidate_filter(inode, 0, MT_MAX));
   __kvm_gmem_invalidate_end(f, 0, MT_MAX);
   GMEM_I(inode).gmem_file_list.delete(f);
   f.bindings.mtree_destroy();
@@ -328,17 +332,27 @@ function vmf_error(err: number): number {
   return err === -Errno.ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
 }
 
+const MAX_SAFE_SIZE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * (pgoff << PAGE_SHIFT) >= i_size, in number arithmetic while the size is exact as a number (any
+ * real one): bigints would be allocated on every fault of the mapping.
+ */
+function pgoff_beyond_size(pgoff: number, i_size: bigint): boolean {
+  return i_size <= MAX_SAFE_SIZE ? pgoff * PAGE_SIZE >= Number(i_size) : BigInt(pgoff) << BigInt(PAGE_SHIFT) >= i_size;
+}
+
 /**
  * kvm_gmem_fault_user_mapping(): a host fault on an mmap()ed guest_memfd. SIGBUS beyond i_size
- * and for memory not created shared (no INIT_SHARED: all of it is private); otherwise the folio,
- * allocated and zeroed on first touch, is mapped.
+ * and for private memory (kvm_gmem_get_attributes(): in 6.18, memory not created INIT_SHARED);
+ * otherwise the folio, allocated and zeroed on first touch, is mapped.
  */
 function kvm_gmem_fault_user_mapping(vmf: VmFault): number {
   const inode = vmf.vma.vm_file!.f_inode;
   const gi = GMEM_I(inode);
   const store = gi.kernel.store;
-  if (BigInt(vmf.pgoff) << BigInt(PAGE_SHIFT) >= inode.i_size) return VM_FAULT_SIGBUS;
-  if (!(gi.flags & GUEST_MEMFD_FLAG_INIT_SHARED)) return VM_FAULT_SIGBUS;
+  if (pgoff_beyond_size(vmf.pgoff, inode.i_size)) return VM_FAULT_SIGBUS;
+  if (kvm_gmem_get_attributes(inode, vmf.pgoff) & KVM_MEMORY_ATTRIBUTE_PRIVATE) return VM_FAULT_SIGBUS;
   const folio = kvm_gmem_get_folio(inode, vmf.pgoff);
   if (IS_ERR(folio)) return PTR_ERR(folio) === -Errno.EAGAIN ? VM_FAULT_RETRY : vmf_error(PTR_ERR(folio));
   if (gi.kernel.warn.WARN_ON_ONCE(folio_test_large(store, folio), 'kvm_gmem_fault_user_mapping')) {
@@ -352,6 +366,18 @@ function kvm_gmem_fault_user_mapping(vmf: VmFault): number {
   }
   vmf.page = folio_file_page(store, folio, vmf.pgoff) as Pfn;
   return VM_FAULT_LOCKED;
+}
+
+/**
+ * The memory attributes of page `index` of a guest_memfd inode, as its host fault handler sees
+ * them: in 6.18 a guest_memfd is all shared (INIT_SHARED) or all private; a design may track
+ * them per page (the in-place conversion series' kvm_gmem_get_attributes()).
+ */
+export function kvm_gmem_get_attributes(inode: Inode, index: number): number {
+  const gi = GMEM_I(inode);
+  const design = call_kvm_hook(gi.kernel, 'gmem_get_attributes', KVM_HOOK_DEFAULT, inode, index);
+  if (design !== KVM_HOOK_DEFAULT) return design;
+  return gi.flags & GUEST_MEMFD_FLAG_INIT_SHARED ? 0 : KVM_MEMORY_ATTRIBUTE_PRIVATE;
 }
 
 /** kvm_gmem_vm_ops (without CONFIG_NUMA's get_policy/set_policy). */
@@ -373,13 +399,22 @@ function kvm_gmem_mmap(file: File, v: unknown): number {
 }
 
 /**
- * kvm_gmem_fops: no read, write, llseek or ioctl, so read/write are -EINVAL, pread/pwrite and
- * lseek -ESPIPE (alloc_file_pseudo() gives no FMODE_PREAD/FMODE_LSEEK), ioctl -ENOTTY.
+ * kvm_gmem_ioctl(): 6.18's guest_memfd has no ioctl (vfs_ioctl()'s -ENOTTY); a design adds its
+ * own through the gmem_ioctl hook (the in-place conversion series' KVM_SET_MEMORY_ATTRIBUTES2).
+ */
+function kvm_gmem_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner): number {
+  return kvm_hook_gmem_ioctl(GMEM_I(file.f_inode).kernel, file, cmd, arg, current);
+}
+
+/**
+ * kvm_gmem_fops: no read, write or llseek, so read/write are -EINVAL, pread/pwrite and lseek
+ * -ESPIPE (alloc_file_pseudo() gives no FMODE_PREAD/FMODE_LSEEK); ioctl is kvm_gmem_ioctl().
  */
 export const kvm_gmem_fops: FileOperations = {
   mmap: kvm_gmem_mmap,
   release: kvm_gmem_release,
   fallocate: kvm_gmem_fallocate,
+  unlocked_ioctl: kvm_gmem_ioctl,
 };
 
 /** file_is_kvm_gmem(): `file` is a guest_memfd. */
@@ -446,6 +481,7 @@ const kvm_gmem_iops: InodeOperations = {
  */
 export function kvm_gmem_get_supported_flags(kvm: Kvm | undefined): number {
   let flags = GUEST_MEMFD_FLAG_MMAP;
+  if (kvm !== undefined) flags |= call_kvm_hook(kvm.kernel, 'gmem_supported_flags', 0, kvm);
   if (kvm === undefined || !kvm_arch_has_private_mem(kvm)) flags |= GUEST_MEMFD_FLAG_INIT_SHARED;
   return flags;
 }
@@ -530,6 +566,8 @@ export function kvm_gmem_bind(kvm: Kvm, slot: KvmMemorySlot, fd: number | bigint
   /* fget(unsigned int fd) */
   const file = ufd === undefined || owner === undefined ? undefined : owner.files.lookup(Number(BigInt.asUintN(32, ufd)));
   if (file === undefined) return -Errno.EBADF;
+  const pstore = kvm_private_store(file);
+  if (pstore !== undefined) return pstore.bind(kvm, slot, file, offset);
   if (!file_is_kvm_gmem(file)) return -Errno.EINVAL;
   const f = file.private_data as GmemFile;
   if (f.kvm !== kvm) return -Errno.EINVAL;
@@ -557,6 +595,8 @@ export function kvm_gmem_bind(kvm: Kvm, slot: KvmMemorySlot, fd: number | bigint
 export function kvm_gmem_unbind(slot: KvmMemorySlot): void {
   const file = slot.gmem.file;
   if (file === null) return;
+  const pstore = kvm_private_store(file);
+  if (pstore !== undefined) return pstore.unbind(slot);
   const f = file.private_data as GmemFile;
   const start = slot.gmem.pgoff;
   f.bindings.mtree_store_range(start, start + slot.npages - 1, null);
@@ -618,6 +658,8 @@ function __kvm_gmem_get_pfn(file: File, slot: KvmMemorySlot, index: number): Gme
  * (kvm_release_faultin_page()); that reference is dropped here, since nothing runs in between.
  */
 export function kvm_gmem_get_pfn(kvm: Kvm, slot: KvmMemorySlot, gfn: number): KvmGmemPfn | number {
+  const pstore = kvm_private_store(slot.gmem.file);
+  if (pstore !== undefined) return pstore.get_pfn(kvm, slot, gfn);
   const store = kvm.kernel.store;
   const index = kvm_gmem_get_index(slot, gfn);
   const file = kvm_gmem_get_file(slot);
@@ -669,6 +711,17 @@ export function kvm_gmem_populate(kvm: Kvm, start_gfn: number, src: Uint8Array |
   return r;
 }
 
+/**
+ * kvm_gmem_range_is_private() (the in-place conversion series): whether the `nr_pages` pages
+ * from `gfn` (file pages from `index`) are private, as a populate needs them: the VM's memory
+ * attributes in 6.18; a design tracking them per file page answers from the file.
+ */
+function kvm_gmem_range_is_private(file: File, index: number, nr_pages: number, kvm: Kvm, gfn: number): boolean {
+  const design = call_kvm_hook(kvm.kernel, 'gmem_range_is_private', KVM_HOOK_DEFAULT, file.f_inode, index, nr_pages);
+  if (design !== KVM_HOOK_DEFAULT) return design !== 0;
+  return kvm_range_has_memory_attributes(kvm, gfn, gfn + nr_pages, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_ATTRIBUTE_PRIVATE);
+}
+
 function __kvm_gmem_populate(kvm: Kvm, start_gfn: number, src: Uint8Array | null, npages: number, post_populate: KvmGmemPopulateCb): number {
   const store = kvm.kernel.store;
   if (npages < 0) return -Errno.EINVAL;
@@ -676,6 +729,8 @@ function __kvm_gmem_populate(kvm: Kvm, start_gfn: number, src: Uint8Array | null
   if (slot === undefined || !kvm_slot_has_gmem(slot)) return -Errno.EINVAL;
   const file = kvm_gmem_get_file(slot);
   if (file === null) return -Errno.EFAULT;
+  /* The memfd stores (D5-D7) predate kvm_gmem_populate(): their slots have no guest_memfd to populate. */
+  if (kvm_private_store(file) !== undefined) return -Errno.EINVAL;
   npages = Math.min(slot.npages - (start_gfn - slot.base_gfn), npages);
   let ret = 0;
   let i = 0;
@@ -696,10 +751,10 @@ function __kvm_gmem_populate(kvm: Kvm, start_gfn: number, src: Uint8Array | null
     }
     folio_unlock(store, got.folio);
     ret = -Errno.EINVAL;
-    let private_range = kvm_range_has_memory_attributes(kvm, gfn, gfn + 2 ** max_order, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_ATTRIBUTE_PRIVATE);
+    let private_range = kvm_gmem_range_is_private(file, kvm_gmem_get_index(slot, gfn), 2 ** max_order, kvm, gfn);
     while (!private_range && max_order > 0) {
       max_order--;
-      private_range = kvm_range_has_memory_attributes(kvm, gfn, gfn + 2 ** max_order, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_ATTRIBUTE_PRIVATE);
+      private_range = kvm_gmem_range_is_private(file, kvm_gmem_get_index(slot, gfn), 2 ** max_order, kvm, gfn);
     }
     if (private_range) {
       const p = src === null ? null : src.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);

@@ -11,3 +11,6 @@ export * from './mmu/tdp_mmu.js';
 export * from './x86.js';
 export * from './guest.js';
 export * from './kvm.js';
+export * from './kvm_host_access.js';
+export * from './kvm_hooks.js';
+export * from './designs/index.js';

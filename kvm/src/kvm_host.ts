@@ -131,6 +131,8 @@ export interface KvmRun {
   memory_fault: { flags: bigint; gpa: bigint; size: bigint };
   /** KVM_EXIT_INTERNAL_ERROR */
   internal: { suberror: number; ndata: number; data: bigint[] };
+  /** KVM_EXIT_SYSTEM_EVENT (KVM_SYSTEM_EVENT_SEV_TERM: the guest's GHCB termination request...). */
+  system_event: { type: number; ndata: number; data: bigint[] };
   /** KVM_EXIT_IO: the data is in `pio_data` (the mapping's page at io.data_offset). */
   io: { direction: number; size: number; port: number; count: number; data_offset: bigint };
   /** The page at KVM_PIO_PAGE_OFFSET of the vCPU mapping: port I/O data (vcpu->arch.pio_data). */
@@ -145,6 +147,7 @@ export function newKvmRun(): KvmRun {
     hypercall: { nr: 0n, args: [0n, 0n, 0n, 0n, 0n, 0n], ret: 0n, flags: 0n },
     memory_fault: { flags: 0n, gpa: 0n, size: 0n },
     internal: { suberror: 0, ndata: 0, data: [] },
+    system_event: { type: 0, ndata: 0, data: [] },
     io: { direction: 0, size: 0, port: 0, count: 0, data_offset: 0n },
     pio_data: new Uint8Array(4096),
   };
@@ -181,6 +184,11 @@ export interface KvmArch {
   hypercall_exit_enabled: number;
   /** The vendor's per-VM state (TDR/TDCS, SEV ASID...), owned by the vendor plugin. */
   vendor: unknown;
+  /**
+   * kvm->arch.gfn_direct_bits when the vendor sets it per VM (TDX: the shared bit of the GPAW
+   * KVM_TDX_INIT_VM chose, gpa bit 47 or 51); undefined: kvm_x86_ops.gfn_attr_mask.
+   */
+  gfn_direct_bits?: number;
   /** The MMU's per-VM state (mmu/tdp_mmu.ts), created by kvm_mmu_init_vm(). */
   mmu: unknown;
 }

@@ -19,6 +19,7 @@ import type { MergedKvmX86Ops } from './kvm_x86_ops.js';
 import { kvm_free_memslots, kvm_vm_ioctl_set_memory_region } from './kvm_memslots.js';
 import { kvm_supported_mem_attributes, kvm_vm_ioctl_set_mem_attributes } from './kvm_mem_attributes.js';
 import { kvm_gmem_create, kvm_gmem_get_supported_flags } from './guest_memfd.js';
+import { kvm_hook_check_extension, kvm_hook_vm_ioctl } from './kvm_hooks.js';
 import { kvm_mmu_init_vm, kvm_mmu_notifier_register, kvm_mmu_notifier_unregister, kvm_mmu_uninit_vm, kvm_vcpu_pre_fault_memory } from './mmu/mmu.js';
 import {
   kvm_arch_vcpu_create, kvm_arch_vcpu_ioctl_get_regs, kvm_arch_vcpu_ioctl_run, kvm_arch_vcpu_ioctl_set_regs,
@@ -31,7 +32,7 @@ import {
   KVM_CAP_MEMORY_FAULT_INFO, KVM_CAP_NR_MEMSLOTS, KVM_CAP_PRE_FAULT_MEMORY, KVM_CAP_READONLY_MEM,
   KVM_CAP_SET_TSS_ADDR, KVM_CAP_SYNC_MMU, KVM_CAP_USER_MEMORY, KVM_CAP_USER_MEMORY2, KVM_CAP_VM_TYPES,
   KVM_CHECK_EXTENSION, KVM_CREATE_GUEST_MEMFD, KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU, KVM_CREATE_VM,
-  KVM_ENABLE_CAP, KVM_GET_API_VERSION, KVM_GET_REGS, KVM_MEMORY_ENCRYPT_OP, KVM_SET_REGS, KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_PRE_FAULT_MEMORY,
+  KVM_ENABLE_CAP, KVM_GET_API_VERSION, KVM_GET_REGS, KVM_MEMORY_ENCRYPT_OP, KVM_MEMORY_ENCRYPT_REG_REGION, KVM_MEMORY_ENCRYPT_UNREG_REGION, KVM_SET_REGS, KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_PRE_FAULT_MEMORY,
   KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION,
   KVM_SET_USER_MEMORY_REGION2, KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM,
 } from './uapi.js';
@@ -96,6 +97,8 @@ export function kvm_vm_ioctl_check_extension_generic(module: KvmModule, kvm: Kvm
   // `long arg`: a value outside the capability numbers (negative, 2^32) is no capability.
   const cap = ioctl_ulong(arg);
   if (cap === undefined || cap > BigInt(Number.MAX_SAFE_INTEGER)) return 0;
+  const design = kvm_hook_check_extension(module.kernel, kvm, Number(cap));
+  if (design !== undefined) return design;
   switch (Number(cap)) {
     case KVM_CAP_USER_MEMORY:
     case KVM_CAP_USER_MEMORY2:
@@ -140,7 +143,8 @@ function kvm_x86_check_extension(module: KvmModule, cap: number): number {
       // kvm->arch.max_vcpu_ids once set by KVM_ENABLE_CAP (refused here), else the limit.
       return KVM_MAX_VCPU_IDS;
     default:
-      return 0;
+      // The vendor's capabilities (arm64 KVM_CAP_ARM_RME...): 0 when it has none.
+      return module.ops.check_extension(cap);
   }
 }
 
@@ -287,17 +291,16 @@ function kvm_vm_ioctl_enable_cap(kvm: Kvm, arg: unknown): number {
   const cap = arg as { cap?: unknown; flags?: unknown; args?: unknown };
   const nr = struct_u64(cap.cap);
   const flags = struct_u64(cap.flags);
+  if (nr === undefined || flags === undefined) return -Errno.EFAULT;
+  // The vendor's capabilities read their own flags and args (arm64 KVM_CAP_ARM_RME ->
+  // kvm_realm_enable_cap(); ACK's KVM_CAP_ARM_PROTECTED_VM takes its subcommand in flags); -EINVAL without.
+  if (nr !== BigInt(KVM_CAP_EXIT_HYPERCALL)) return kvm.x86_ops.vm_enable_cap(kvm, nr, flags, Array.isArray(cap.args) ? cap.args : []);
   const args0 = struct_u64(Array.isArray(cap.args) ? cap.args[0] : undefined);
-  if (nr === undefined || flags === undefined || args0 === undefined) return -Errno.EFAULT;
+  if (args0 === undefined) return -Errno.EFAULT;
   if (flags !== 0n) return -Errno.EINVAL;
-  switch (nr) {
-    case BigInt(KVM_CAP_EXIT_HYPERCALL):
-      if ((args0 & ~BigInt(KVM_EXIT_HYPERCALL_VALID_MASK)) !== 0n) return -Errno.EINVAL;
-      kvm.arch.hypercall_exit_enabled = Number(args0);
-      return 0;
-    default:
-      return -Errno.EINVAL;
-  }
+  if ((args0 & ~BigInt(KVM_EXIT_HYPERCALL_VALID_MASK)) !== 0n) return -Errno.EINVAL;
+  kvm.arch.hypercall_exit_enabled = Number(args0);
+  return 0;
 }
 
 /**
@@ -309,6 +312,8 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
   const kvm = file.private_data as Kvm;
   const module = kvm_module(kvm);
   if (task_mm(current as Task) !== kvm.mm || kvm.vm_dead) return -Errno.EIO;
+  const design = kvm_hook_vm_ioctl(kvm, cmd, arg, current);
+  if (design !== undefined) return design;
   switch (cmd) {
     case KVM_CREATE_VCPU:
       return kvm_vm_ioctl_create_vcpu(kvm, arg, current);
@@ -333,6 +338,10 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
     case KVM_MEMORY_ENCRYPT_OP:
       // kvm_arch_vm_ioctl(): -ENOTTY without a vendor mem_enc_ioctl (the merged default).
       return kvm.x86_ops.mem_enc_ioctl(kvm, arg);
+    case KVM_MEMORY_ENCRYPT_REG_REGION:
+      return kvm.x86_ops.mem_enc_register_region(kvm, arg);
+    case KVM_MEMORY_ENCRYPT_UNREG_REGION:
+      return kvm.x86_ops.mem_enc_unregister_region(kvm, arg);
     default:
       return -Errno.ENOTTY;
   }
@@ -381,8 +390,10 @@ export function kvm_dev_ioctl_create_vm(module: KvmModule, arg: unknown, current
   const fd = current.files.get_unused_fd();
   if (fd < 0) return fd;
   const type = ioctl_ulong(arg);
-  if (type === undefined || type >= 32n || (module.supported_vm_types & (1 << Number(type))) === 0) return -Errno.EINVAL;
-  const kvm = kvm_create_vm(module, task_mm(current as Task), Number(type));
+  // The architecture's reading of the argument (x86: the index itself; arm64: IPA size and machine type).
+  const vm_type = type === undefined ? -Errno.EINVAL : module.ops.vm_type_decode(type);
+  if (vm_type < 0 || vm_type >= 32 || (module.supported_vm_types & (1 << vm_type)) === 0) return -Errno.EINVAL;
+  const kvm = kvm_create_vm(module, task_mm(current as Task), vm_type);
   if (typeof kvm === 'number') return kvm;
   current.files.fd_install(fd, anon_inode_getfile(module.kernel, kvm_vm_fops, kvm, O_RDWR | O_CLOEXEC), true);
   return fd;

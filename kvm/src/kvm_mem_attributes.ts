@@ -20,12 +20,15 @@ import {
   kvm_mmu_invalidate_begin, kvm_mmu_invalidate_end, kvm_mmu_invalidate_range_add,
 } from './mmu/mmu.js';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from './uapi.js';
+import { KVM_HOOK_DEFAULT, call_kvm_hook } from './kvm_hooks.js';
 
 const PAGE = 4096n;
 const TWO64 = 2n ** 64n;
 
 /** kvm_supported_mem_attributes(): PRIVATE on /dev/kvm and on VMs with private memory. */
 export function kvm_supported_mem_attributes(kvm: Kvm | undefined): number {
+  const design = kvm === undefined ? KVM_HOOK_DEFAULT : call_kvm_hook(kvm.kernel, 'supported_mem_attributes', KVM_HOOK_DEFAULT, kvm);
+  if (design !== KVM_HOOK_DEFAULT) return design;
   if (kvm === undefined || kvm_arch_has_private_mem(kvm)) return KVM_MEMORY_ATTRIBUTE_PRIVATE;
   return 0;
 }
@@ -37,6 +40,8 @@ export function kvm_get_memory_attributes(kvm: Kvm, gfn: number): number {
 
 /** kvm_mem_is_private() (include/linux/kvm_host.h): the gfn has KVM_MEMORY_ATTRIBUTE_PRIVATE. */
 export function kvm_mem_is_private(kvm: Kvm, gfn: number): boolean {
+  const design = call_kvm_hook(kvm.kernel, 'mem_is_private', KVM_HOOK_DEFAULT, kvm, gfn);
+  if (design !== KVM_HOOK_DEFAULT) return design !== 0;
   return (kvm_get_memory_attributes(kvm, gfn) & KVM_MEMORY_ATTRIBUTE_PRIVATE) !== 0;
 }
 

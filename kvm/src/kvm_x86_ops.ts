@@ -10,7 +10,8 @@
  * KVM) decides what happens, such as a host access to a private page.
  */
 import type { Kvm, KvmVcpu } from './kvm_host.js';
-import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from './uapi.js';
+import { kvm_mem_is_private } from './kvm_mem_attributes.js';
+import { KVM_X86_TDX_VM } from './uapi.js';
 
 /** What a host access to a page that a VM owns does (cocosim: the hardware's answer). */
 export type HostAccessOutcome =
@@ -21,7 +22,54 @@ export type HostAccessOutcome =
   /** The CPU faults (SNP RMP #PF, CCA GPF): the host kernel oopses, user space gets SIGBUS. */
   | { readonly kind: 'fault'; readonly reason: string }
   /** A machine check (TDX: poison on a TD private page read with the wrong KeyID). */
-  | { readonly kind: 'mce'; readonly reason: string };
+  | { readonly kind: 'mce'; readonly reason: string }
+  /** A read returns zeros without faulting (TDX under Logical Integrity); a write proceeds. */
+  | { readonly kind: 'zeros' };
+
+/** Who makes a host access (mm's HostAccessActor): user-mode code or the kernel. */
+export type HostAccessActorKind = 'user' | 'kernel';
+
+/**
+ * What a guest access to a page does (cocosim: the hardware's answer after the SPTE translated
+ * the gpa to `pfn`).
+ */
+export type GuestMemAccess =
+  /** The access goes to memory through memory-encryption key `key` (0: plaintext, the host's key). */
+  | { readonly kind: 'ok'; readonly key: number }
+  /**
+   * An exception delivered to the guest (SNP #VC for a page not validated, TDX #VE for a PENDING
+   * page). The guest programs have no IDT, so it ends as a triple fault (KVM_EXIT_SHUTDOWN).
+   */
+  | { readonly kind: 'exception'; readonly vector: number; readonly name: string; readonly error_code: bigint }
+  /**
+   * A VM exit that the vendor handled in KVM (SNP's #NPF with the RMP bit: sev_handle_rmp_fault()):
+   * `ret` as an exit handler returns it (EXIT_REASON_VENDOR): 1 re-enters the guest (the access
+   * is executed again), 0 exits to user space with vcpu->run filled, -errno fails KVM_RUN.
+   */
+  | { readonly kind: 'exit'; readonly ret: number };
+
+/**
+ * What the platform's trusted firmware answers a guest's call to it (cocosim: guest_fwcall): the
+ * call retires with the registers it returns (x0.. / rax..); the vCPU first takes a stage-2 fault
+ * at `gpa`, which KVM handles, and then executes the call again; or the call exits to user space
+ * (the vendor filled vcpu->run; KVM_RUN returns `ret`: 0, or -errno such as -EFAULT with
+ * KVM_EXIT_MEMORY_FAULT) and is executed again at the next KVM_RUN.
+ */
+export type GuestFwcallOutcome =
+  | { readonly kind: 'ret'; readonly regs: readonly bigint[] }
+  | { readonly kind: 'fault'; readonly gpa: bigint; readonly write: boolean }
+  | { readonly kind: 'exit'; readonly ret: number };
+
+/**
+ * What the hardware does with a guest access before KVM's stage-2 tables are walked (cocosim:
+ * guest_access_fault): 'inject' delivers a synchronous exception to the guest (Arm CCA: an SEA for
+ * an IPA whose RIPAS is EMPTY), which the guest model, having no exception vectors, takes as a
+ * triple fault (KVM_EXIT_SHUTDOWN); 'exit' leaves to user space with vcpu->run filled by the
+ * vendor (KVM_RUN returns `ret`).
+ */
+export type GuestAccessFault =
+  | { readonly kind: 'inject'; readonly name: string }
+  | { readonly kind: 'exit'; readonly ret: number };
 
 export interface KvmX86Ops {
   /** The vendor's name ("vmx", "svm", "tdx"...), as cocosim's --vendor names it. */
@@ -50,6 +98,43 @@ export interface KvmX86Ops {
   vm_destroy?(kvm: Kvm): void;
   /** kvm_x86_ops.vcpu_create. */
   vcpu_create?(vcpu: KvmVcpu): number;
+  /**
+   * kvm_x86_ops.vcpu_pre_run: asked by KVM_RUN before entering the guest (TDX: the TD must be
+   * initialized; Arm CCA's kvm_rec_pre_enter(): the realm must be active, a pending RIPAS change is
+   * completed). 1 enters the guest; 0 or -errno is what KVM_RUN returns. Default 1.
+   */
+  vcpu_pre_run?(vcpu: KvmVcpu): number;
+
+  /**
+   * cocosim: KVM_CREATE_VM's `type` argument as the architecture reads it (kvm_arch_init_vm()),
+   * turned into the vm_type index that supported_vm_types and kvm->arch.vm_type use. The default
+   * is x86's: the argument is the index. arm64 vendors decode KVM_VM_TYPE_ARM_IPA_SIZE and the
+   * machine type bits (KVM_VM_TYPE_ARM_REALM, KVM_VM_TYPE_ARM_PROTECTED) and document their index.
+   * Returns the index, or -EINVAL.
+   */
+  vm_type_decode?(type: bigint): number;
+  /**
+   * The vendor part of KVM_ENABLE_CAP on the VM fd (arm64's kvm_vm_ioctl_enable_cap():
+   * KVM_CAP_ARM_RME -> kvm_realm_enable_cap(); ACK's KVM_CAP_ARM_PROTECTED_VM), for a capability
+   * the generic code does not know. The vendor checks `flags` itself (arm64 refuses non-zero flags
+   * except for KVM_CAP_ARM_PROTECTED_VM, whose subcommand they are). `args` is struct
+   * kvm_enable_cap's args[] as given (a pointer argument is the struct it points to). Default -EINVAL.
+   */
+  vm_enable_cap?(kvm: Kvm, cap: bigint, flags: bigint, args: readonly unknown[]): number;
+  /** The vendor part of KVM_CHECK_EXTENSION (KVM_CAP_ARM_RME...): 0 for a capability it does not have. */
+  check_extension?(cap: number): number;
+  /**
+   * kvm_has_mirrored_tdp(): the VM's private mappings live in a mirror root whose leaves are
+   * propagated to the vendor's page tables (set_external_spte / remove_external_spte). Default: TDX
+   * VMs (TDX's S-EPT); Arm CCA realms opt in (the RMM's RTTs).
+   */
+  has_mirrored_tdp?(kvm: Kvm): boolean;
+  /**
+   * cocosim: every leaf of the VM's direct root is also propagated through set_external_spte /
+   * remove_external_spte, because the guest's stage-2 belongs to a hypervisor below KVM (pKVM:
+   * pkvm_pgtable_stage2_map() / pkvm_pgtable_stage2_unmap() are hypercalls). Default false.
+   */
+  external_direct_root?(kvm: Kvm): boolean;
 
   /** kvm_arch_gmem_prepare(): make a freshly zeroed gmem folio private to the VM (SNP: RMPUPDATE). */
   gmem_prepare?(kvm: Kvm, pfn: number, gfn: number, max_order: number): number;
@@ -58,10 +143,13 @@ export interface KvmX86Ops {
   /** kvm_x86_ops.gmem_max_mapping_level (private_max_mapping_level): 0 means no limit. */
   gmem_max_mapping_level?(kvm: Kvm, pfn: number, is_private: boolean): number;
 
-  /** kvm_x86_ops.set_external_spte: TDX's mirror SPTE installs the S-EPT entry (TDH.MEM.PAGE.AUG). */
-  set_external_spte?(kvm: Kvm, gfn: number, level: number, pfn: number): number;
-  /** kvm_x86_ops.remove_external_spte: TDX removes the S-EPT entry (TDH.MEM.RANGE.BLOCK, REMOVE). */
-  remove_external_spte?(kvm: Kvm, gfn: number, level: number, pfn: number): number;
+  /**
+   * kvm_x86_ops.set_external_spte: TDX's mirror SPTE installs the S-EPT entry (TDH.MEM.PAGE.AUG).
+   * `is_private` (cocosim): the leaf is the mirror root's, not the direct root's (external_direct_root).
+   */
+  set_external_spte?(kvm: Kvm, gfn: number, level: number, pfn: number, is_private?: boolean): number;
+  /** kvm_x86_ops.remove_external_spte: TDX removes the S-EPT entry (TDH.MEM.RANGE.BLOCK, REMOVE). `is_private` as above. */
+  remove_external_spte?(kvm: Kvm, gfn: number, level: number, pfn: number, is_private?: boolean): number;
 
   /** kvm_x86_ops.mem_enc_ioctl: KVM_MEMORY_ENCRYPT_OP on the VM fd (launch flows). */
   mem_enc_ioctl?(kvm: Kvm, arg: unknown): number;
@@ -79,16 +167,46 @@ export interface KvmX86Ops {
    * PVALIDATE, RSI_IPA_STATE_SET). 0 or -errno for the guest's view of failure.
    */
   guest_accept?(vcpu: KvmVcpu, gpa: bigint, npages: number, to_private: boolean): number;
-  /** cocosim: a host CPU access (kernel or user) to a pfn the VM may own privately. */
-  host_access?(kvm: Kvm, pfn: number, write: boolean): HostAccessOutcome;
+  /**
+   * cocosim: a guest call to the platform's trusted firmware (Arm SMCCC SMC/HVC: RSI calls, pKVM's
+   * MEM_SHARE/MEM_UNSHARE; TDX TDCALL), `fn` the function id (x0 / rax), `args` x1.. . Default:
+   * SMCCC_RET_NOT_SUPPORTED (-1) in x0.
+   */
+  guest_fwcall?(vcpu: KvmVcpu, fn: bigint, args: readonly bigint[]): GuestFwcallOutcome;
+  /**
+   * cocosim: what the hardware does with a guest access of `gpa` before KVM's stage-2 is walked;
+   * undefined (the default) lets the access go on.
+   */
+  guest_access_fault?(vcpu: KvmVcpu, gpa: bigint, write: boolean): GuestAccessFault | undefined;
+  /**
+   * cocosim: a host CPU access (kernel or user) of `len` bytes at `offset` in a pfn the VM's
+   * guest_memfd holds (mm's MmHooks.host_access, routed by kvm_host_access.ts).
+   */
+  host_access?(kvm: Kvm, pfn: number, write: boolean, actor?: HostAccessActorKind, offset?: number, len?: number): HostAccessOutcome;
   /** cocosim: a device DMA to a pfn the VM may own privately. */
   dma_access?(kvm: Kvm, pfn: number, write: boolean): HostAccessOutcome;
+  /**
+   * cocosim: a guest load/store at `gpa` that the SPTE translated to `pfn` (`is_private`: the
+   * access is private per guest_access_is_private; `len`: the bytes it touches in the page, from
+   * gpa's offset, so that a vendor can check its cache lines: TDX's TD-owner bit). The default:
+   * plaintext, no check.
+   */
+  guest_mem_access?(vcpu: KvmVcpu, gpa: bigint, pfn: number, write: boolean, is_private: boolean, len?: number): GuestMemAccess;
+  /**
+   * kvm_x86_ops.mem_enc_register_region / mem_enc_unregister_region: KVM_MEMORY_ENCRYPT_REG_REGION
+   * and KVM_MEMORY_ENCRYPT_UNREG_REGION on the VM fd (legacy SEV pins the range). Default -ENOTTY.
+   */
+  mem_enc_register_region?(kvm: Kvm, arg: unknown): number;
+  mem_enc_unregister_region?(kvm: Kvm, arg: unknown): number;
 }
 
 /** The merged table: every hook present. */
 export type MergedKvmX86Ops = Required<Omit<KvmX86Ops, 'gfn_attr_mask'>> & { readonly gfn_attr_mask: number };
 
 const OK: HostAccessOutcome = { kind: 'ok' };
+const PLAINTEXT: GuestMemAccess = { kind: 'ok', key: 0 };
+/** SMCCC_RET_NOT_SUPPORTED (include/linux/arm-smccc.h) as the u64 in x0. */
+const FWCALL_NOT_SUPPORTED: GuestFwcallOutcome = { kind: 'ret', regs: [BigInt.asUintN(64, -1n)] };
 
 /**
  * The defaults, as the kernel's static calls behave when a vendor leaves a hook NULL
@@ -99,6 +217,13 @@ const DEFAULT_OPS: Omit<MergedKvmX86Ops, 'name' | 'supported_vm_types' | 'tdp_en
   vm_init: () => 0,
   vm_destroy: () => undefined,
   vcpu_create: () => 0,
+  vcpu_pre_run: () => 1,
+  // kvm_dev_ioctl_create_vm(): an x86 type is its own index; one beyond the mask is refused later.
+  vm_type_decode: (type) => (type < 32n ? Number(type) : -22),
+  vm_enable_cap: () => -22,
+  check_extension: () => 0,
+  has_mirrored_tdp: (kvm) => kvm.arch.vm_type === KVM_X86_TDX_VM,
+  external_direct_root: () => false,
   gmem_prepare: () => 0,
   gmem_invalidate: () => undefined,
   gmem_max_mapping_level: () => 0,
@@ -109,17 +234,23 @@ const DEFAULT_OPS: Omit<MergedKvmX86Ops, 'name' | 'supported_vm_types' | 'tdp_en
   vcpu_mem_enc_ioctl: () => -25,
   guest_access_is_private: (vcpu, gpa) => default_guest_access_is_private(vcpu, gpa),
   guest_accept: () => 0,
+  guest_fwcall: () => FWCALL_NOT_SUPPORTED,
+  guest_access_fault: () => undefined,
   host_access: () => OK,
   dma_access: () => OK,
+  guest_mem_access: () => PLAINTEXT,
+  // kvm_arch_vm_ioctl(): without the vendor hooks the REG_REGION ioctls are -ENOTTY.
+  mem_enc_register_region: () => -25,
+  mem_enc_unregister_region: () => -25,
 };
 
 /**
  * The SW_PROTECTED rule of kvm_mmu_page_fault(): on a VM with private memory whose hardware
- * has no private bit, the gfn's attribute is the source of truth for the access.
+ * has no private bit, the gfn's attribute (kvm_mem_is_private()) is the source of truth for the access.
  */
 function default_guest_access_is_private(vcpu: KvmVcpu, gpa: bigint): boolean {
   const kvm = vcpu.kvm;
-  return kvm.arch.has_private_mem && ((kvm.mem_attr_array.mtree_load(Number(gpa >> 12n)) ?? 0) & KVM_MEMORY_ATTRIBUTE_PRIVATE) !== 0;
+  return kvm.arch.has_private_mem && kvm_mem_is_private(kvm, Number(gpa >> 12n));
 }
 
 /** Fills the hooks `ops` leaves out with the kernel's defaults. */

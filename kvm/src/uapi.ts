@@ -56,6 +56,12 @@ export const KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60);
 export const KVM_ENABLE_CAP = _IOW(KVMIO, 0xa3, SIZEOF_KVM_ENABLE_CAP);
 /** KVM_MEMORY_ENCRYPT_OP: _IOWR(KVMIO, 0xba, unsigned long), the vendor's launch commands (SEV, TDX). */
 export const KVM_MEMORY_ENCRYPT_OP = _IOWR(KVMIO, 0xba, 8);
+/**
+ * KVM_MEMORY_ENCRYPT_REG_REGION / UNREG_REGION: _IOR(KVMIO, 0xbb/0xbc, struct kvm_enc_region
+ * { __u64 addr; __u64 size; }), by arithmetic since _IOC_READ exceeds 2^31.
+ */
+export const KVM_MEMORY_ENCRYPT_REG_REGION = 2 * 2 ** 30 + 16 * 2 ** 16 + KVMIO * 2 ** 8 + 0xbb;
+export const KVM_MEMORY_ENCRYPT_UNREG_REGION = 2 * 2 ** 30 + 16 * 2 ** 16 + KVMIO * 2 ** 8 + 0xbc;
 export const KVM_SET_MEMORY_ATTRIBUTES = _IOW(KVMIO, 0xd2, SIZEOF_KVM_MEMORY_ATTRIBUTES);
 export const KVM_CREATE_GUEST_MEMFD = _IOWR(KVMIO, 0xd4, SIZEOF_KVM_CREATE_GUEST_MEMFD);
 /**

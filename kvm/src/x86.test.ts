@@ -16,7 +16,7 @@ import {
   kvm_run_exit, kvm_vcpu_concurrently, kvm_vcpu_guest_access, kvm_vcpu_set_guest_program, kvm_vcpu_signal_after,
   vcpu_arch, type KvmRegs,
 } from './x86.js';
-import { guestAccept, guestLoad, guestStore, hlt, pioIn, pioOut, vmcall, type GuestCode, type GuestProgram } from './guest.js';
+import { guestAccept, guestLoad, guestScan, guestStore, hlt, pioIn, pioOut, vmcall, type GuestCode, type GuestProgram } from './guest.js';
 
 const MEM = 0x10000;
 
@@ -452,6 +452,66 @@ describe('machine checks (kvm_machine_check)', () => {
     expect(kvm_mmu_translate(s.vcpu, 5, false)).toBeUndefined();
     // The next access faults on the hwpoisoned host page: KVM sends SIGBUS again (kvm_send_hwpoison_signal).
     expect(kvm_vcpu_guest_access(file, 0x5000, 1, s.p.task)).toMatchObject({ signo: 'SIGBUS', si_code: 'BUS_MCEERR_AR' });
+  });
+});
+
+describe('repe scasb (guestScan)', () => {
+  test('compares page by page through the SPTEs and stops at the first byte that differs, reading nothing after it', () => {
+    const s = setup();
+    expect(s.p.store(s.hva + 0x1800n, new Uint8Array(0x3000).fill(0x5a))).toBe(0);
+    expect(s.p.store(s.hva + 0x2abcn, Uint8Array.of(0x5b))).toBe(0);
+    const got: number[] = [];
+    program(s, function* () {
+      got.push(yield* guestScan(0x1800, 0x5a, 0x12bc));
+      got.push(yield* guestScan(0x1800, 0x5a, 0x12bd));
+      got.push(yield* guestScan(0x1800, 0x15a, 1));
+    });
+    expect(run(s)).toBe(0);
+    expect(s.vcpu.run.exit_reason).toBe(KVM_EXIT_HLT);
+    // al is a byte: 0x15a compares as 0x5a.
+    expect(got).toEqual([-1, 0x12bc, -1]);
+    // The second scan stopped in the page at 0x2000: the one at 0x4000 was never touched.
+    expect(kvm_mmu_translate(s.vcpu, 2, false)).toBeDefined();
+    expect(kvm_mmu_translate(s.vcpu, 4, false)).toBeUndefined();
+    // Memory never written reads as zeroes (the zero page).
+    program(s, function* () {
+      got.push(yield* guestScan(0x8000, 0, 0x2000));
+      got.push(yield* guestScan(0x8000, 0xff, 0x2000));
+    });
+    expect(run(s)).toBe(0);
+    expect(got.slice(3)).toEqual([-1, 0]);
+  });
+
+  test('on MMIO each byte is an emulated read exit; the scan retires at the first byte that differs', () => {
+    const s = setup();
+    let got: number | undefined;
+    program(s, function* () {
+      got = yield* guestScan(0x100000, 7, 4);
+    });
+    for (const [i, b] of [[0, 7], [1, 7], [2, 9]] as const) {
+      expect(run(s)).toBe(0);
+      expect(kvm_run_exit(s.vcpu.run)).toEqual({ reason: 'KVM_EXIT_MMIO', mmio: { phys_addr: 0x100000n + BigInt(i), len: 1, is_write: 0 } });
+      expect(got).toBeUndefined();
+      s.vcpu.run.mmio.data[0] = b;
+    }
+    expect(run(s)).toBe(0);
+    expect(s.vcpu.run.exit_reason).toBe(KVM_EXIT_HLT);
+    expect(got).toBe(2);
+    expect(vcpu_arch(s.vcpu).stat.mmio_exits).toBe(3);
+  });
+
+  test('a scan that reads poison is a machine check, as a load', () => {
+    const s = setup();
+    vm_sysctl(s.p.kernel).memory_failure = false;
+    const file = s.p.task.files.lookup(s.vcpu_fd)!;
+    expect(kvm_vcpu_guest_access(file, 0x5000, Uint8Array.of(1), s.p.task)).toBe(0);
+    s.p.kernel.phys.poison(kvm_mmu_translate(s.vcpu, 5, false)! as Pfn);
+    program(s, function* () {
+      yield* guestScan(0x4ff0, 0, 0x20);
+    });
+    expect(run(s)).toBe(-1);
+    expect(s.p.errno).toBe(Errno.EINTR);
+    expect(s.p.dequeue_signal()).toMatchObject({ signo: 'SIGBUS' });
   });
 });
 

@@ -18,7 +18,8 @@
  * KVM_RUN_WATCHDOG steps as the kernel oracle interrupts it with an alarm: -EINTR with
  * KVM_EXIT_INTR.
  */
-import { Errno, PAGE_SIZE, isMemPoison, type Pfn } from '@cocosim/core';
+import { Buffer } from 'node:buffer';
+import { Errno, PAGE_SIZE, type PhysMem, type Pfn } from '@cocosim/core';
 import {
   MF_ACTION_REQUIRED, for_each_process, task_mm, userLoad, userStore, vm_sysctl, x86_mce_hooks,
   type File, type FileOwner, type GuestAccessResult, type Task,
@@ -27,8 +28,9 @@ import { gfn_to_hva_memslot_prot, kvm_vcpu_gfn_to_memslot, user_struct_field } f
 import type { Kvm, KvmRun, KvmVcpu } from './kvm_host.js';
 import {
   PFERR_USER_MASK, PFERR_WRITE_MASK, RET_PF_EMULATE, kvm_mmu_page_fault, kvm_mmu_take_pending_signal, kvm_mmu_translate,
-  tdp_fault_error_code,
+  kvm_mmu_translate_access, tdp_access_error_code, tdp_fault_error_code,
 } from './mmu/mmu.js';
+import { TDP_LEAF_RO } from './mmu/tdp_mmu.js';
 import {
   guestLoad, guestStore, identityPageTables,
   type GuestCode, type GuestInsn, type GuestInsnResult, type GuestPageTables, type GuestProgram,
@@ -51,6 +53,11 @@ export const EXIT_REASON_HLT = 12;
 export const EXIT_REASON_VMCALL = 18;
 export const EXIT_REASON_IO_INSTRUCTION = 30;
 export const EXIT_REASON_EPT_VIOLATION = 48;
+/**
+ * cocosim: an exit the platform's firmware reported and the vendor handled (a REC exit of an Arm
+ * CCA realm, a pKVM hypercall forwarded to the host): vmx_handle_exit() returns what the vendor did.
+ */
+export const EXIT_REASON_VENDOR = -1;
 
 /** Hypercall error codes the guest sees in rax (include/uapi/linux/kvm_para.h). */
 export const KVM_ENOSYS = 1000;
@@ -349,6 +356,9 @@ function __kvm_arch_vcpu_ioctl_run(vcpu: KvmVcpu): number {
     if (r <= 0) return r;
   }
   if (!wants_to_run) return -Errno.EINTR;
+  // kvm_x86_vcpu_pre_run(): the vendor may refuse the entry or finish its own work first.
+  const pre = vcpu.kvm.x86_ops.vcpu_pre_run(vcpu);
+  if (pre <= 0) return pre;
   const exits = arch.stat.exits;
   const r = vcpu_run(vcpu);
   // The way out to the VMM and back in, once the guest ran (not for a KVM_RUN that failed
@@ -426,6 +436,7 @@ function vcpu_enter_guest(vcpu: KvmVcpu): number {
 type VmExit =
   | { readonly reason: typeof EXIT_REASON_EPT_VIOLATION; readonly gpa: bigint; readonly error_code: bigint }
   | { readonly reason: typeof EXIT_REASON_EXCEPTION_NMI; readonly pfn: number }
+  | { readonly reason: typeof EXIT_REASON_VENDOR; readonly ret: number }
   | { readonly reason: typeof EXIT_REASON_EXTERNAL_INTERRUPT | typeof EXIT_REASON_TRIPLE_FAULT | typeof EXIT_REASON_HLT | typeof EXIT_REASON_VMCALL | typeof EXIT_REASON_IO_INSTRUCTION };
 
 /** The instruction retires: RIP moves on and the program receives `result`. */
@@ -498,6 +509,7 @@ function guest_execute_insn(vcpu: KvmVcpu, insn: GuestInsn): VmExit | null {
     case 'load':
     case 'store':
     case 'fill':
+    case 'scan':
       return guest_access(vcpu);
     case 'vmcall':
       arch.regs.rax = BigInt.asUintN(64, insn.nr);
@@ -511,17 +523,74 @@ function guest_execute_insn(vcpu: KvmVcpu, insn: GuestInsn): VmExit | null {
     case 'accept':
       guest_retire(vcpu, vcpu.kvm.x86_ops.guest_accept(vcpu, insn.gpa, insn.npages, insn.to_private));
       return null;
+    case 'fwcall':
+      return guest_fwcall(vcpu, insn.fn, insn.args);
     case 'hlt':
       return { reason: EXIT_REASON_HLT };
   }
 }
 
-/** The length of a load/store/fill and whether it is one `mov` access (else byte elements). */
-function access_shape(insn: GuestInsn): { write: boolean; total: number; single: boolean } {
-  const total = insn.op === 'store' ? insn.data.length : insn.op === 'load' || insn.op === 'fill' ? insn.len : 0;
-  const single = insn.op !== 'fill' && (total === 1 || total === 2 || total === 4 || total === 8);
-  return { write: insn.op !== 'load', total, single };
+/**
+ * A call to the platform's firmware (kvm_x86_ops.guest_fwcall): it retires with the registers the
+ * firmware returns, or first takes a stage-2 fault (EPT violation at the address the firmware
+ * needs mapped; the call is executed again after it), or exits as the vendor decided.
+ */
+function guest_fwcall(vcpu: KvmVcpu, fn: bigint, args: readonly bigint[]): VmExit | null {
+  const out = vcpu.kvm.x86_ops.guest_fwcall(vcpu, fn, args);
+  switch (out.kind) {
+    case 'ret':
+      guest_retire(vcpu, out.regs);
+      return null;
+    case 'fault': {
+      const error_code = tdp_fault_error_code(vcpu, out.gpa, out.write) | (out.write ? PFERR_WRITE_MASK : PFERR_USER_MASK);
+      return { reason: EXIT_REASON_EPT_VIOLATION, gpa: out.gpa, error_code };
+    }
+    case 'exit':
+      return { reason: EXIT_REASON_VENDOR, ret: out.ret };
+  }
 }
+
+/** ept_violation_error_code()'s values by write | present << 1, built at its first call (mmu.js is loaded by then). */
+let ept_violation_error_codes: readonly bigint[] | undefined;
+
+/**
+ * The error code of guest_access()'s EPT violation: tdp_fault_error_code() plus WRITE for a
+ * write, USER for a read (EPT_VIOLATION_ACC_READ), without building bigints each time.
+ */
+function ept_violation_error_code(write: boolean, present: boolean): bigint {
+  ept_violation_error_codes ??= [false, true, false, true].map((w, k) =>
+    tdp_access_error_code(w, false, k >= 2) | (w ? PFERR_WRITE_MASK : PFERR_USER_MASK));
+  return ept_violation_error_codes[(write ? 1 : 0) | (present ? 2 : 0)]!;
+}
+
+/** The length of a load/store/fill/scan and whether it is one `mov` access (else byte elements). */
+function access_shape(insn: GuestInsn): { write: boolean; total: number; single: boolean } {
+  const total = insn.op === 'store' ? insn.data.length : insn.op === 'load' || insn.op === 'fill' || insn.op === 'scan' ? insn.len : 0;
+  const single = (insn.op === 'load' || insn.op === 'store') && (total === 1 || total === 2 || total === 4 || total === 8);
+  return { write: insn.op !== 'load' && insn.op !== 'scan', total, single };
+}
+
+/** The page `repe scasb` reads guest memory into, one access at a time: its bytes are never kept. */
+const scan_buf = new Uint8Array(PAGE_SIZE);
+const scan_view = Buffer.from(scan_buf.buffer, scan_buf.byteOffset, PAGE_SIZE);
+/** A page of each byte value a scan compared with, so that the compare is one memcmp. */
+const scan_patterns = new Map<number, Buffer>();
+
+/**
+ * The compare of `repe scasb` on the `n` bytes at `off` in `pfn`, read through `key`: the index
+ * of the first one that is not `byte`, -1 when none, or SCAN_POISON when the read hit poison.
+ */
+function scan_page(phys: PhysMem, pfn: number, zero_pfn: number, off: number, n: number, byte: number, key: number): number {
+  if (pfn === zero_pfn) return byte === 0 ? -1 : 0;
+  if (phys.readInto(pfn as Pfn, off, n, scan_buf, 0, key) !== 0) return SCAN_POISON;
+  let pattern = scan_patterns.get(byte);
+  if (pattern === undefined) scan_patterns.set(byte, (pattern = Buffer.alloc(PAGE_SIZE, byte)));
+  if (pattern.compare(scan_view, 0, n, 0, n) === 0) return -1;
+  let i = 0;
+  while (i < n && scan_buf[i] === byte) i++;
+  return i < n ? i : -1;
+}
+const SCAN_POISON = -2;
 
 /** The bytes a store or fill writes at [off, off + n) of its access. */
 function access_data(insn: GuestInsn, off: number, n: number): Uint8Array {
@@ -537,11 +606,13 @@ function access_data(insn: GuestInsn, off: number, n: number): Uint8Array {
 function guest_access(vcpu: KvmVcpu): VmExit | null {
   const arch = vcpu_arch(vcpu);
   const g = arch.guest;
-  const insn = g.insn!;
-  const { write, total } = access_shape(insn);
+  const insn = g.insn as Extract<GuestInsn, { op: 'load' | 'store' | 'fill' | 'scan' }>;
+  // access_shape() without its object: this runs for every page the guest touches.
+  const write = insn.op === 'store' || insn.op === 'fill';
+  const total = insn.op === 'store' ? insn.data.length : insn.len;
   const kvm = vcpu.kvm;
   const phys = kvm.kernel.phys;
-  const base = (insn as { gva: bigint }).gva;
+  const base = insn.gva;
   if (insn.op === 'load' && g.buf === null) g.buf = new Uint8Array(total);
   while (g.done < total) {
     const gva = base + BigInt(g.done);
@@ -552,30 +623,44 @@ function guest_access(vcpu: KvmVcpu): VmExit | null {
     const off = gpa_n % PAGE_SIZE;
     const n = Math.min(total - g.done, PAGE_SIZE - off, PAGE_SIZE - Number(gva % 4096n));
     const gfn = (gpa_n - off) / PAGE_SIZE;
-    const pfn = kvm_mmu_translate(vcpu, gfn, write, kvm.x86_ops.guest_access_is_private(vcpu, gpa));
-    if (pfn === undefined) {
+    // What the platform does before the stage-2 walk (Arm CCA: an SEA for RIPAS EMPTY).
+    const hw = kvm.x86_ops.guest_access_fault(vcpu, gpa, write);
+    if (hw !== undefined) return hw.kind === 'inject' ? { reason: EXIT_REASON_TRIPLE_FAULT } : { reason: EXIT_REASON_VENDOR, ret: hw.ret };
+    const is_private = kvm.x86_ops.guest_access_is_private(vcpu, gpa);
+    const pfn = kvm_mmu_translate_access(vcpu, gfn, write, is_private);
+    if (pfn < 0) {
       // handle_ept_violation(): WRITE for a write, USER for a read (EPT_VIOLATION_ACC_READ),
       // PRESENT if the entry was readable, GUEST_FINAL.
-      const error_code = tdp_fault_error_code(vcpu, gpa, write) | (write ? PFERR_WRITE_MASK : PFERR_USER_MASK);
-      return { reason: EXIT_REASON_EPT_VIOLATION, gpa, error_code };
+      return { reason: EXIT_REASON_EPT_VIOLATION, gpa, error_code: ept_violation_error_code(write, pfn === TDP_LEAF_RO) };
     }
-    if (!write) {
+    // The platform's checks of the access and the key it goes through (SNP: RMP, C-bit ASID key).
+    const acc = kvm.x86_ops.guest_mem_access(vcpu, gpa, pfn, write, is_private, n);
+    if (acc.kind !== 'ok') return acc.kind === 'exception' ? { reason: EXIT_REASON_TRIPLE_FAULT } : { reason: EXIT_REASON_VENDOR, ret: acc.ret };
+    if (insn.op === 'scan') {
+      const k = scan_page(phys, pfn, kvm.kernel.store.zero_pfn, off, n, insn.byte, acc.key);
+      if (k === SCAN_POISON) return { reason: EXIT_REASON_EXCEPTION_NMI, pfn };
+      if (k >= 0) {
+        // The first byte that differs ends the string instruction: nothing after it is read.
+        g.mce_pfn = -1;
+        guest_retire(vcpu, g.done + k);
+        return null;
+      }
+    } else if (!write) {
       if (pfn === kvm.kernel.store.zero_pfn) {
         g.buf!.fill(0, g.done, g.done + n);
       } else {
-        const data = phys.read(pfn as Pfn, off, n);
-        if (isMemPoison(data)) return { reason: EXIT_REASON_EXCEPTION_NMI, pfn };
-        g.buf!.set(data, g.done);
+        // Straight into the load's buffer: a 2 MiB `rep movsb` is 512 of these.
+        if (phys.readInto(pfn as Pfn, off, n, g.buf!, g.done, acc.key) !== 0) return { reason: EXIT_REASON_EXCEPTION_NMI, pfn };
       }
     } else if (insn.op === 'fill' && n === PAGE_SIZE) {
-      phys.fill(pfn as Pfn, insn.byte);
+      phys.fill(pfn as Pfn, insn.byte, acc.key);
     } else {
-      phys.write(pfn as Pfn, off, access_data(insn, g.done, n));
+      phys.write(pfn as Pfn, off, access_data(insn, g.done, n), acc.key);
     }
     g.mce_pfn = -1;
     g.done += n;
   }
-  guest_retire(vcpu, insn.op === 'load' ? g.buf! : undefined);
+  guest_retire(vcpu, insn.op === 'load' ? g.buf! : insn.op === 'scan' ? -1 : undefined);
   return null;
 }
 
@@ -598,6 +683,8 @@ function vmx_handle_exit(vcpu: KvmVcpu, exit: VmExit): number {
       return kvm_emulate_hypercall(vcpu);
     case EXIT_REASON_IO_INSTRUCTION:
       return handle_io(vcpu);
+    case EXIT_REASON_VENDOR:
+      return exit.ret;
   }
 }
 
@@ -723,11 +810,11 @@ function x86_emulate_instruction(vcpu: KvmVcpu, exit: VmExit): number {
   const g = arch.guest;
   const insn = g.insn;
   // An instruction fetch (no data access in flight): the emulator cannot fetch code from MMIO.
-  if (insn === null || (insn.op !== 'load' && insn.op !== 'store' && insn.op !== 'fill')) return handle_emulation_failure(vcpu, exit);
+  if (insn === null || (insn.op !== 'load' && insn.op !== 'store' && insn.op !== 'fill' && insn.op !== 'scan')) return handle_emulation_failure(vcpu, exit);
   const { write, total, single } = access_shape(insn);
   const elem = single ? total - g.done : 1;
   const frags: KvmMmioFragment[] = [];
-  if (insn.op === 'load' && g.buf === null) g.buf = new Uint8Array(total);
+  if ((insn.op === 'load' || insn.op === 'scan') && g.buf === null) g.buf = new Uint8Array(total);
   for (let off = 0; off < elem;) {
     const gva = (insn as { gva: bigint }).gva + BigInt(g.done + off);
     const gpa = g.page_tables(gva);
@@ -743,9 +830,11 @@ function x86_emulate_instruction(vcpu: KvmVcpu, exit: VmExit): number {
     }
     off += n;
   }
-  if (frags.length === 0 || write) {
+  if (write) {
     g.done += elem;
-    if (g.done >= total) guest_retire(vcpu, insn.op === 'load' ? g.buf! : undefined);
+    if (g.done >= total) guest_retire(vcpu, undefined);
+  } else if (frags.length === 0) {
+    emulated_read_done(vcpu, elem);
   }
   if (frags.length === 0) return 1;
   arch.mmio_fragments = frags;
@@ -804,14 +893,28 @@ function complete_emulated_io(vcpu: KvmVcpu): number {
   const g = arch.guest;
   const insn = g.insn;
   arch.mmio_read_completed = 0;
-  if (insn === null || insn.op !== 'load') return 1;
-  const { total, single } = access_shape(insn);
+  if (insn === null || (insn.op !== 'load' && insn.op !== 'scan')) return 1;
+  const { single, total } = access_shape(insn);
   const elem = single ? total - g.done : 1;
   for (const f of arch.mmio_fragments) g.buf!.set(f.data, g.done + f.off);
   arch.mmio_fragments = [];
-  g.done += elem;
-  if (g.done >= total) guest_retire(vcpu, g.buf!);
+  emulated_read_done(vcpu, elem);
   return 1;
+}
+
+/**
+ * An element of an emulated load or scan is in g.buf: the access moves on, and retires at its
+ * end, a scan also at a byte that is not its byte (`repe` stops there).
+ */
+function emulated_read_done(vcpu: KvmVcpu, elem: number): void {
+  const g = vcpu_arch(vcpu).guest;
+  const insn = g.insn!;
+  if (insn.op === 'scan' && g.buf![g.done] !== insn.byte) {
+    guest_retire(vcpu, g.done);
+    return;
+  }
+  g.done += elem;
+  if (g.done >= access_shape(insn).total) guest_retire(vcpu, insn.op === 'load' ? g.buf! : -1);
 }
 
 /* ---- port I/O ---- */

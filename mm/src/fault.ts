@@ -33,9 +33,10 @@
  * midway has written the bytes of the pages before the faulting one, as a CPU executing
  * `rep movsb` would, and a load that faults returns only the signal.
  */
-import { BUG, Errno, PAGE_SIZE, type Pfn } from '@cocosim/core';
+import { BUG, Errno, KernelBug, PAGE_SIZE, type Pfn } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
 import { handle_mm_fault } from './memory.js';
+import { MM_HOST_ACCESS_ABORT, MM_HOST_ACCESS_FAULT, MM_HOST_ACCESS_MCE, MM_HOST_ACCESS_ZERO, mm_host_access } from './mm_hooks.js';
 import { ulong_arg } from './mman.js';
 import {
   FAULT_FLAG_DEFAULT,
@@ -109,6 +110,71 @@ const KERNEL_START = 0xffff_8000_0000_0000n;
 const RLIMIT_STACK_PAGES = (8 * 1024 * 1024) / PAGE_SIZE;
 /** stack_guard_gap (256 pages). */
 const STACK_GUARD_GAP = 256;
+
+/**
+ * The host kernel oopsed: a kernel access faulted where no exception fixup covers it. The run
+ * stops here as the host would (the task dies holding its locks; cocosim hosts panic on oops),
+ * so it is a KernelBug, and a test that provokes it expects this class.
+ */
+export class KernelOops extends KernelBug {
+  /** The platform's answer that caused it (MM_HOST_ACCESS_FAULT or MM_HOST_ACCESS_MCE). */
+  constructor(message: string, readonly outcome: number) {
+    super(message);
+  }
+}
+
+/** The direct-map address of a pfn (PAGE_OFFSET without KASLR), as an oops prints it. */
+const PAGE_OFFSET = 0xffff_8880_0000_0000n;
+
+/**
+ * page_fault_oops() (arch/x86/mm/fault.c) for a kernel access of page `pfn` (offset `offset`) that
+ * the platform refused (MmHooks.host_access): show_fault_oops()'s lines, then die().
+ */
+export function page_fault_oops(pfn: number, offset: number, write: boolean, outcome: number): never {
+  const addr = (PAGE_OFFSET + BigInt(pfn) * PAGE_SIZE_N + BigInt(offset)).toString(16);
+  if (outcome === MM_HOST_ACCESS_MCE) throw new KernelOops(`mce: [Hardware Error]: kernel ${write ? 'write' : 'read'} of 0x${addr}: Kernel panic - not syncing: Fatal machine check`, outcome);
+  throw new KernelOops(`BUG: unable to handle page fault for address: ${addr}\n#PF: supervisor ${write ? 'write' : 'read'} access in kernel mode`, outcome);
+}
+
+/**
+ * What a kernel copy of `len` bytes at `offset` in `pfn` inside a uaccess routine
+ * (copy_to_user/copy_from_user, which have exception-table entries) gets from the platform:
+ * 0 (copy), MM_HOST_ACCESS_ZERO (a read copies zeros), or -EFAULT (a fault fixed up by
+ * kernelmode_fixup_or_oops(): the copy stops short). A machine check has no fixup: oops.
+ */
+export function uaccess_host_access(kernel: Kernel, pfn: number, write: boolean, offset: number, len: number): number {
+  const ha = mm_host_access(kernel, pfn, write, 'kernel', offset, len);
+  if (ha === 0) return 0;
+  if (ha === MM_HOST_ACCESS_ZERO) return write ? 0 : MM_HOST_ACCESS_ZERO;
+  if (ha === MM_HOST_ACCESS_FAULT || ha === MM_HOST_ACCESS_ABORT) return -Errno.EFAULT;
+  return page_fault_oops(pfn, offset, write, ha);
+}
+
+/**
+ * A kernel access of `len` bytes at `offset` in `pfn` with no exception fixup (clear_page,
+ * memset of a folio): 0, MM_HOST_ACCESS_ZERO for a read the platform answers with zeros, or the
+ * oops of a refused access.
+ */
+export function kernel_host_access(kernel: Kernel, pfn: number, write: boolean, offset: number, len: number): number {
+  const ha = mm_host_access(kernel, pfn, write, 'kernel', offset, len);
+  if (ha === 0) return 0;
+  if (ha === MM_HOST_ACCESS_ZERO) return write ? 0 : MM_HOST_ACCESS_ZERO;
+  return page_fault_oops(pfn, offset, write, ha);
+}
+
+/**
+ * A user access the platform answered with `ha` (MmHooks.host_access, non-zero): the signal, or
+ * null for MM_HOST_ACCESS_ZERO (the access proceeds, a read with zeros). A refused access is an
+ * RMP #PF / GPF in user mode: SIGBUS BUS_ADRERR, as Michael Roth's user-mode RMP handler
+ * (do_sigbus(), "Unexpected RMP page fault ... terminating process") and arm64's GPF handling
+ * give; a machine check / external abort is SIGBUS BUS_MCEERR_AR at the page.
+ */
+function user_host_access_sig(ha: number, si_addr: number): SigInfo | null {
+  if (ha === MM_HOST_ACCESS_FAULT) return sig('SIGBUS', 'BUS_ADRERR', si_addr);
+  if (ha === MM_HOST_ACCESS_ABORT) return sig('SIGSEGV', 'SEGV_ACCERR', si_addr);
+  if (ha === MM_HOST_ACCESS_MCE) return sig('SIGBUS', 'BUS_MCEERR_AR', si_addr, 12);
+  return null;
+}
 
 /** The signal's siginfo; `si_addr` may come as a number (an address below 2^47) and is a bigint in it. */
 function sig(signo: SigName, si_code: SiCode, addr: bigint | number, si_addr_lsb?: number): SigInfo {
@@ -308,8 +374,11 @@ function load_to(mm: MmStruct, addr: number, len: number, out: Uint8Array, zeroe
     const n = Math.min(len - done, PAGE_SIZE - off);
     const pfn = fault_in(mm, vpn, off, false, a);
     if (typeof pfn !== 'number') return pfn;
-    if (pfn === mm.kernel.store.zero_pfn) {
-      /* the shared zero page: zeros */
+    const ha = pfn === mm.kernel.store.zero_pfn ? MM_HOST_ACCESS_ZERO : mm_host_access(mm.kernel, pfn, false, 'user', off, n);
+    if (ha !== 0) {
+      const s = user_host_access_sig(ha, a);
+      if (s !== null) return s;
+      /* the shared zero page, or a page the platform reads as zeros */
       if (!zeroed) out.fill(0, done, done + n);
     } else {
       if (phys.readInto(pfn as Pfn, off, n, out, done) !== 0) {
@@ -344,6 +413,8 @@ export function userStore(mm: MmStruct, uaddr: unknown, data: Uint8Array): 0 | S
     const n = Math.min(len - done, PAGE_SIZE - off);
     const pfn = fault_in(mm, vpn, off, true, a);
     if (typeof pfn !== 'number') return pfn;
+    const s = user_host_access_sig(mm_host_access(mm.kernel, pfn, true, 'user', off, n), a);
+    if (s !== null) return s;
     phys.write(pfn as Pfn, off, data.subarray(done, done + n));
     done += n;
   }

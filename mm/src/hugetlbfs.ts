@@ -38,6 +38,8 @@ import {
 } from './hugetlb.js';
 import type { Kernel } from './kernel.js';
 import { memfd_pin_folios } from './gup.js';
+import { uaccess_host_access } from './fault.js';
+import { MM_HOST_ACCESS_ZERO } from './mm_hooks.js';
 import { __folio_mark_uptodate, __folio_set_locked, folio_clear_dirty, folio_clear_uptodate, folio_test_hwpoison } from './page-flags.js';
 import type { PageStore } from './page_store.js';
 import {
@@ -133,6 +135,20 @@ function filemap_lock_hugetlb_folio(kernel: Kernel, h: Hstate, inode: Inode, idx
 }
 
 /**
+ * What the platform answers for the kernel's read of `nr` bytes at `offset` in huge `folio`
+ * (MmHooks.host_access, asked per base page): the first non-zero answer of uaccess_host_access().
+ */
+function hugetlbfs_read_refused(kernel: Kernel, folio: Folio, offset: number, nr: number): number {
+  for (let off = offset; off < offset + nr; ) {
+    const n = Math.min(offset + nr - off, PAGE_SIZE - (off % PAGE_SIZE));
+    const r = uaccess_host_access(kernel, folio + Math.floor(off / PAGE_SIZE), false, off % PAGE_SIZE, n);
+    if (r !== 0) return r;
+    off += n;
+  }
+  return 0;
+}
+
+/**
  * hugetlbfs_read_iter(): copy out up to buf.length bytes at *ppos within i_size; holes read as
  * zeros, a hwpoisoned huge page ends the read (-EIO if nothing was read).
  */
@@ -166,8 +182,14 @@ export function hugetlbfs_read_iter(file: File, buf: Uint8Array, ppos: Loff): nu
         if (!retval) retval = -Errno.EIO;
         break;
       }
-      const data = kernel.phys.readRange(folio, offset, nr);
+      /* copy_folio_to_iter(): a read the platform refuses stops the copy (-EFAULT) */
+      const refused = hugetlbfs_read_refused(kernel, folio, offset, nr);
+      const data = refused === 0 ? kernel.phys.readRange(folio, offset, nr) : refused === MM_HOST_ACCESS_ZERO ? new Uint8Array(nr) : undefined;
       folio_put(kernel.store, folio);
+      if (data === undefined) {
+        if (!retval) retval = -Errno.EFAULT;
+        break;
+      }
       if (!(data instanceof Uint8Array)) {
         if (!retval) retval = -Errno.EIO;
         break;

@@ -20,7 +20,7 @@
  */
 import { BUG_ON, PAGE_SIZE } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
-import type { AddressSpace, File } from './fs.js';
+import type { AddressSpace, File, Inode } from './fs.js';
 import type { VmAreaStruct } from './mm_types.js';
 import { folio_test_anon, type Folio } from './folio.js';
 import { mapping_unmap_hooks, unmap_mapping_range } from './truncate.js';
@@ -36,6 +36,34 @@ const BASE_MFD_BITS = 0x1f | (0x3f << 26);
 
 /** Returned by gup_check: follow this page although its PTE is PROT_NONE (D1 FOLL_KVM, D3 FOLL_GUEST). */
 export const MM_HOOK_FOLLOW = 1;
+
+/*
+ * host_access outcomes: what the hardware does to a host CPU access of a page (0: the access
+ * proceeds on the page's bytes, which phys_mem gives as ciphertext where the page is encrypted).
+ */
+/**
+ * The access faults (SNP RMP #PF with X86_PF_RMP, CCA granule protection fault): a user access
+ * gets SIGBUS BUS_ADRERR, a kernel access inside a uaccess copy is fixed up (-EFAULT, short
+ * copy), any other kernel access oopses (page_fault_oops()).
+ */
+export const MM_HOST_ACCESS_FAULT = 1;
+/**
+ * A machine check / synchronous external abort (pKVM's abort injected into the host): a user
+ * access gets SIGBUS BUS_MCEERR_AR at the page, a kernel access oopses even inside a uaccess copy.
+ */
+export const MM_HOST_ACCESS_MCE = 2;
+/** A read returns zeros and does not fault (TDX under Logical Integrity); a write proceeds. */
+export const MM_HOST_ACCESS_ZERO = 3;
+/**
+ * An abort the hypervisor injects into the host (pKVM's host_inject_abort(), ESR_ELx_S1PTW set):
+ * arm64's do_page_fault() sees is_pkvm_stage2_abort() and sends a user access SIGSEGV
+ * SEGV_ACCERR; a kernel access is fixed up inside a uaccess copy (-EFAULT) and oopses elsewhere
+ * ("access to hypervisor-protected memory").
+ */
+export const MM_HOST_ACCESS_ABORT = 4;
+
+/** Who executes a host access: user-mode code, or the kernel (uaccess copies, page zeroing...). */
+export type HostAccessActor = 'user' | 'kernel';
 
 export interface MmHooks {
   /** A name for traces and warnings (the design: "D1", "D5"...). */
@@ -90,8 +118,8 @@ export interface MmHooks {
    * vm_mmap_pgoff() (mm/util.c, where security_mmap_file() is asked), before do_mmap(): `file`
    * (null for anonymous memory), PROT_* and the low 32 bits of MAP_*.
    * @returns 0 or -errno.
-   * Used by D5 (F_SEAL_INACCESSIBLE: shmem_mmap -EPERM), D6 (MFD_INACCESSIBLE: mmap refused),
-   * D7 (memfd_restricted files have no mmap).
+   * For a refusal of the LSM kind (before do_mmap()'s own checks). D5/D6's refusal sits in
+   * shmem_mmap(), after them: the shmem_mmap hook; D7's file has no mmap (-ENODEV by do_mmap()).
    */
   mmap_file?(file: File | null, prot: number, flags: number): number;
 
@@ -130,6 +158,51 @@ export interface MmHooks {
    * forcing F_SEAL_INACCESSIBLE).
    */
   memfd_create?(file: File, flags: number): number;
+
+  /**
+   * shmem_mmap() (mm/shmem.c), before the VMA gets shmem's vm_ops (after do_mmap()'s checks).
+   * @returns 0 or -errno.
+   * Used by D5/D6 (F_SEAL_INACCESSIBLE, MFD_INACCESSIBLE: -EPERM).
+   */
+  shmem_mmap?(file: File, vma: VmAreaStruct): number;
+
+  /**
+   * shmem_setattr() (mm/shmem.c), for a size change of a regular file, after the F_SEAL_SHRINK
+   * and F_SEAL_GROW checks.
+   * @returns 0 or -errno.
+   * Used by D5/D6 (an inaccessible file's size is set once, page aligned: -EPERM, -EINVAL).
+   */
+  shmem_setattr?(inode: Inode, oldsize: bigint, newsize: bigint): number;
+
+  /**
+   * shmem_fallocate() (mm/shmem.c), after the seal checks of the mode (punch: F_SEAL_WRITE /
+   * F_SEAL_FUTURE_WRITE; allocate: F_SEAL_GROW) and before pages are freed or allocated.
+   * @returns 0 or -errno.
+   * Used by D5/D6 (memfile_notifier: a punch invalidates KVM's private mappings, an allocation
+   * makes the range private; an unaligned punch of an inaccessible file is -EINVAL).
+   */
+  shmem_fallocate?(file: File, mode: number, offset: bigint, len: bigint): number;
+
+  /**
+   * shmem_fault() and shmem_write_begin() (mm/shmem.c), before shmem_get_folio(): the sgp_type
+   * they ask for (SGP_CACHE, SGP_WRITE).
+   * @returns 0 (keep it), another SGP_* (D6 F_SEAL_AUTO_ALLOCATE: SGP_NOALLOC, a hole is
+   * -ENOENT) or -errno (D5/D6: no write to, or fault on, an inaccessible file: -EPERM).
+   */
+  shmem_sgp?(inode: Inode, sgp: number): number;
+
+  /**
+   * cocosim (hardware, not a kernel hook): a host CPU access of `len` bytes at `offset` in page
+   * `pfn`, by user-mode code or by the kernel, asked at every base site that reads or writes a
+   * page's bytes for the host (user loads and stores, process_vm_readv/writev, file read/write
+   * of page-cache pages, folio_zero_range). A provider may act on the page as the hardware
+   * does (a TDX partial write poisons the line: kernel.phys.poison()) and answer 0.
+   * @returns 0 (the access proceeds), MM_HOST_ACCESS_FAULT, MM_HOST_ACCESS_MCE or
+   * MM_HOST_ACCESS_ZERO.
+   * Used by the confidential-computing vendors through KVM's provider (kvm_host_access.ts:
+   * the VM that owns the pfn through guest_memfd answers with its kvm_x86_ops.host_access).
+   */
+  host_access?(kernel: Kernel, pfn: number, write: boolean, actor: HostAccessActor, offset: number, len: number): number;
 }
 
 type HookName = Exclude<{ [K in keyof MmHooks]-?: MmHooks[K] extends ((...a: never[]) => number) | undefined ? K : never }[keyof MmHooks], undefined>;
@@ -141,11 +214,14 @@ interface MmHookList {
   seal_flags: number;
   mfd_flags: number;
   gup_check: boolean;
+  host_access: boolean;
 }
 
 const registries = new WeakMap<Kernel, MmHookList>();
 /** Hosts that ever registered a design's hooks: while none has, the hot paths skip the lookup. */
 let nr_hooked_hosts = 0;
+/** Hosts that ever registered a host_access provider: user loads and stores skip the lookup while none has. */
+let nr_host_access_hosts = 0;
 
 /** Whether a design registered hooks on this host (the fault path asks before call_mm_hook()). */
 export function mm_hooks_registered(kernel: Kernel): boolean {
@@ -156,7 +232,7 @@ export function mm_hooks_registered(kernel: Kernel): boolean {
 export function register_mm_hooks(kernel: Kernel, hooks: MmHooks): void {
   let list = registries.get(kernel);
   if (list === undefined) {
-    list = { providers: [], foll_flags: 0, prot_flags: 0, seal_flags: 0, mfd_flags: 0, gup_check: false };
+    list = { providers: [], foll_flags: 0, prot_flags: 0, seal_flags: 0, mfd_flags: 0, gup_check: false, host_access: false };
     registries.set(kernel, list);
     nr_hooked_hosts++;
   }
@@ -170,7 +246,27 @@ export function register_mm_hooks(kernel: Kernel, hooks: MmHooks): void {
   list.seal_flags |= bits(hooks.seal_flags, BASE_SEAL_BITS, 'F_SEAL_*');
   list.mfd_flags |= bits(hooks.mfd_flags, BASE_MFD_BITS, 'MFD_*');
   list.gup_check ||= hooks.gup_check !== undefined;
+  if (hooks.host_access !== undefined && !list.host_access) {
+    list.host_access = true;
+    nr_host_access_hosts++;
+  }
   list.providers.push(hooks);
+}
+
+/**
+ * What a host CPU access of `len` bytes at `offset` in `pfn` does (MmHooks.host_access): 0, or the
+ * first provider's non-zero MM_HOST_ACCESS_* answer. The base's access sites call this.
+ */
+export function mm_host_access(kernel: Kernel, pfn: number, write: boolean, actor: HostAccessActor, offset: number, len: number): number {
+  if (nr_host_access_hosts === 0) return 0;
+  const list = registries.get(kernel);
+  if (list === undefined || !list.host_access) return 0;
+  for (const p of list.providers) {
+    if (p.host_access === undefined) continue;
+    const ret = p.host_access(kernel, pfn, write, actor, offset, len);
+    if (ret !== 0) return ret;
+  }
+  return 0;
 }
 
 /** The PROT_* bits the registered designs add to mprotect()'s arch_validate_prot(). */
@@ -203,6 +299,7 @@ export function mm_hooks_gup_check(kernel: Kernel): boolean {
  * answer wins; 0 when there is none.
  */
 export function call_mm_hook<K extends HookName>(kernel: Kernel, name: K, ...args: Parameters<NonNullable<MmHooks[K]>>): number {
+  if (nr_hooked_hosts === 0) return 0;
   const list = registries.get(kernel);
   if (list === undefined) return 0;
   for (const p of list.providers) {

@@ -90,10 +90,14 @@ export function folios_put_refs(store: PageStore, fbatch: FolioBatch, refs?: Arr
  * to the page allocator's free_unref_folios() together. `folios` is reused as scratch.
  */
 export function folios_free_frozen(store: PageStore, folios: Folio[] | Float64Array, nr: number): void {
+  const base = store.base_pfn;
+  const nr_pages = store.nr_pages;
   let j = 0;
   for (let k = 0; k < nr; k++) {
     const folio = folios[k];
-    if (release_frozen(store, folio, store.idx(folio))) folios[j++] = folio;
+    let i = folio - base;
+    if (!(i >= 0 && i < nr_pages)) i = store.idx(folio);
+    if (release_frozen(store, folio, i)) folios[j++] = folio;
   }
   free_unref(store, folios, j);
 }

@@ -250,3 +250,57 @@ describe('shmem: eviction', () => {
     expect(fstat(p, fd)).toMatchObject({ st_size: 0n, st_blocks: 0n });
   });
 });
+
+describe('shmem: punching a hole through the one-pass loop', () => {
+  /*
+   * The same file on two hosts, punched the same way: on one a listener of
+   * mm_filemap_delete_from_page_cache sends every folio through find_lock_entries() batches, on the
+   * other the one-pass loop takes the common folios. Both must end alike, with the same costs.
+   */
+  function punched(general: boolean) {
+    const p = proc();
+    const kernel = p.kernel;
+    const store = kernel.store;
+    if (general) kernel.tracer.on('mm_filemap_delete_from_page_cache', () => undefined);
+    const fd = p.memfd_create('h', 0);
+    const N = 300;
+    expect(p.fallocate(fd, 0, 0, N * PS)).toBe(0);
+    /* written (dirty) and merely fallocated pages, and one mapped, one with an extra reference */
+    expect(p.pwrite(fd, bytes(40 * PS, 1), 10 * PS)).toBe(40 * PS);
+    const a = p.mmap(0, N * PS, 3, 1, fd, 0);
+    expect(p.load(a + 200n * BigInt(PS), 1)).toEqual(bytes(1, 0));
+    const inode = p.task.files.lookup(fd)!.f_inode;
+    const ref: FolioRef = { folio: null };
+    expect(shmem_get_folio(inode, 250, 0n, ref, SGP_CACHE)).toBe(0);
+    const held = ref.folio!;
+    folio_unlock(store, held);
+    const before = kernel.cost.clock.now();
+    const { cost } = kernel.cost.measure('punch', () => expect(p.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 5 * PS, 280 * PS)).toBe(0));
+    const state = {
+      ns: kernel.cost.clock.now() - before,
+      items: cost.items.map((it) => [it.name, it.count]),
+      free: kernel.page_alloc.buddyinfo(),
+      flags: Array.from(store.flags),
+      ref: Array.from(store._refcount),
+      map: Array.from(store._mapcount),
+      mapping: Array.from(store.mapping),
+      nrpages: inode.i_mapping.nrpages,
+      cached: [] as number[],
+      st: fstat(p, fd),
+    };
+    inode.i_mapping.i_pages.xa_for_each((index) => void state.cached.push(index));
+    expect(kernel.page_alloc.checkConsistency()).toEqual([]);
+    folio_put(store, held);
+    return state;
+  }
+
+  test('ends as the general loop does: page cache, pages, free lists, i_blocks and costs', () => {
+    const one = punched(false);
+    const general = punched(true);
+    expect(one).toEqual(general);
+    /* what is left: pages 0-4 and 285-299, and the one with an extra reference, punched out of the cache but not freed */
+    expect(one.cached).toEqual([0, 1, 2, 3, 4, ...Array.from({ length: 15 }, (_, k) => 285 + k)]);
+    expect(one.st).toMatchObject({ st_blocks: 20n * 8n });
+    expect(one.items).toContainEqual(['page_free', 279]);
+  });
+});

@@ -30,7 +30,7 @@
  * (shmem_set_folio_swapin_error(): a failed read is -EIO and the entry stays), and the
  * shmem_falloc handshake with concurrent faults (the simulator runs one operation at a time).
  */
-import { BUG, Errno, ERR_PTR, PAGE_SHIFT, costId, PAGE_SIZE, XA_MAX_INDEX, type ErrPtr, type Pfn } from '@cocosim/core';
+import { BUG, Errno, ERR_PTR, PAGE_SHIFT, costId, PAGE_SIZE, XA_MAX_INDEX, XaState, type ErrPtr, type Pfn } from '@cocosim/core';
 import {
   AddressSpace,
   ATTR_SIZE,
@@ -73,6 +73,7 @@ import {
   folio_put_refs,
   folio_ref_add,
   folio_size,
+  folio_try_get,
   folio_unlock,
   noop_dirty_folio,
   type Folio,
@@ -80,10 +81,13 @@ import {
 import { GFP_HIGHUSER_MOVABLE, type gfp_t } from './gfp.js';
 import type { Kernel } from './kernel.js';
 import { memfd_pin_folios } from './gup.js';
+import { uaccess_host_access } from './fault.js';
+import { MM_HOST_ACCESS_ZERO, call_mm_hook } from './mm_hooks.js';
 import {
   PG_dirty,
   PG_head,
   PG_locked,
+  PG_writeback,
   PG_swapbacked,
   PG_uptodate,
   __folio_set_locked,
@@ -96,7 +100,7 @@ import {
   PageHWPoison,
   folio_test_has_hwpoisoned,
 } from './page-flags.js';
-import { FolioBatch, folio_batch_count, folio_batch_release } from './pagevec.js';
+import { FolioBatch, PAGEVEC_SIZE, folio_batch_count, folio_batch_release, folios_free_frozen } from './pagevec.js';
 import { lru_add } from './mm_inline.js';
 import { AOP_WRITEPAGE_ACTIVATE, swap_writeout } from './page_io.js';
 import { folio_alloc_swap, folio_swap_entry, free_swap_and_cache_nr, swap_cache_alloc_folio, swap_cache_del_folio, swap_cache_get_folio } from './swap_state.js';
@@ -332,7 +336,8 @@ export function shmem_get_folio_gfp(inode: Inode, index: number, _write_end: big
 
   const entry = inode.i_mapping.i_pages.xa_load(index);
   if (entry !== undefined && xa_is_value(entry)) return shmem_swapin_folio(inode, index, entry, foliop, sgp, gfp);
-  let folio = filemap_get_entry(kernel, inode.i_mapping, index);
+  /* filemap_get_entry() of the entry just loaded: a reference on the folio, if it has one left */
+  let folio = entry !== undefined && folio_try_get(store, entry) ? entry : undefined;
   let alloced = false;
   if (folio !== undefined) {
     folio_lock(store, folio);
@@ -572,6 +577,58 @@ function shmem_truncate_batch(kernel: Kernel, mapping: AddressSpace, fbatch: Fol
 }
 
 /**
+ * The main loop of shmem_undo_range() over [start, end) for as long as the folios it meets are
+ * what a punch or truncation of a mapped-then-unmapped file meets: small, neither locked nor
+ * under writeback, in no page table, held by the page cache alone, and while no tracepoint or
+ * free_folio op wants to see them (shmem_truncate_batch()'s fast case). For such a folio the loop's
+ * find_lock_entries(), shmem_truncate_batch() and folio_batch_release() end in these steps, taken
+ * here in one pass: the page-cache entry erased, folio->mapping cleared, nrpages down, the dirty
+ * flag cancelled, the last reference gone, the LRU left and the page freed, PAGEVEC_SIZE folios
+ * at a time with page_free charged per batch. (The lock and the batch's reference come and go
+ * within the loop, so they are not taken.)
+ * @returns where the general loop goes on: `end`, or the index of the first entry of another kind.
+ */
+function shmem_undo_small_folios(kernel: Kernel, mapping: AddressSpace, start: number, end: number, folios: Folio[]): number {
+  const store = kernel.store;
+  const base = store.base_pfn;
+  const nr_pages = store.nr_pages;
+  const flags = store.flags;
+  const refcount = store._refcount;
+  const mapcount = store._mapcount;
+  const mappings = store.mapping;
+  const i_pages = mapping.i_pages;
+  const id = mapping.id;
+  const other = (1 << PG_head) | (1 << PG_locked) | (1 << PG_writeback);
+  let n = 0;
+  let stop = end;
+  const xas = new XaState(i_pages, start);
+  for (let folio = xas.xas_find(end - 1); folio !== undefined; folio = xas.xas_next_entry(end - 1)) {
+    const i = folio - base;
+    if (!(i >= 0 && i < nr_pages) || refcount[i] !== 1 || mapcount[i] !== -1 || mappings[i] !== id || (flags[i] & other) !== 0) {
+      /* a swap entry (a negative value) or a folio of another kind: the general loop's */
+      stop = xas.xa_index;
+      break;
+    }
+    i_pages.xa_erase(xas.xa_index);
+    mappings[i] = 0;
+    mapping.nrpages--;
+    flags[i] &= ~(1 << PG_dirty);
+    refcount[i] = 0;
+    folios[n++] = folio;
+    if (n === PAGEVEC_SIZE) {
+      folios_free_frozen(store, folios, n);
+      kernel.cost.chargeId(PAGE_FREE, n);
+      n = 0;
+    }
+  }
+  if (n !== 0) {
+    folios_free_frozen(store, folios, n);
+    kernel.cost.chargeId(PAGE_FREE, n);
+  }
+  return stop;
+}
+
+/**
  * shmem_undo_range(): remove the folios of the byte range [lstart, lend] (lend -1: to the end),
  * zeroing the covered part of the folios at either edge. With `unfalloc` (a failed fallocate()
  * undoing itself) only !uptodate folios go, whole, and nothing is zeroed.
@@ -591,6 +648,9 @@ export function shmem_undo_range(inode: Inode, lstart: bigint, lend: bigint, unf
   /* the batches free runs of pages that continue each other: let the allocator take them whole */
   kernel.page_alloc.free_unref_defer();
   try {
+    if (!unfalloc && index.index < end && mapping.a_ops.free_folio === undefined && !kernel.tracer.enabled('mm_filemap_delete_from_page_cache')) {
+      index.index = shmem_undo_small_folios(kernel, mapping, index.index, end, fbatch.folios);
+    }
     while (index.index < end && find_lock_entries(kernel, mapping, index, end - 1, fbatch)) {
       shmem_truncate_batch(kernel, mapping, fbatch, unfalloc);
       kernel.cost.chargeId(PAGE_FREE, folio_batch_release(store, fbatch));
@@ -672,6 +732,8 @@ export function shmem_setattr(inode: Inode, attr: Iattr): number {
     if ((newsize < oldsize && info.seals & F_SEAL_SHRINK) || (newsize > oldsize && info.seals & F_SEAL_GROW)) {
       return -Errno.EPERM;
     }
+    const design = call_mm_hook(kernel, 'shmem_setattr', inode, oldsize, newsize);
+    if (design) return design;
     if (newsize !== oldsize) inode.i_size = newsize;
     if (newsize <= oldsize) {
       const holebegin = ((newsize + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE)) * BigInt(PAGE_SIZE);
@@ -699,7 +761,8 @@ export function shmem_getattr(inode: Inode, stat: Kstat): number {
  * shmem_file_read_iter(): read up to buf.length bytes at *ppos, not past i_size. Holes and
  * fallocated (!uptodate) folios read as zeros without allocating (the kernel copies ZERO_PAGE).
  * A page marked hwpoison, or whose memory is poisoned, ends the read with what was read so far,
- * or -EIO.
+ * or -EIO; a page whose read the platform refuses (MmHooks.host_access) with what was read, or
+ * -EFAULT (copy_page_to_iter() stopped short).
  */
 export function shmem_file_read_iter(file: File, buf: Uint8Array, ppos: Loff): number {
   const inode = file.f_inode;
@@ -709,6 +772,8 @@ export function shmem_file_read_iter(file: File, buf: Uint8Array, ppos: Loff): n
   let pos = ppos.pos;
   let done = 0;
   let error = 0;
+  /* the platform refused the kernel's read of a page (MmHooks.host_access) */
+  let refused = false;
   while (done < buf.length) {
     if (pos >= inode.i_size) break;
     const index = pos_to_index(pos);
@@ -736,9 +801,14 @@ export function shmem_file_read_iter(file: File, buf: Uint8Array, ppos: Loff): n
     let copied = nr;
     if (folio !== null) {
       if (!offset) folio_mark_accessed(store, folio);
-      const data = kernel.phys.read(page as Pfn, offset, nr);
+      /* copy_page_to_iter(): a read the platform refuses stops the copy (-EFAULT) */
+      const ha = uaccess_host_access(kernel, page, false, offset, nr);
+      const data = ha < 0 ? undefined : ha === MM_HOST_ACCESS_ZERO ? new Uint8Array(nr) : kernel.phys.read(page as Pfn, offset, nr);
       folio_put(store, folio);
-      if (data instanceof Uint8Array) {
+      if (data === undefined) {
+        copied = 0;
+        refused = true;
+      } else if (data instanceof Uint8Array) {
         buf.set(data, done);
         kernel.cost.charge('page_copy_4k', nr / PAGE_SIZE);
       } else {
@@ -751,7 +821,7 @@ export function shmem_file_read_iter(file: File, buf: Uint8Array, ppos: Loff): n
     done += copied;
     pos += BigInt(copied);
     if (copied < nr) {
-      error = -Errno.EIO;
+      error = refused ? -Errno.EFAULT : -Errno.EIO;
       break;
     }
   }
@@ -769,7 +839,9 @@ function shmem_write_begin(inode: Inode, pos: bigint, len: number, ref: FolioRef
     if (info.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) return -Errno.EPERM;
     if (info.seals & F_SEAL_GROW && pos + BigInt(len) > inode.i_size) return -Errno.EPERM;
   }
-  const ret = shmem_get_folio(inode, pos_to_index(pos), pos + BigInt(len), ref, SGP_WRITE);
+  const sgp = call_mm_hook(info.sb.kernel, 'shmem_sgp', inode, SGP_WRITE) || SGP_WRITE;
+  if (sgp < 0) return sgp;
+  const ret = shmem_get_folio(inode, pos_to_index(pos), pos + BigInt(len), ref, sgp as sgp_type);
   if (ret) return ret;
   const store = info.sb.kernel.store;
   const folio = ref.folio!;
@@ -828,6 +900,17 @@ export function shmem_file_write_iter(file: File, buf: Uint8Array, ppos: Loff): 
     const bytes = Math.min(PAGE_SIZE - offset, count - written);
     status = shmem_write_begin(inode, pos, bytes, ref);
     if (status < 0) break;
+    /*
+     * copy_folio_from_iter_atomic() into the folio: a write the platform refuses is fixed up and
+     * copies nothing. Linux then faults the source in and retries until a fatal signal
+     * (generic_perform_write()); the simulator ends the write with -EFAULT instead of spinning.
+     */
+    if (uaccess_host_access(shmem_kernel(inode), ref.folio!, true, offset, bytes) < 0) {
+      folio_unlock(SHMEM_I(inode).sb.kernel.store, ref.folio!);
+      folio_put(SHMEM_I(inode).sb.kernel.store, ref.folio!);
+      status = -Errno.EFAULT;
+      break;
+    }
     status = shmem_write_end(inode, pos, buf.subarray(written, written + bytes), ref.folio!);
     pos += BigInt(status);
     written += status;
@@ -852,6 +935,8 @@ export function shmem_fallocate(file: File, mode: number, offset: bigint, len: b
 
   if (mode & FALLOC_FL_PUNCH_HOLE) {
     if (info.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) return -Errno.EPERM;
+    const design = call_mm_hook(kernel, 'shmem_fallocate', file, mode, offset, len);
+    if (design) return design;
     const P = BigInt(PAGE_SIZE);
     const unmap_start = ((offset + P - 1n) / P) * P;
     const unmap_end = ((offset + len) / P) * P - 1n;
@@ -865,6 +950,8 @@ export function shmem_fallocate(file: File, mode: number, offset: bigint, len: b
 
   /* inode_newsize_ok(): vfs_fallocate() already kept offset + len within s_maxbytes */
   if (info.seals & F_SEAL_GROW && offset + len > inode.i_size) return -Errno.EPERM;
+  const design = call_mm_hook(kernel, 'shmem_fallocate', file, mode, offset, len);
+  if (design) return design;
 
   const start = pos_to_index(offset);
   const end = pos_to_index(offset + len + BigInt(PAGE_SIZE) - 1n);
@@ -1107,7 +1194,8 @@ export function shmem_fault(vmf: VmFault): number {
   const ref = spare_fault_ref ?? { folio: null };
   spare_fault_ref = null;
   ref.folio = null;
-  const err = shmem_get_folio_gfp(inode, vmf.pgoff, 0n, ref, SGP_CACHE, inode.i_mapping.gfp_mask);
+  const sgp = call_mm_hook(SHMEM_I(inode).sb.kernel, 'shmem_sgp', inode, SGP_CACHE) || SGP_CACHE;
+  const err = sgp < 0 ? sgp : shmem_get_folio_gfp(inode, vmf.pgoff, 0n, ref, sgp as sgp_type, inode.i_mapping.gfp_mask);
   const folio = ref.folio;
   ref.folio = null;
   spare_fault_ref = ref;
@@ -1137,6 +1225,8 @@ export const shmem_anon_vm_ops: VmOperationsStruct = {
  * (Write seals are checked before, by do_mmap() through memfd_check_seals_mmap().)
  */
 export function shmem_mmap(file: File, vma: unknown): number {
+  const design = call_mm_hook(SHMEM_I(file.f_inode).sb.kernel, 'shmem_mmap', file, vma as VmAreaStruct);
+  if (design) return design;
   (vma as VmAreaStruct).vm_ops = file.f_inode.i_nlink ? shmem_vm_ops : shmem_anon_vm_ops;
   return 0;
 }

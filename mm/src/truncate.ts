@@ -32,6 +32,7 @@ import {
 } from './filemap.js';
 import { folio_lock, folio_mapped, folio_nr_pages, folio_put, folio_ref_count, folio_size, folio_unlock, type Folio } from './folio.js';
 import type { Kernel } from './kernel.js';
+import { kernel_host_access } from './fault.js';
 import { folio_test_clear_dirty, folio_test_dirty, folio_test_large, folio_test_locked, folio_test_writeback, folio_test_private } from './page-flags.js';
 import { FolioBatch, folio_batch_count, folio_batch_release } from './pagevec.js';
 import { AS_EXITING } from './fs.js';
@@ -99,6 +100,8 @@ export function folio_zero_range(kernel: Kernel, folio: Folio, offset: number, l
     const page = (folio + Math.floor(offset / PAGE_SIZE)) as Pfn;
     const off = offset % PAGE_SIZE;
     const n = Math.min(length, PAGE_SIZE - off);
+    /* memset() through the direct map: no fixup, a refused write oopses */
+    kernel_host_access(kernel, page, true, off, n);
     if (n === PAGE_SIZE) phys.clear(page);
     else phys.write(page, off, new Uint8Array(n));
     zeroed += n;

@@ -31,8 +31,11 @@ export function isDmaError(x: unknown): x is DmaError {
   return typeof x === 'object' && x !== null && 'error' in x && 'iova' in x;
 }
 
-/** One page of a transfer: the frame and the offset in it, or why it cannot be reached. */
-function translate(dev: Device, iova: bigint, write: boolean): { pfn: Pfn } | DmaError {
+/**
+ * One page of a transfer (`len` bytes from `iova`): the frame, and whether the memory controller
+ * answers a read with zeros, or why it cannot be reached.
+ */
+function translate(dev: Device, iova: bigint, write: boolean, len: number): { pfn: Pfn; zeros: boolean } | DmaError {
   const domain = dev.iommu_group.domain;
   const fault = (reason: string): DmaError => {
     report_iommu_fault(domain, dev, iova, write ? IOMMU_FAULT_WRITE : IOMMU_FAULT_READ);
@@ -43,9 +46,9 @@ function translate(dev: Device, iova: bigint, write: boolean): { pfn: Pfn } | Dm
   const leaf = domain.lookup(Number(iova >> 12n));
   if (leaf === undefined) return fault('unmapped');
   if (!(leaf.prot & (write ? IOMMU_WRITE : IOMMU_READ))) return fault(write ? 'read-only' : 'write-only');
-  const outcome = dev.iommu.ops.dma_access(dev, leaf.pfn, write);
+  const outcome = dev.iommu.ops.dma_access(dev, leaf.pfn, write, Number(iova & 0xfffn), len);
   if (outcome.kind === 'fault') return fault(outcome.reason);
-  return { pfn: leaf.pfn };
+  return { pfn: leaf.pfn, zeros: outcome.kind === 'zeros' };
 }
 
 /** The IOVA a transfer of `len` bytes starts at, checked to stay inside the 64-bit bus address space. */
@@ -67,10 +70,14 @@ export function dma_read(dev: Device, iova: bigint | number, len: number): Uint8
   for (let pos = 0; pos < len; ) {
     const cur = start + BigInt(pos);
     if (cur > U64_MAX) return { error: 'io_page_fault', iova: cur, write: false, reason: 'unmapped' };
-    const t = translate(dev, cur, false);
-    if ('error' in t) return t;
     const off = Number(cur & 0xfffn);
     const n = Math.min(len - pos, 4096 - off);
+    const t = translate(dev, cur, false, n);
+    if ('error' in t) return t;
+    if (t.zeros) {
+      pos += n;
+      continue;
+    }
     const r = phys.readInto(t.pfn, off, n, out, pos);
     if (isMemPoison(r)) return { error: 'poison', iova: cur, write: false, reason: 'poisoned memory' };
     pos += n;
@@ -88,10 +95,10 @@ export function dma_write(dev: Device, iova: bigint | number, data: Uint8Array):
   for (let pos = 0; pos < data.length; ) {
     const cur = start + BigInt(pos);
     if (cur > U64_MAX) return { error: 'io_page_fault', iova: cur, write: true, reason: 'unmapped' };
-    const t = translate(dev, cur, true);
-    if ('error' in t) return t;
     const off = Number(cur & 0xfffn);
     const n = Math.min(data.length - pos, 4096 - off);
+    const t = translate(dev, cur, true, n);
+    if ('error' in t) return t;
     phys.write(t.pfn, off, data.subarray(pos, pos + n));
     pos += n;
   }

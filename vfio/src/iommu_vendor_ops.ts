@@ -18,7 +18,12 @@ export type DmaAccessOutcome =
   /** The access goes to memory (with the device's key: a private page reads as its ciphertext). */
   | { readonly kind: 'ok' }
   /** The IOMMU refuses it: an I/O page fault reported to the IOMMU driver (SEV-SNP RMP check). */
-  | { readonly kind: 'fault'; readonly reason: string };
+  | { readonly kind: 'fault'; readonly reason: string }
+  /**
+   * The memory controller answers a read with zeros and the access is no fault (TDX: a TD-owned
+   * cache line read with a non-TD KeyID, the TD-owner bit); for a write, as 'ok'.
+   */
+  | { readonly kind: 'zeros' };
 
 export interface IommuVendorOps {
   /** The vendor's name ("vtd", "amd-vi", "snp"...). */
@@ -39,10 +44,12 @@ export interface IommuVendorOps {
    */
   readonly resv_regions?: readonly IommuResvRegion[];
   /**
-   * cocosim: a DMA by `dev` that the IOMMU translated to `pfn` (a read, or a write when `write`).
-   * The default lets every access through.
+   * cocosim: a DMA by `dev` that the IOMMU translated to `pfn` (a read, or a write when `write`)
+   * of `len` bytes at `offset` in the page. A platform may act on the page as its memory controller
+   * does (TDX: a write clears the lines' TD-owner bit, a partial-line write poisons on parts with
+   * the erratum) and answer 'ok'. The default lets every access through.
    */
-  dma_access?(dev: Device, pfn: Pfn, write: boolean): DmaAccessOutcome;
+  dma_access?(dev: Device, pfn: Pfn, write: boolean, offset?: number, len?: number): DmaAccessOutcome;
 }
 
 /** The merged table: every entry present. */

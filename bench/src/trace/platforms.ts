@@ -1,9 +1,8 @@
 /**
  * The platforms a trace can name in its header (`"platform": {"vendor": ..., "design": ...}`).
- * A platform is base + design + vendor: vendors are host.ts's VENDORS; until the design registry
- * lands (kvm's designs), design "upstream" is the only one.
+ * A platform is base + design + vendor: host.ts's VENDORS and kvm's DESIGNS.
  */
-import { VENDORS, createPlatform, type Platform, type PlatformOptions } from '../host.js';
+import { DESIGN_NAMES, VENDORS, createPlatform, type Platform, type PlatformOptions } from '../host.js';
 
 export const DEFAULT_VENDOR = 'none';
 export const DEFAULT_DESIGN = 'upstream';
@@ -15,7 +14,7 @@ export function vendorNames(): readonly string[] {
 
 /** Registered designs, by the names traces use. */
 export function designNames(): readonly string[] {
-  return [DEFAULT_DESIGN];
+  return DESIGN_NAMES;
 }
 
 export interface PlatformChoice {
@@ -30,5 +29,5 @@ export function platformChoices(): PlatformChoice[] {
 
 /** A new simulated host for the choice (the names must be registered ones). */
 export function createTracePlatform(choice: PlatformChoice, opts: PlatformOptions = {}): Platform {
-  return createPlatform({ ...opts, vendor: choice.vendor });
+  return createPlatform({ ...opts, vendor: choice.vendor, design: choice.design });
 }

@@ -34,6 +34,7 @@ describe('TraceEventMap', () => {
       ...kernel, 'cocosim_kvm_set_user_memory_region', 'cocosim_warn', 'cocosim_selftest_merged',
       'cocosim_kvm_gmem_create', 'cocosim_kvm_gmem_release', 'cocosim_kvm_gmem_bind', 'cocosim_kvm_gmem_unbind',
       'cocosim_kvm_gmem_invalidate', 'cocosim_kvm_gmem_get_pfn', 'cocosim_kvm_gmem_populate',
+      'cocosim_cca_rmi', 'cocosim_cca_rsi', 'cocosim_cca_realm_sea', 'cocosim_pkvm_hyp', 'cocosim_pkvm_host_abort',
     ] as const satisfies readonly TraceEventName[];
     expectTypeOf<TraceEventName>().toEqualTypeOf<(typeof names)[number]>();
     const isKernel = new Set<string>(kernel);

@@ -158,6 +158,24 @@ export interface TraceEventMap {
   cocosim_warn: { kind: string; message: string };
 
   /*
+   * Arm CCA (vendors/cca) and pKVM (vendors/pkvm) firmware calls.
+   */
+
+  /**
+   * An RMI command the host issued to the RMM (arch/arm64/include/asm/rmi_cmds.h rmi_*()): its
+   * name, its first address argument (a PA or IPA) and the packed return code (status | index << 8).
+   */
+  cocosim_cca_rmi: { cmd: string; addr: bigint; ret: number };
+  /** An RSI call a realm made to the RMM (arch/arm64/include/asm/rsi_cmds.h), with its x0 result. */
+  cocosim_cca_rsi: { cmd: string; base: bigint; top: bigint; ret: bigint };
+  /** A synchronous external abort the RMM injected into a realm (RIPAS EMPTY access). */
+  cocosim_cca_realm_sea: { vcpu_id: number; ipa: bigint };
+  /** A pKVM hypercall (host -> EL2 or guest -> EL2, arch/arm64/kvm/hyp/nvhe/mem_protect.c), its page and result. */
+  cocosim_pkvm_hyp: { call: string; pfn: number; gfn: number; ret: number };
+  /** host_inject_abort(): the hypervisor refused a host access to a page the host does not own. */
+  cocosim_pkvm_host_abort: { pfn: number; write: boolean; actor: string };
+
+  /*
    * The IOMMU core (drivers/iommu/iommu.c), as VFIO type1 and iommufd drive it.
    */
 

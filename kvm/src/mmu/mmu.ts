@@ -42,8 +42,8 @@ import {
   is_mmu_writable_spte, make_spte, spte_value,
 } from './spte.js';
 import {
-  KvmMmuPage, kvm_mmu_init_tdp_mmu, kvm_tdp_mmu_unmap_gfn_range, kvm_tdp_mmu_zap_all, tdp_leaf_pfn, tdp_mmu_for_each_leaf,
-  tdp_mmu_get_root, tdp_mmu_lookup_leaf, tdp_mmu_set_leaf, tdp_mmu_split_huge_page, tdp_mmu_walk_to_level,
+  KvmMmuPage, kvm_mmu_init_tdp_mmu, kvm_tdp_mmu_unmap_gfn_range, kvm_tdp_mmu_zap_all, tdp_mmu_for_each_leaf,
+  tdp_mmu_get_root, tdp_mmu_lookup_leaf, tdp_mmu_set_leaf, tdp_mmu_split_huge_page, tdp_mmu_translate, tdp_mmu_walk_to_level,
   tdp_mmu_wrprot_range, to_tdp_mmu,
 } from './tdp_mmu.js';
 
@@ -102,9 +102,12 @@ export function kvm_mmu_max_gfn(kvm: Kvm): number {
   return 2 ** (bits - 12) - 1;
 }
 
-/** kvm_gfn_direct_bits(): the gfn bits of a shared access (TDX's shared bit), 0 elsewhere. */
+/**
+ * kvm_gfn_direct_bits(): the gfn bits of a shared access (TDX's shared bit), 0 elsewhere; the
+ * VM's own (kvm->arch.gfn_direct_bits) once its vendor set it.
+ */
 export function kvm_gfn_direct_bits(kvm: Kvm): number {
-  return kvm.x86_ops.gfn_attr_mask;
+  return kvm.arch.gfn_direct_bits ?? kvm.x86_ops.gfn_attr_mask;
 }
 
 /** kvm_is_gfn_alias(): the gfn carries the direct (shared) bits. */
@@ -230,7 +233,7 @@ function kvm_handle_hva_range(kvm: Kvm, start_vpn: number, end_vpn: number, on_l
   if (end_vpn <= start_vpn) return false;
   for (const slots of kvm.memslots) {
     for (const slot of slots.id_hash.values()) {
-      const slot_vpn = Number(slot.userspace_addr / BigInt(PAGE_SIZE));
+      const slot_vpn = gfn_to_hva_vpn(slot, slot.base_gfn);
       const s = Math.max(start_vpn, slot_vpn);
       const e = Math.min(end_vpn, slot_vpn + slot.npages);
       if (s >= e) continue;
@@ -311,7 +314,7 @@ export function kvm_arch_flush_shadow_all(kvm: Kvm): void {
 
 /** gfn_to_index(): the lpage_info index of `gfn` at `level` in a slot starting at base_gfn. */
 function gfn_to_index(gfn: number, base_gfn: number, level: number): number {
-  const shift = 2 ** KVM_HPAGE_GFN_SHIFT(level);
+  const shift = KVM_PAGES_PER_HPAGE(level);
   return Math.floor(gfn / shift) - Math.floor(base_gfn / shift);
 }
 
@@ -657,6 +660,14 @@ function signal_pending(vcpu: KvmVcpu): boolean {
   return pending_signals.has(vcpu);
 }
 
+/**
+ * The user page of `gfn` in the slot, __gfn_to_hva_memslot() >> PAGE_SHIFT, in number arithmetic:
+ * a page-aligned address below 2^64 is exact as a double (at most 52 significant bits).
+ */
+function gfn_to_hva_vpn(slot: KvmMemorySlot, gfn: number): number {
+  return Math.floor(Number(slot.userspace_addr) / PAGE_SIZE) + (gfn - slot.base_gfn);
+}
+
 /** hva_to_pfn_remapped(): a VM_IO/VM_PFNMAP mapping, read from its page tables (faulted in if need be). */
 function hva_to_pfn_remapped(kvm: Kvm, vma: NonNullable<ReturnType<typeof vma_lookup>>, vpn: number, write: boolean): { pfn: number; writable: boolean } | number {
   const mm = kvm.mm;
@@ -706,7 +717,7 @@ function __kvm_faultin_pfn(kvm: Kvm, fault: KvmPageFault): void {
     return;
   }
   const want_writable = !readonly;
-  const vpn = Number(__gfn_to_hva_memslot(slot, fault.gfn) / BigInt(PAGE_SIZE));
+  const vpn = gfn_to_hva_vpn(slot, fault.gfn);
   const mm = kvm.mm;
   const pages: number[] = [];
   /* hva_to_pfn_fast() */
@@ -880,7 +891,7 @@ function kvm_mmu_finish_page_fault(kvm: Kvm, fault: KvmPageFault, r: number): vo
  * 2M: THP or hugetlb), read from the host page tables.
  */
 function host_pfn_mapping_level(kvm: Kvm, gfn: number, slot: KvmMemorySlot): number {
-  const vpn = Number(__gfn_to_hva_memslot(slot, gfn) / BigInt(PAGE_SIZE));
+  const vpn = gfn_to_hva_vpn(slot, gfn);
   const pgd = kvm.mm.pgd;
   const pud = pgd.puds.get(pud_index_of(vpn));
   if (pud !== undefined && pte_present(pud.flags) && pud.flags & _PAGE_PSE) return PG_LEVEL_1G;
@@ -1040,6 +1051,14 @@ function kvm_tdp_page_fault(vcpu: KvmVcpu, fault: KvmPageFault): number {
   return r;
 }
 
+/* The PFERR_* bits kvm_mmu_do_page_fault() tests, in the error code's low and high words. */
+const PF_PRESENT = Number(PFERR_PRESENT_MASK);
+const PF_WRITE = Number(PFERR_WRITE_MASK);
+const PF_USER = Number(PFERR_USER_MASK);
+const PF_RSVD = Number(PFERR_RSVD_MASK);
+const PF_FETCH = Number(PFERR_FETCH_MASK);
+const PF_PRIVATE_HI = Number(PFERR_PRIVATE_ACCESS >> 32n);
+
 /**
  * kvm_mmu_do_page_fault(): build struct kvm_page_fault (the gfn without the shared bit, its
  * memslot) and handle it. A private fault that ends in emulation exits KVM_EXIT_MEMORY_FAULT
@@ -1050,16 +1069,19 @@ function kvm_mmu_do_page_fault(vcpu: KvmVcpu, gpa: bigint, err: bigint, prefetch
   let gfn = Number(gpa >> 12n);
   const direct_bits = kvm_gfn_direct_bits(kvm);
   if (direct_bits) gfn = Number(BigInt(gfn) & ~BigInt(direct_bits));
+  // The error code's words as numbers: three bigint operations rather than one per bit tested.
+  const lo = Number(err & 0xffffffffn);
+  const hi = Number((err >> 32n) & 0xffffffffn);
   const fault: KvmPageFault = {
     addr: gpa,
     error_code: err,
-    exec: (err & PFERR_FETCH_MASK) !== 0n,
-    write: (err & PFERR_WRITE_MASK) !== 0n,
-    present: (err & PFERR_PRESENT_MASK) !== 0n,
-    rsvd: (err & PFERR_RSVD_MASK) !== 0n,
-    user: (err & PFERR_USER_MASK) !== 0n,
+    exec: (lo & PF_FETCH) !== 0,
+    write: (lo & PF_WRITE) !== 0,
+    present: (lo & PF_PRESENT) !== 0,
+    rsvd: (lo & PF_RSVD) !== 0,
+    user: (lo & PF_USER) !== 0,
     prefetch,
-    is_private: (err & PFERR_PRIVATE_ACCESS) !== 0n,
+    is_private: (hi & PF_PRIVATE_HI) !== 0,
     gfn,
     slot: gfn_to_memslot(kvm, gfn),
     max_level: KVM_MAX_HUGEPAGE_LEVEL,
@@ -1114,11 +1136,19 @@ export function tdp_fault_error_code(vcpu: KvmVcpu, gpa: bigint, write: boolean,
   let gfn = Number(gpa >> 12n);
   const direct_bits = kvm_gfn_direct_bits(kvm);
   if (direct_bits) gfn = Number(BigInt(gfn) & ~BigInt(direct_bits));
-  let err = PFERR_GUEST_FINAL_MASK;
-  if (write) err |= PFERR_WRITE_MASK;
-  if (exec) err |= PFERR_FETCH_MASK;
-  if (tdp_mmu_lookup_leaf(tdp_mmu_get_root(kvm, is_private), gfn) !== undefined) err |= PFERR_PRESENT_MASK;
-  return err;
+  return tdp_access_error_code(write, exec, tdp_mmu_lookup_leaf(tdp_mmu_get_root(kvm, is_private), gfn) !== undefined);
+}
+
+/** tdp_fault_error_code()'s values by write | exec << 1 | present << 2, built once (each bigint | allocates). */
+const TDP_FAULT_ERROR_CODES: readonly bigint[] = Array.from({ length: 8 }, (_, k) => PFERR_GUEST_FINAL_MASK
+  | (k & 1 ? PFERR_WRITE_MASK : 0n) | (k & 2 ? PFERR_FETCH_MASK : 0n) | (k & 4 ? PFERR_PRESENT_MASK : 0n));
+
+/**
+ * cocosim: tdp_fault_error_code() for an access whose walk is done: GUEST_FINAL, WRITE, FETCH,
+ * and PRESENT when a leaf mapped the gfn (kvm_mmu_translate_access(): TDP_LEAF_RO).
+ */
+export function tdp_access_error_code(write: boolean, exec: boolean, present: boolean): bigint {
+  return TDP_FAULT_ERROR_CODES[(write ? 1 : 0) | (exec ? 2 : 0) | (present ? 4 : 0)]!;
 }
 
 /**
@@ -1127,10 +1157,19 @@ export function tdp_fault_error_code(vcpu: KvmVcpu, gpa: bigint, write: boolean,
  * `is_private` selects the mirror root of a TDX VM.
  */
 export function kvm_mmu_translate(vcpu: KvmVcpu, gfn: number, write: boolean, is_private = false): number | undefined {
-  const leaf = tdp_mmu_lookup_leaf(tdp_mmu_get_root(vcpu.kvm, is_private), gfn);
-  if (leaf === undefined) return undefined;
-  if (write && !(leaf.sp.spte[leaf.i] & SPTE_S_WRITABLE)) return undefined;
-  return tdp_leaf_pfn(leaf, gfn);
+  const pfn = kvm_mmu_translate_access(vcpu, gfn, write, is_private);
+  return pfn < 0 ? undefined : pfn;
+}
+
+/**
+ * kvm_mmu_translate() for the vCPU's accesses: the pfn, or TDP_NO_LEAF / TDP_LEAF_RO (the access
+ * faults; TDP_LEAF_RO: on a present entry), from one walk that allocates nothing.
+ */
+export function kvm_mmu_translate_access(vcpu: KvmVcpu, gfn: number, write: boolean, is_private: boolean): number {
+  // The roots are indexed without the shared bit, as the fault path installs (kvm_mmu_do_page_fault()).
+  const direct_bits = kvm_gfn_direct_bits(vcpu.kvm);
+  if (direct_bits) gfn = Number(BigInt(gfn) & ~BigInt(direct_bits));
+  return tdp_mmu_translate(tdp_mmu_get_root(vcpu.kvm, is_private), gfn, write);
 }
 
 /* ---- KVM_PRE_FAULT_MEMORY ---- */

@@ -29,9 +29,12 @@ export function KVM_HPAGE_GFN_SHIFT(level: number): number {
   return (level - 1) * 9;
 }
 
+/** KVM_PAGES_PER_HPAGE() of levels 0..PT64_ROOT_5LEVEL + 1, looked up: `2 **` is a Math.pow call on every walk step. */
+const PAGES_PER_HPAGE: readonly number[] = [2 ** -9, 1, 2 ** 9, 2 ** 18, 2 ** 27, 2 ** 36, 2 ** 45];
+
 /** KVM_PAGES_PER_HPAGE(level): pages one SPTE of `level` maps (1, 512, 2^18, ...). */
 export function KVM_PAGES_PER_HPAGE(level: number): number {
-  return 2 ** KVM_HPAGE_GFN_SHIFT(level);
+  return PAGES_PER_HPAGE[level] ?? 2 ** KVM_HPAGE_GFN_SHIFT(level);
 }
 
 /** gfn_round_for_level(): the first gfn of the `level` page that holds `gfn`. */
@@ -138,9 +141,30 @@ const VMX_EPT_SUPPRESS_VE_BIT = 1n << 63n;
 /** SHADOW_NONPRESENT_VALUE (x86-64): a non-present SPTE suppresses #VE. */
 export const SHADOW_NONPRESENT_VALUE = VMX_EPT_SUPPRESS_VE_BIT;
 
-/** The u64 SPTE the kernel would hold for state `s` mapping `pfn` at `level`. */
+/** The non-leaf SPTE's value (a link: RWX, accessed). */
+const NONLEAF_SPTE_VALUE = SPTE_MMU_PRESENT_MASK | VMX_EPT_SUPPRESS_VE_BIT | VMX_EPT_READABLE_MASK | VMX_EPT_WRITABLE_MASK
+  | VMX_EPT_EXECUTABLE_MASK | VMX_EPT_ACCESS_BIT;
+/** The bits of a leaf above bit 52 (SUPPRESS_VE, HOST/MMU_WRITABLE), by host_writable | mmu_writable << 1. */
+const LEAF_HIGH_BITS: readonly bigint[] = [0n, EPT_SPTE_HOST_WRITABLE, EPT_SPTE_MMU_WRITABLE, EPT_SPTE_HOST_WRITABLE | EPT_SPTE_MMU_WRITABLE]
+  .map((b) => b | VMX_EPT_SUPPRESS_VE_BIT);
+
+/**
+ * The u64 SPTE the kernel would hold for state `s` mapping `pfn` at `level`. The bits below 53
+ * are summed as a number and joined to the high ones in two bigint operations: every SPTE change
+ * a trace records builds two of these.
+ */
 export function spte_value(s: number, pfn: number, level: number): bigint {
   if (!(s & SPTE_S_PRESENT)) return SHADOW_NONPRESENT_VALUE;
+  if (!is_last_spte(s, level)) return NONLEAF_SPTE_VALUE;
+  if (Number.isSafeInteger(pfn) && pfn >= 0 && pfn < 2 ** 40) {
+    let lo = 0x801 | 0x30; /* SPTE_MMU_PRESENT_MASK | VMX_EPT_READABLE_MASK | VMX_EPT_MT_WB */
+    if (level > PG_LEVEL_4K) lo |= 0x80;
+    if (s & SPTE_S_EXEC) lo |= 0x4;
+    if (s & SPTE_S_WRITABLE) lo |= 0x2;
+    if (s & SPTE_S_ACCESSED) lo |= 0x100;
+    if (s & SPTE_S_DIRTY) lo |= 0x200;
+    return BigInt(pfn * 4096 + lo) | LEAF_HIGH_BITS[(s & SPTE_S_HOST_WRITABLE ? 1 : 0) | (s & SPTE_S_MMU_WRITABLE ? 2 : 0)]!;
+  }
   let v = SPTE_MMU_PRESENT_MASK | VMX_EPT_SUPPRESS_VE_BIT | VMX_EPT_READABLE_MASK;
   if (!is_last_spte(s, level)) return v | VMX_EPT_WRITABLE_MASK | VMX_EPT_EXECUTABLE_MASK | VMX_EPT_ACCESS_BIT;
   v |= VMX_EPT_MT_WB | (BigInt(pfn) << 12n);

@@ -30,7 +30,6 @@
  */
 import type { Gfn } from '@cocosim/core';
 import type { Kvm } from '../kvm_host.js';
-import { KVM_X86_TDX_VM } from '../uapi.js';
 import {
   KVM_PAGES_PER_HPAGE, NONLEAF_SPTE, PG_LEVEL_1G, PG_LEVEL_4K, PT64_ROOT_5LEVEL, SPTE_ENT_PER_PAGE,
   SPTE_S_LEAF, SPTE_S_PRESENT, SPTE_S_WRITABLE, is_last_spte, make_small_spte, spte_value,
@@ -84,16 +83,29 @@ export class KvmTdpMmu {
   /** Page-table pages allocated (kvm->arch.tdp_mmu_pages). */
   tdp_mmu_pages = 0;
 
+  /** kvm_x86_ops.external_direct_root(): direct-root leaves go to the vendor too (pKVM). */
+  readonly external_direct: boolean;
+
   constructor(readonly kvm: Kvm) {
+    this.external_direct = kvm.x86_ops.external_direct_root(kvm);
     this.direct_root = new KvmMmuPage(PT64_ROOT_5LEVEL, 0, false);
     this.mirror_root = kvm_has_mirrored_tdp(kvm) ? new KvmMmuPage(PT64_ROOT_5LEVEL, 0, true) : null;
     this.tdp_mmu_pages = this.mirror_root ? 2 : 1;
   }
 }
 
-/** kvm_has_mirrored_tdp(): the private mappings live in a mirror root (TDX). */
+/** kvm_has_mirrored_tdp(): the private mappings live in a mirror root (TDX; the vendor says: kvm_x86_ops.has_mirrored_tdp). */
 export function kvm_has_mirrored_tdp(kvm: Kvm): boolean {
-  return kvm.arch.vm_type === KVM_X86_TDX_VM;
+  return kvm.x86_ops.has_mirrored_tdp(kvm);
+}
+
+/**
+ * Whether the leaves of `sp` are propagated to the vendor's page tables: the mirror root's, and
+ * the direct root's when the guest's stage-2 belongs to a hypervisor below KVM
+ * (kvm_x86_ops.external_direct_root: pKVM).
+ */
+function sp_is_external(kvm: Kvm, sp: KvmMmuPage): boolean {
+  return sp.is_mirror || to_tdp_mmu(kvm).external_direct;
 }
 
 /** The TDP MMU state of a VM (created by kvm_mmu_init_vm()). */
@@ -140,14 +152,14 @@ function handle_changed_spte(kvm: Kvm, sp: KvmMmuPage, i: number, old_s: number,
       old_spte: spte_value(old_s, old_pfn, sp.level), new_spte: spte_value(new_s, new_pfn, sp.level),
     });
   }
-  if (sp.is_mirror && old_s & SPTE_S_PRESENT && is_last_spte(old_s, sp.level) && !(new_s & SPTE_S_PRESENT)) {
-    kvm.x86_ops.remove_external_spte(kvm, gfn, sp.level, old_pfn);
+  if (sp_is_external(kvm, sp) && old_s & SPTE_S_PRESENT && is_last_spte(old_s, sp.level) && !(new_s & SPTE_S_PRESENT)) {
+    kvm.x86_ops.remove_external_spte(kvm, gfn, sp.level, old_pfn, sp.is_mirror);
   }
 }
 
 /** Whether zaps must go entry by entry (a tracepoint listens, or the vendor mirrors the root). */
 function zap_is_observed(kvm: Kvm, sp: KvmMmuPage): boolean {
-  return sp.is_mirror || kvm.kernel.tracer.enabled('kvm_tdp_mmu_spte_changed');
+  return sp_is_external(kvm, sp) || kvm.kernel.tracer.enabled('kvm_tdp_mmu_spte_changed');
 }
 
 /**
@@ -277,6 +289,31 @@ export function tdp_leaf_pfn(leaf: TdpLeaf, gfn: number): number {
   return sp.pfn[i] + (gfn - (sp.gfn + i * KVM_PAGES_PER_HPAGE(sp.level)));
 }
 
+/** tdp_mmu_translate(): no leaf SPTE maps the gfn. */
+export const TDP_NO_LEAF = -1;
+/** tdp_mmu_translate(): a leaf maps the gfn but does not allow the write. */
+export const TDP_LEAF_RO = -2;
+
+/**
+ * The guest's data path through `root`: the pfn `gfn` is mapped to for a read (or a write, when
+ * the leaf is writable), else TDP_NO_LEAF or TDP_LEAF_RO. tdp_mmu_lookup_leaf() + tdp_leaf_pfn()
+ * without allocating: the vCPU translates every page it touches.
+ */
+export function tdp_mmu_translate(root: KvmMmuPage, gfn: number, write: boolean): number {
+  let sp = root;
+  for (;;) {
+    const per = KVM_PAGES_PER_HPAGE(sp.level);
+    const i = Math.floor((gfn - sp.gfn) / per);
+    const s = sp.spte[i];
+    if (!(s & SPTE_S_PRESENT)) return TDP_NO_LEAF;
+    if (is_last_spte(s, sp.level)) {
+      if (write && !(s & SPTE_S_WRITABLE)) return TDP_LEAF_RO;
+      return sp.pfn[i] + (gfn - sp.gfn - i * per);
+    }
+    sp = sp.children![i]!;
+  }
+}
+
 /* ---- installing SPTEs (kvm_tdp_mmu_map) ---- */
 
 /** tdp_mmu_alloc_sp() + tdp_mmu_init_child_sp(): the page table under entry `i` of `parent`. */
@@ -384,8 +421,8 @@ export function tdp_mmu_set_leaf(kvm: Kvm, t: TdpTarget, new_s: number, pfn: num
   const { sp, i } = t;
   const old_s = sp.spte[i];
   const old_pfn = sp.pfn[i];
-  if (sp.is_mirror) {
-    const r = kvm.x86_ops.set_external_spte(kvm, sp.gfn + i * KVM_PAGES_PER_HPAGE(sp.level), sp.level, pfn);
+  if (sp_is_external(kvm, sp)) {
+    const r = kvm.x86_ops.set_external_spte(kvm, sp.gfn + i * KVM_PAGES_PER_HPAGE(sp.level), sp.level, pfn, sp.is_mirror);
     if (r) return r;
   }
   const counts = root_counts(to_tdp_mmu(kvm), sp);
