@@ -12,6 +12,7 @@ import { tdxVendorPlugin } from '@cocosim/vendor-tdx';
 import { sevVendorPlugin } from '@cocosim/vendor-sev';
 import { ccaVendorPlugin } from '@cocosim/vendor-cca';
 import { pkvmVendorPlugin } from '@cocosim/vendor-pkvm';
+import { mktmeVendorPlugin } from '@cocosim/vendor-mktme';
 
 /** What the composition root takes from a vendor package. */
 export interface VendorPlugin {
@@ -27,7 +28,8 @@ export interface VendorPlugin {
 /**
  * The vendor plugins by the names traces and the CLI use. "none" is this machine's host (the
  * kernel oracle's: default VMs only, shadow paging); "sw_protected" is VMX/SVM with a TDP MMU
- * and KVM_X86_SW_PROTECTED_VM; the others are the vendors/ packages.
+ * and KVM_X86_SW_PROTECTED_VM; the others are the vendors/ packages (MKTME has no private VM
+ * type: its VMs are default ones whose memory the host keys with encrypt_mprotect()).
  */
 export const VENDORS: ReadonlyMap<string, VendorPlugin> = new Map<string, VendorPlugin>([
   ['none', { name: 'none', x86_ops: kvm_none_x86_ops, registrars: [] }],
@@ -36,6 +38,7 @@ export const VENDORS: ReadonlyMap<string, VendorPlugin> = new Map<string, Vendor
   ['sev', { name: 'sev', x86_ops: sevVendorPlugin.x86_ops, iommu_ops: sevVendorPlugin.iommu_ops, registrars: [sevVendorPlugin.registrar()] }],
   ['cca', { name: 'cca', x86_ops: ccaVendorPlugin.x86_ops, iommu_ops: ccaVendorPlugin.iommu_ops, registrars: [ccaVendorPlugin.registrar] }],
   ['pkvm', { name: 'pkvm', x86_ops: pkvmVendorPlugin.x86_ops, iommu_ops: pkvmVendorPlugin.iommu_ops, registrars: [pkvmVendorPlugin.registrar] }],
+  ['mktme', { name: 'mktme', x86_ops: mktmeVendorPlugin.x86_ops, iommu_ops: mktmeVendorPlugin.iommu_ops, registrars: [mktmeVendorPlugin.registrar()] }],
 ]);
 
 /** The designs by name (kvm/src/designs): "upstream" is the base kernel itself. */

@@ -5,6 +5,7 @@
 import type { HostRegistrar } from '@cocosim/core';
 import { Kernel, register_mm_hooks } from '@cocosim/mm';
 import { KvmModule, kvm_dev_open } from './kvm_main.js';
+import { kvm_debug_register } from './kvm_debug.js';
 import { kvm_host_access_hooks } from './kvm_host_access.js';
 import { kvm_x86_ops_merge, type KvmX86Ops } from './kvm_x86_ops.js';
 import { KVM_X86_SW_PROTECTED_VM } from './uapi.js';
@@ -41,6 +42,7 @@ export function kvmRegistrar(opts: KvmHostOptions = {}): HostRegistrar {
     const kernel = root.resolve(Kernel);
     const module = new KvmModule(kernel, kvm_x86_ops_merge(opts.x86_ops ?? kvm_none_x86_ops));
     root.registerInstance(KvmModule, module);
+    kvm_debug_register(module);
     kernel.register_device('/dev/kvm', (_k, flags) => kvm_dev_open(module, flags));
     // The vendor decides what host accesses to its VMs' guest_memfd pages do (mm's host_access).
     if (opts.x86_ops?.host_access !== undefined) register_mm_hooks(kernel, kvm_host_access_hooks);

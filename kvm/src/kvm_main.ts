@@ -49,6 +49,9 @@ export const KVM_MIN_ALLOC_MMU_PAGES = 64;
  * kvm_x86_ops and what it makes of kvm_caps. A VM's Kvm points back to it.
  */
 export class KvmModule {
+  /** The live VMs, in creation order (the kernel's vm_list): what the state digest and DEBUG_VM walk. */
+  readonly vms = new Set<Kvm>();
+
   constructor(readonly kernel: Kernel, readonly ops: MergedKvmX86Ops) {}
 
   /** kvm_caps.supported_vm_types: the default VM always. */
@@ -170,6 +173,7 @@ function kvm_destroy_vm(kvm: Kvm): void {
   kvm_mmu_uninit_vm(kvm);
   kvm_free_memslots(kvm);
   kvm.vm_dead = true;
+  kvm_module(kvm).vms.delete(kvm);
 }
 
 /* ---- vCPU files ---- */
@@ -378,6 +382,7 @@ function kvm_create_vm(module: KvmModule, mm: ReturnType<typeof task_mm>, type: 
     return r;
   }
   kvm_mmu_notifier_register(kvm);
+  module.vms.add(kvm);
   return kvm;
 }
 

@@ -158,7 +158,7 @@ import {
 } from './swapops.js';
 import { flush_tlb_mm_range, flush_tlb_page } from './tlb.js';
 import { mapping_unmap_hooks } from './truncate.js';
-import { call_mm_hook, mm_hooks_registered } from './mm_hooks.js';
+import { call_mm_hook, mm_hook_present } from './mm_hooks.js';
 import { folio_free_swap, free_swap_and_cache_nr, free_swap_cache, swap_cache_alloc_folio, swap_cache_get_folio } from './swap_state.js';
 import { get_swap_device, swap_free_nr, vm_swap_full } from './swapfile.js';
 import { MM_SWAPENTS, VM_FAULT_MAJOR } from './mm_types.js';
@@ -252,7 +252,7 @@ export function handle_mm_fault(vma: VmAreaStruct, vpn: number, flags: number, o
   const mm = vma.vm_mm;
   const kernel = mm.kernel;
   kernel.cost.chargeId(PAGE_FAULT_USER);
-  if (mm_hooks_registered(kernel)) {
+  if (mm_hook_present(kernel, 'handle_mm_fault')) {
     const hook = call_mm_hook(kernel, 'handle_mm_fault', vma, vpn, flags);
     if (hook) return hook;
   }

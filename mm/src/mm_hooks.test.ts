@@ -14,7 +14,7 @@ import { get_user_pages } from './gup.js';
 import { F_ADD_SEALS, F_GET_SEALS, F_SEAL_SEAL } from './uapi/fcntl.js';
 import { MFD_ALLOW_SEALING } from './uapi/memfd.js';
 import { FOLL_WRITE, type Folio } from './folio.js';
-import { folio_make_private, mapping_make_private, register_mm_hooks, type MmHooks } from './mm_hooks.js';
+import { folio_make_private, mapping_make_private, mm_hook_present, register_mm_hooks, type MmHooks } from './mm_hooks.js';
 
 const PG = BigInt(PAGE_SIZE);
 const RW = PROT_READ | PROT_WRITE;
@@ -272,3 +272,28 @@ function page_at(p: Process, addr: bigint): number {
   const i = vpn % 512;
   return t.flags[i] & 1 ? t.val[i] : -1;
 }
+
+describe('mm_hook_present()', () => {
+  test('says which hooks some provider of the host has, methods of a class included; the fault path skips the others', () => {
+    class Provider {
+      readonly name = 'class';
+      handle_mm_fault(): number {
+        return VM_FAULT_SIGBUS;
+      }
+    }
+    const { k, p } = setup();
+    const other = setup().k;
+    expect(mm_hook_present(k, 'handle_mm_fault')).toBe(false);
+    register_mm_hooks(k, { name: 'literal', file_rw: () => 0 });
+    expect([mm_hook_present(k, 'file_rw'), mm_hook_present(k, 'handle_mm_fault')]).toEqual([true, false]);
+    const a = anon(p, 1);
+    expect(p.load(a, 1)).toEqual(new Uint8Array(1));
+    register_mm_hooks(k, new Provider() as unknown as MmHooks);
+    expect(mm_hook_present(k, 'handle_mm_fault')).toBe(true);
+    /* a mapped page takes no fault; a new one goes to the provider's handle_mm_fault */
+    expect(p.load(a, 1)).toEqual(new Uint8Array(1));
+    const b = anon(p, 1);
+    expect(p.load(b, 1)).toMatchObject({ signo: 'SIGBUS' });
+    expect([mm_hook_present(other, 'handle_mm_fault'), mm_hook_present(other, 'file_rw')]).toEqual([false, false]);
+  });
+});

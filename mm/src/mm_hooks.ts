@@ -215,6 +215,8 @@ interface MmHookList {
   mfd_flags: number;
   gup_check: boolean;
   host_access: boolean;
+  /** The names of the hooks some provider has (mm_hook_present()). */
+  readonly hooked: Set<string>;
 }
 
 const registries = new WeakMap<Kernel, MmHookList>();
@@ -223,16 +225,22 @@ let nr_hooked_hosts = 0;
 /** Hosts that ever registered a host_access provider: user loads and stores skip the lookup while none has. */
 let nr_host_access_hosts = 0;
 
-/** Whether a design registered hooks on this host (the fault path asks before call_mm_hook()). */
-export function mm_hooks_registered(kernel: Kernel): boolean {
-  return nr_hooked_hosts !== 0 && registries.has(kernel);
+/**
+ * Whether some provider on this host has hook `name`: the hot paths (a fault, a shmem fault) ask
+ * before call_mm_hook(), whose arguments cost an array per call, when providers of other hooks
+ * (KVM's host_access) are registered on every host.
+ */
+export function mm_hook_present(kernel: Kernel, name: HookName): boolean {
+  if (nr_hooked_hosts === 0) return false;
+  const list = registries.get(kernel);
+  return list !== undefined && list.hooked.has(name);
 }
 
 /** security_add_hooks(): add a provider; earlier providers are asked first. */
 export function register_mm_hooks(kernel: Kernel, hooks: MmHooks): void {
   let list = registries.get(kernel);
   if (list === undefined) {
-    list = { providers: [], foll_flags: 0, prot_flags: 0, seal_flags: 0, mfd_flags: 0, gup_check: false, host_access: false };
+    list = { providers: [], foll_flags: 0, prot_flags: 0, seal_flags: 0, mfd_flags: 0, gup_check: false, host_access: false, hooked: new Set() };
     registries.set(kernel, list);
     nr_hooked_hosts++;
   }
@@ -249,6 +257,10 @@ export function register_mm_hooks(kernel: Kernel, hooks: MmHooks): void {
   if (hooks.host_access !== undefined && !list.host_access) {
     list.host_access = true;
     nr_host_access_hosts++;
+  }
+  /* own and inherited methods alike: call_mm_hook() finds either */
+  for (let o: object | null = hooks; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+    for (const key of Object.getOwnPropertyNames(o)) if (typeof (hooks as unknown as Record<string, unknown>)[key] === 'function') list.hooked.add(key);
   }
   list.providers.push(hooks);
 }

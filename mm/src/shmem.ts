@@ -82,7 +82,7 @@ import { GFP_HIGHUSER_MOVABLE, type gfp_t } from './gfp.js';
 import type { Kernel } from './kernel.js';
 import { memfd_pin_folios } from './gup.js';
 import { uaccess_host_access } from './fault.js';
-import { MM_HOST_ACCESS_ZERO, call_mm_hook } from './mm_hooks.js';
+import { MM_HOST_ACCESS_ZERO, call_mm_hook, mm_hook_present } from './mm_hooks.js';
 import {
   PG_dirty,
   PG_head,
@@ -1194,14 +1194,14 @@ export function shmem_fault(vmf: VmFault): number {
   const ref = spare_fault_ref ?? { folio: null };
   spare_fault_ref = null;
   ref.folio = null;
-  const sgp = call_mm_hook(SHMEM_I(inode).sb.kernel, 'shmem_sgp', inode, SGP_CACHE) || SGP_CACHE;
+  const kernel = SHMEM_I(inode).sb.kernel;
+  const sgp = (mm_hook_present(kernel, 'shmem_sgp') && call_mm_hook(kernel, 'shmem_sgp', inode, SGP_CACHE)) || SGP_CACHE;
   const err = sgp < 0 ? sgp : shmem_get_folio_gfp(inode, vmf.pgoff, 0n, ref, sgp as sgp_type, inode.i_mapping.gfp_mask);
   const folio = ref.folio;
   ref.folio = null;
   spare_fault_ref = ref;
   if (err) return vmf_error(err);
-  const store = SHMEM_I(inode).sb.kernel.store;
-  vmf.page = folio_file_page(store, folio!, vmf.pgoff) as Pfn;
+  vmf.page = folio_file_page(kernel.store, folio!, vmf.pgoff) as Pfn;
   return VM_FAULT_LOCKED;
 }
 

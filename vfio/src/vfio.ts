@@ -11,6 +11,7 @@ import { iommu_vendor_ops_merge, type IommuVendorOps } from './iommu_vendor_ops.
 import { iommufd_fops_open } from './iommufd/main.js';
 import type { VfioType1Params } from './vfio_iommu_type1.js';
 import { VfioModule, vfio_module_register } from './vfio_main.js';
+import { vfio_debug_register } from './vfio_debug.js';
 
 /** U16_MAX: vfio_iommu_type1's default dma_entry_limit. */
 export const VFIO_DEFAULT_DMA_ENTRY_LIMIT = 65535;
@@ -36,6 +37,7 @@ export function vfioRegistrar(opts: VfioHostOptions = {}): HostRegistrar {
     const module = new VfioModule(kernel, new Iommu(kernel, iommu_vendor_ops_merge(opts.iommu_ops)), params);
     vfio_module_register(module);
     root.registerInstance(VfioModule, module);
+    vfio_debug_register(module);
     kernel.register_device('/dev/vfio/vfio', (_k, flags) => vfio_fops_open(module, flags));
     kernel.register_device('/dev/iommu', (k, flags) => iommufd_fops_open(k, flags));
   };

@@ -71,8 +71,8 @@ describe('cocosim replay', () => {
   });
 
   test('exit 2 for an unknown vendor or design, from the header or the command line', () => {
-    const path = file('mktme.jsonl', ['{"trace": 1, "platform": {"vendor": "mktme"}}', '{"op": "close", "fd": 3}']);
-    expect(cli('replay', path)).toEqual({ code: 2, out: [], err: [`${path}:1:37: unknown vendor "mktme" (known vendors: none, sw_protected, tdx, sev, cca, pkvm)`] });
+    const path = file('keystone.jsonl', ['{"trace": 1, "platform": {"vendor": "keystone"}}', '{"op": "close", "fd": 3}']);
+    expect(cli('replay', path)).toEqual({ code: 2, out: [], err: [`${path}:1:37: unknown vendor "keystone" (known vendors: none, sw_protected, tdx, sev, cca, pkvm, mktme)`] });
     expect(cli('replay', path, '--vendor', 'none').code).toBe(0);
     expect(cli('replay', passing, '--design', 'nope')).toEqual({
       code: 2, out: [], err: [`${passing}: unknown design "nope" (known designs: upstream, memfd_seal, mfd_inaccessible, memfd_restricted, gmem_inplace), given with --design`],
@@ -100,9 +100,9 @@ describe('cocosim ops', () => {
     expect(r.code).toBe(0);
     expect(r.out[0]).toBe('| op | arguments | returns (`ret`) | platforms | notes |');
     for (const op of allOps()) expect(r.out.some((l) => l.startsWith(`| \`${op.name}\` |`))).toBe(true);
-    expect(r.out).toContainEqual(expect.stringMatching(/^\| `close` \| fd: fd \| 0 \| none\/upstream, none\/memfd_seal, [^|]*sw_protected\/upstream, [^|]*pkvm\/gmem_inplace \|/));
+    expect(r.out).toContainEqual(expect.stringMatching(/^\| `close` \| fd: fd \| 0 \| none\/upstream, none\/memfd_seal, [^|]*sw_protected\/upstream, [^|]*mktme\/gmem_inplace \|/));
     expect(r.out).toContainEqual(expect.stringMatching(/^\| `mmap` \| addr: u64 = 0, length: u64, prot: flags PROT_\*, flags: flags MAP_\*, fd: fd = -1, offset: int = 0 \|/));
-    expect(r.out).toContainEqual(expect.stringMatching(/^\| `guest_load` \| vcpu: fd, gpa: u64, len: u64 \|.*\| none\/upstream, [^|]*pkvm\/gmem_inplace \|/));
+    expect(r.out).toContainEqual(expect.stringMatching(/^\| `guest_load` \| vcpu: fd, gpa: u64, len: u64 \|.*\| none\/upstream, [^|]*mktme\/gmem_inplace \|/));
   });
 
   test('the generic part of the spec is all there', () => {

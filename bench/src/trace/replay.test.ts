@@ -257,8 +257,8 @@ describe('trace errors: nothing runs', () => {
   });
 
   test('unknown vendor or design, from the header or the options', () => {
-    const t = parseTrace('{"trace": 1, "platform": {"vendor": "mktme", "design": "upstream"}}\n{"op": "close", "fd": 3}\n', 'h.jsonl');
-    expect(compileTrace(t).errors.map(formatTraceError)).toEqual(['h.jsonl:1:37: unknown vendor "mktme" (known vendors: none, sw_protected, tdx, sev, cca, pkvm)']);
+    const t = parseTrace('{"trace": 1, "platform": {"vendor": "keystone", "design": "upstream"}}\n{"op": "close", "fd": 3}\n', 'h.jsonl');
+    expect(compileTrace(t).errors.map(formatTraceError)).toEqual(['h.jsonl:1:37: unknown vendor "keystone" (known vendors: none, sw_protected, tdx, sev, cca, pkvm, mktme)']);
     expect(compileTrace(t, { vendor: 'none' }).errors).toEqual([]);
     expect(compileTrace(t, { vendor: 'none', design: 'gmem-v8' }).errors.map(formatTraceError)).toEqual([
       'h.jsonl: unknown design "gmem-v8" (known designs: upstream, memfd_seal, mfd_inaccessible, memfd_restricted, gmem_inplace), given with --design',
