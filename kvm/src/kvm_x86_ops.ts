@@ -11,7 +11,6 @@
  */
 import type { Kvm, KvmVcpu } from './kvm_host.js';
 import { kvm_mem_is_private } from './kvm_mem_attributes.js';
-import { KVM_X86_TDX_VM } from './uapi.js';
 
 /** What a host access to a page that a VM owns does (cocosim: the hardware's answer). */
 export type HostAccessOutcome =
@@ -125,8 +124,8 @@ export interface KvmX86Ops {
   check_extension?(cap: number): number;
   /**
    * kvm_has_mirrored_tdp(): the VM's private mappings live in a mirror root whose leaves are
-   * propagated to the vendor's page tables (set_external_spte / remove_external_spte). Default: TDX
-   * VMs (TDX's S-EPT); Arm CCA realms opt in (the RMM's RTTs).
+   * propagated to the vendor's page tables (set_external_spte / remove_external_spte). Default: none; TDX
+   * (its S-EPT, as the kernel's vm_type test) and Arm CCA realms (the RMM's RTTs) opt in.
    */
   has_mirrored_tdp?(kvm: Kvm): boolean;
   /**
@@ -222,7 +221,7 @@ const DEFAULT_OPS: Omit<MergedKvmX86Ops, 'name' | 'supported_vm_types' | 'tdp_en
   vm_type_decode: (type) => (type < 32n ? Number(type) : -22),
   vm_enable_cap: () => -22,
   check_extension: () => 0,
-  has_mirrored_tdp: (kvm) => kvm.arch.vm_type === KVM_X86_TDX_VM,
+  has_mirrored_tdp: () => false,
   external_direct_root: () => false,
   gmem_prepare: () => 0,
   gmem_invalidate: () => undefined,

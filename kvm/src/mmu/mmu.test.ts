@@ -540,6 +540,7 @@ describe('mirror roots (TDX-style kvm_has_mirrored_tdp)', () => {
       supported_vm_types: 1 << 5,
       tdp_enabled: true,
       gfn_attr_mask: SHARED_BIT,
+      has_mirrored_tdp: (kvm) => kvm.arch.vm_type === 5,
       vm_init: (kvm) => {
         kvm.arch.has_private_mem = true;
         kvm.arch.pre_fault_allowed = true;

@@ -1383,6 +1383,8 @@ export const tdx_x86_ops: KvmX86Ops = {
   tdp_enabled: true,
   // The shared bit is per VM (kvm->arch.gfn_direct_bits, set by KVM_TDX_INIT_VM); none for default VMs.
   gfn_attr_mask: 0,
+  // kvm_has_mirrored_tdp() (arch/x86/kvm/mmu.h): a TD's private mappings live in the mirror root.
+  has_mirrored_tdp: (kvm) => is_td(kvm),
   vm_init: (kvm) => (is_td(kvm) ? tdx_vm_init(kvm) : 0),
   vm_destroy: (kvm) => {
     if (is_td(kvm)) tdx_vm_destroy(kvm);
