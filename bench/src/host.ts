@@ -6,7 +6,9 @@
 import type { DependencyContainer } from 'tsyringe';
 import { RingSink, Tracer, createRootContainer, type HostOptions, type HostRegistrar } from '@cocosim/core';
 import { Kernel, Process, debug_vm_process, mmRegistrar, type MmHostOptions } from '@cocosim/mm';
-import { DESIGNS, designRegistrar, kvmRegistrar, kvm_none_x86_ops, kvm_sw_protected_x86_ops, type KvmX86Ops } from '@cocosim/kvm';
+import {
+  DESIGNS, designRegistrar, kvmRegistrar, kvm_none_x86_ops, kvm_sw_protected_x86_ops, sw_protected_cvm, type CvmVendor, type KvmX86Ops,
+} from '@cocosim/kvm';
 import { vfioRegistrar, type IommuVendorOps } from '@cocosim/vfio';
 import { tdxVendorPlugin } from '@cocosim/vendor-tdx';
 import { sevVendorPlugin } from '@cocosim/vendor-sev';
@@ -23,6 +25,11 @@ export interface VendorPlugin {
   readonly iommu_ops?: IommuVendorOps;
   /** Host-wide firmware state and cost entries (after mm, before KVM's VMs exist). */
   readonly registrars: readonly HostRegistrar[];
+  /**
+   * How user space builds and a guest converts a VM with private memory on this vendor
+   * (kvm/src/cvm.ts); absent where the vendor has no such VM type (this machine's host, MKTME).
+   */
+  readonly cvm?: CvmVendor;
 }
 
 /**
@@ -33,7 +40,7 @@ export interface VendorPlugin {
  */
 export const VENDORS: ReadonlyMap<string, VendorPlugin> = new Map<string, VendorPlugin>([
   ['none', { name: 'none', x86_ops: kvm_none_x86_ops, registrars: [] }],
-  ['sw_protected', { name: 'sw_protected', x86_ops: kvm_sw_protected_x86_ops, registrars: [] }],
+  ['sw_protected', { name: 'sw_protected', x86_ops: kvm_sw_protected_x86_ops, registrars: [], cvm: sw_protected_cvm }],
   ['tdx', { name: 'tdx', x86_ops: tdxVendorPlugin.x86_ops, iommu_ops: tdxVendorPlugin.iommu_ops, registrars: [tdxVendorPlugin.registrar()] }],
   ['sev', { name: 'sev', x86_ops: sevVendorPlugin.x86_ops, iommu_ops: sevVendorPlugin.iommu_ops, registrars: [sevVendorPlugin.registrar()] }],
   ['cca', { name: 'cca', x86_ops: ccaVendorPlugin.x86_ops, iommu_ops: ccaVendorPlugin.iommu_ops, registrars: [ccaVendorPlugin.registrar] }],

@@ -14,3 +14,4 @@ export * from './kvm.js';
 export * from './kvm_host_access.js';
 export * from './kvm_hooks.js';
 export * from './designs/index.js';
+export * from './cvm.js';

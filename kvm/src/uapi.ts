@@ -181,3 +181,10 @@ export const KVM_HC_SCHED_YIELD = 11;
 export const KVM_HC_MAP_GPA_RANGE = 12;
 /** KVM_EXIT_HYPERCALL_VALID_MASK (arch/x86/kvm/x86.h): the hypercalls user space may take over. */
 export const KVM_EXIT_HYPERCALL_VALID_MASK = 1 << KVM_HC_MAP_GPA_RANGE;
+
+/** KVM_MAP_GPA_RANGE_* attribute bits of KVM_HC_MAP_GPA_RANGE's third argument (include/uapi/linux/kvm_para.h). */
+export const KVM_MAP_GPA_RANGE_PAGE_SZ_4K = 0n;
+export const KVM_MAP_GPA_RANGE_PAGE_SZ_2M = 1n;
+export const KVM_MAP_GPA_RANGE_PAGE_SZ_1G = 2n;
+export const KVM_MAP_GPA_RANGE_ENCRYPTED = 1n << 4n;
+export const KVM_MAP_GPA_RANGE_DECRYPTED = 0n;

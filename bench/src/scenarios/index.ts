@@ -6,6 +6,7 @@
 import type { Scenario } from './scenario.js';
 import { memfdGuestRam } from './memfd_guest_ram.js';
 import { vmTypes } from './vm_types.js';
+import { CATALOG } from './catalog/index.js';
 
 const registry: Scenario[] = [];
 
@@ -24,3 +25,4 @@ export function findScenario(name: string): Scenario | undefined {
 
 registerScenario(memfdGuestRam);
 registerScenario(vmTypes);
+for (const s of CATALOG) registerScenario(s);

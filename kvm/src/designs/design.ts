@@ -6,6 +6,7 @@
  */
 import type { HostRegistrar } from '@cocosim/core';
 import type { Kernel } from '@cocosim/mm';
+import type { CvmDesign } from '../cvm.js';
 
 /** One design: its name, where designs.md describes it, its uAPI and how to install it. */
 export interface Design<O extends object = object> {
@@ -19,6 +20,11 @@ export interface Design<O extends object = object> {
   readonly uapi: Readonly<Record<string, number>>;
   /** The options the registrar takes, each with what it selects (for the CLI's listing). */
   readonly options: Readonly<Record<string, string>>;
+  /**
+   * The VMM side of the design (cvm.ts): how user space backs a confidential VM's memory and
+   * answers its conversions on this design. Every design has one; scenarios run through it.
+   */
+  readonly vmm?: CvmDesign;
   /** The registrar installing the design, with `opts` (its defaults when omitted). */
   registrar(opts?: O): HostRegistrar;
 }

@@ -13,7 +13,7 @@ import { mfd_inaccessible } from './mfd_inaccessible/index.js';
 import { memfd_restricted_design } from './memfd_restricted/index.js';
 
 export * from './design.js';
-export { upstream } from './upstream/index.js';
+export * from './upstream/index.js';
 export * from './gmem_inplace/index.js';
 export { memfd_seal, type MemfdSealOptions } from './memfd_seal/index.js';
 export { mfd_inaccessible } from './mfd_inaccessible/index.js';

@@ -250,10 +250,9 @@ export function psc_buffer_decode(buf: Uint8Array, n: number): { cur_entry: numb
 }
 
 /* ---- KVM_HC_MAP_GPA_RANGE attributes (include/uapi/linux/kvm_para.h) ---- */
-export const KVM_MAP_GPA_RANGE_PAGE_SZ_4K = 0n;
-export const KVM_MAP_GPA_RANGE_PAGE_SZ_2M = 1n << 0n;
-export const KVM_MAP_GPA_RANGE_ENCRYPTED = 1n << 4n;
-export const KVM_MAP_GPA_RANGE_DECRYPTED = 0n;
 
 /** KVM_SYSTEM_EVENT_SEV_TERM (include/uapi/linux/kvm.h): the guest asked to be terminated. */
 export const KVM_SYSTEM_EVENT_SEV_TERM = 6;
+
+/** KVM_HC_MAP_GPA_RANGE's attribute bits: the generic x86 ones (include/uapi/linux/kvm_para.h). */
+export { KVM_MAP_GPA_RANGE_PAGE_SZ_4K, KVM_MAP_GPA_RANGE_PAGE_SZ_2M, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MAP_GPA_RANGE_DECRYPTED } from '@cocosim/kvm';

@@ -35,11 +35,6 @@ export const TDX_TD_ATTR_DEBUG = 1n << 0n;
 /** SEPT_VE_DISABLE: an access to a PENDING page exits to the VMM instead of raising #VE in the TD. */
 export const TDX_TD_ATTR_SEPT_VE_DISABLE = 1n << 28n;
 
-/* KVM_HC_MAP_GPA_RANGE's a2 (include/uapi/linux/kvm_para.h) */
-export const KVM_MAP_GPA_RANGE_PAGE_SZ_4K = 0n;
-export const KVM_MAP_GPA_RANGE_ENCRYPTED = 1n << 4n;
-export const KVM_MAP_GPA_RANGE_DECRYPTED = 0n;
-
 /* TDCALL leaves (RAX) the guest uses (arch/x86/include/asm/shared/tdx.h) */
 export const TDG_VP_VMCALL = 0n;
 export const TDG_VP_INFO = 1n;
@@ -128,3 +123,6 @@ export interface KvmTdxCmd {
   data?: unknown;
   hw_error?: number | bigint;
 }
+
+/** KVM_HC_MAP_GPA_RANGE's attribute bits: the generic x86 ones (include/uapi/linux/kvm_para.h). */
+export { KVM_MAP_GPA_RANGE_PAGE_SZ_4K, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MAP_GPA_RANGE_DECRYPTED } from '@cocosim/kvm';

@@ -12,6 +12,9 @@ import {
   KVM_CREATE_GUEST_MEMFD, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEM_GUEST_MEMFD, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_USER_MEMORY_REGION2,
 } from '../../uapi.js';
 import { design_install, type Design } from '../design.js';
+import { upstream_vmm } from './vmm.js';
+
+export * from './vmm.js';
 
 export const upstream: Design = {
   name: 'upstream',
@@ -30,5 +33,6 @@ export const upstream: Design = {
     KVM_CAP_GUEST_MEMFD_FLAGS,
   },
   options: {},
+  vmm: upstream_vmm,
   registrar: (): HostRegistrar => (root) => design_install(root.resolve(Kernel), upstream, {}),
 };
