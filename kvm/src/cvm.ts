@@ -109,6 +109,13 @@ export interface CvmVendor {
 /** The design's half: how the VMM backs guest memory and converts it. */
 export interface CvmDesign {
   readonly name: string;
+  /**
+   * The vendor half this design runs with on vendor `vendor_name`, whose own half is `cvm`
+   * (undefined where the vendor has no private VM type). Designs tied to one vendor use it:
+   * D12 keys a default VM's memory on MKTME, D13 runs KVM_X86_SEV_VM with its legacy launch on
+   * an SEV host, D14 SNP on anonymous memory. Undefined: the vendor's own half.
+   */
+  vendor_cvm?(vendor_name: string, cvm: CvmVendor | undefined): CvmVendor | undefined;
   /** Why this design cannot back a confidential VM of `vendor`; undefined when it can. */
   applies(vendor: CvmVendor): string | undefined;
   /** Back [vm.base, vm.base + vm.size) with memory, all of it shared. */
@@ -120,6 +127,11 @@ export interface CvmDesign {
    * malicious or buggy VMM still holds), or undefined where the design gives none.
    */
   hva(vm: CvmVm, gpa: bigint): bigint | undefined;
+  /**
+   * The guest's conversion request where the design brings its own (D1's and D2's hypercalls,
+   * handled inside KVM); the vendor's is used where this is undefined.
+   */
+  guest_convert?(vm: CvmVm, gpa: bigint, npages: bigint, to_private: boolean): GuestCode<bigint>;
 }
 
 /** What cvm_create() takes. */
@@ -179,6 +191,11 @@ export function cvm_launch(vm: CvmVm, gpa: bigint, image: Uint8Array): number {
     }
   }
   return vm.vendor.launch_finish === undefined ? 0 : vm.vendor.launch_finish(vm);
+}
+
+/** Guest code converting [gpa, gpa + npages pages): the design's request if it has one, else the vendor's. */
+export function cvm_guest_convert(vm: CvmVm, gpa: bigint, npages: bigint, to_private: boolean): GuestCode<bigint> {
+  return (vm.design.guest_convert ?? vm.vendor.guest_convert)(vm, gpa, npages, to_private);
 }
 
 /** How a cvm_run() ended. */

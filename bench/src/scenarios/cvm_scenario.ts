@@ -9,7 +9,7 @@
 import { errno_name } from '@cocosim/core';
 import type { SigInfo } from '@cocosim/mm';
 import {
-  DESIGNS, KVM_EXIT_HLT, KVM_EXIT_MEMORY_FAULT, cvm_create, cvm_run, kvm_exit_reason_name, type CvmDesign, type CvmRunResult,
+  DESIGNS, KVM_EXIT_HLT, KVM_EXIT_MEMORY_FAULT, cvm_create, cvm_guest_convert, cvm_run, kvm_exit_reason_name, type CvmDesign, type CvmRunResult,
   type CvmVendor, type CvmVm, type Design, type GuestCode,
 } from '@cocosim/kvm';
 import { VENDORS } from '../host.js';
@@ -65,10 +65,11 @@ export interface CvmScenarioDef {
 
 /** The vendor's and design's halves of a platform, or why the platform has no confidential VM. */
 export function cvmPlatform(opts: ScenarioOptions): { vendor: CvmVendor; design: Design; vmm: CvmDesign } | string {
-  const vendor = VENDORS.get(opts.vendor)?.cvm;
-  if (vendor === undefined) return `vendor ${opts.vendor} has no VM type with private memory`;
   const design = DESIGNS.get(opts.design);
   if (design?.vmm === undefined) return `design ${opts.design} has no VMM side`;
+  const own = VENDORS.get(opts.vendor)?.cvm;
+  const vendor = design.vmm.vendor_cvm === undefined ? own : design.vmm.vendor_cvm(opts.vendor, own);
+  if (vendor === undefined) return `vendor ${opts.vendor} has no VM type with private memory`;
   const why = design.vmm.applies(vendor);
   if (why !== undefined) return why;
   return { vendor, design, vmm: design.vmm };
@@ -163,8 +164,8 @@ export function guestStep<T>(ctx: ScenarioContext, vm: CvmVm, call: string, expe
 export function guestConvert(ctx: ScenarioContext, vm: CvmVm, gpa: bigint, npages: bigint, to_private: boolean, expected: Outcome | undefined = '0'): boolean {
   const what = to_private ? 'private' : 'shared';
   const r = guestStep(ctx, vm, `convert 0x${gpa.toString(16)} (+${npages} pages) to ${what}`, expected,
-    `${vm.vendor.name}'s conversion request, answered by the ${vm.design.name} VMM`,
-    () => vm.vendor.guest_convert(vm, gpa, npages, to_private), (s) => String(s));
+    `${vm.design.guest_convert === undefined ? vm.vendor.name : vm.design.name}'s conversion request, answered by the ${vm.design.name} design`,
+    () => cvm_guest_convert(vm, gpa, npages, to_private), (s) => String(s));
   return r === 0n;
 }
 

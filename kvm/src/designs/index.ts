@@ -21,7 +21,13 @@ export { memfd_restricted, memfd_restricted_design } from './memfd_restricted/in
 
 /** Every design by name, in designs.md order. */
 export const DESIGNS: ReadonlyMap<string, Design> = new Map<string, Design>(
-  [memfd_seal, mfd_inaccessible, memfd_restricted_design, upstream, gmem_inplace].map((d) => [d.name, d as Design]),
+  [
+    memfd_seal,
+    mfd_inaccessible,
+    memfd_restricted_design,
+    upstream,
+    gmem_inplace,
+  ].map((d) => [d.name, d as Design]),
 );
 
 /**
