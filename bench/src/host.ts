@@ -41,10 +41,10 @@ export interface VendorPlugin {
 export const VENDORS: ReadonlyMap<string, VendorPlugin> = new Map<string, VendorPlugin>([
   ['none', { name: 'none', x86_ops: kvm_none_x86_ops, registrars: [] }],
   ['sw_protected', { name: 'sw_protected', x86_ops: kvm_sw_protected_x86_ops, registrars: [], cvm: sw_protected_cvm }],
-  ['tdx', { name: 'tdx', x86_ops: tdxVendorPlugin.x86_ops, iommu_ops: tdxVendorPlugin.iommu_ops, registrars: [tdxVendorPlugin.registrar()] }],
-  ['sev', { name: 'sev', x86_ops: sevVendorPlugin.x86_ops, iommu_ops: sevVendorPlugin.iommu_ops, registrars: [sevVendorPlugin.registrar()] }],
-  ['cca', { name: 'cca', x86_ops: ccaVendorPlugin.x86_ops, iommu_ops: ccaVendorPlugin.iommu_ops, registrars: [ccaVendorPlugin.registrar] }],
-  ['pkvm', { name: 'pkvm', x86_ops: pkvmVendorPlugin.x86_ops, iommu_ops: pkvmVendorPlugin.iommu_ops, registrars: [pkvmVendorPlugin.registrar] }],
+  ['tdx', { name: 'tdx', x86_ops: tdxVendorPlugin.x86_ops, iommu_ops: tdxVendorPlugin.iommu_ops, registrars: [tdxVendorPlugin.registrar()], cvm: tdxVendorPlugin.cvm }],
+  ['sev', { name: 'sev', x86_ops: sevVendorPlugin.x86_ops, iommu_ops: sevVendorPlugin.iommu_ops, registrars: [sevVendorPlugin.registrar()], cvm: sevVendorPlugin.cvm }],
+  ['cca', { name: 'cca', x86_ops: ccaVendorPlugin.x86_ops, iommu_ops: ccaVendorPlugin.iommu_ops, registrars: [ccaVendorPlugin.registrar], cvm: ccaVendorPlugin.cvm }],
+  ['pkvm', { name: 'pkvm', x86_ops: pkvmVendorPlugin.x86_ops, iommu_ops: pkvmVendorPlugin.iommu_ops, registrars: [pkvmVendorPlugin.registrar], cvm: pkvmVendorPlugin.cvm }],
   ['mktme', { name: 'mktme', x86_ops: mktmeVendorPlugin.x86_ops, iommu_ops: mktmeVendorPlugin.iommu_ops, registrars: [mktmeVendorPlugin.registrar()] }],
 ]);
 

@@ -23,6 +23,7 @@ import type { Kvm, KvmRun, KvmVcpu } from './kvm_host.js';
 import type { GuestCode, GuestProgram, GuestPageTables } from './guest.js';
 import { vmcall } from './guest.js';
 import { kvm_vcpu_set_guest_program } from './x86.js';
+import { kvm_has_mirrored_tdp, kvm_tdp_mmu_spte } from './mmu/tdp_mmu.js';
 import {
   KVM_CAP_EXIT_HYPERCALL, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_ENABLE_CAP, KVM_EXIT_HYPERCALL, KVM_HC_MAP_GPA_RANGE,
   KVM_MAP_GPA_RANGE_DECRYPTED, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_RUN, KVM_X86_SW_PROTECTED_VM,
@@ -58,6 +59,20 @@ export interface CvmVm {
   readonly design: CvmDesign;
   /** What the design and the vendor keep per VM (fds, mappings, handles), under their own keys. */
   readonly state: Map<string, unknown>;
+  /**
+   * The gfns the guest holds private: what it launched private and converted since
+   * (cvm_note_conversion). The requirement checks ask which pages these map to.
+   */
+  readonly guest_private: Set<number>;
+}
+
+/** Record that the guest now holds [gpa, gpa + npages pages) private (or shared). */
+export function cvm_note_conversion(vm: CvmVm, gpa: bigint, npages: bigint, to_private: boolean): void {
+  const first = Number(gpa / PAGE);
+  for (let i = 0; i < Number(npages); i++) {
+    if (to_private) vm.guest_private.add(first + i);
+    else vm.guest_private.delete(first + i);
+  }
 }
 
 /** A guest's request to convert [gpa, gpa + npages pages), as the VMM decodes it from an exit. */
@@ -72,6 +87,17 @@ export interface CvmVendor {
   readonly name: string;
   /** The KVM_CREATE_VM type of a VM with private memory. */
   readonly vm_type: number;
+  /**
+   * Guest memory starts private for the guest (pKVM: a protected guest owns every page it
+   * touches until it shares it), so a guest that wants shared memory asks for it first.
+   */
+  readonly initially_private?: boolean;
+  /**
+   * The vendor's hypervisor, not the host kernel's design, decides what the host can reach
+   * (pKVM's stage-2 page ownership): the per-design outcomes of designs.md, written for x86 and
+   * CCA hosts where the host kernel's design hides private memory, do not apply to it.
+   */
+  readonly protects_in_hypervisor?: boolean;
   /**
    * The guest physical address the guest uses for the shared view of `gpa` (TDX sets the shared
    * bit, CCA the top IPA bit; SNP and SW_PROTECTED keep the GPA: the C-bit lives in the guest's
@@ -104,6 +130,13 @@ export interface CvmVendor {
   conversion_exit(vm: CvmVm, run: KvmRun): CvmConversion | undefined;
   /** Tell the guest how its request went (hypercall.ret, the GHCB's result...). */
   complete_conversion(vm: CvmVm, run: KvmRun, ok: boolean): void;
+  /**
+   * The errno of a failed KVM_RUN that still carries this vendor's conversion request (the Arm
+   * CCA series: the REC's RIPAS change exit is KVM_EXIT_MEMORY_FAULT with -EFAULT, which QEMU's
+   * kvm_cpu_exec() answers with kvm_convert_memory()); cvm_run() then asks conversion_exit()
+   * about such runs too. Undefined: only a KVM_RUN that returns 0 carries a request.
+   */
+  readonly conversion_errno?: number;
 }
 
 /** The design's half: how the VMM backs guest memory and converts it. */
@@ -132,6 +165,17 @@ export interface CvmDesign {
    * handled inside KVM); the vendor's is used where this is undefined.
    */
   guest_convert?(vm: CvmVm, gpa: bigint, npages: bigint, to_private: boolean): GuestCode<bigint>;
+  /**
+   * The fd and offset holding `gpa`'s private memory (a guest_memfd, a sealed or restricted
+   * memfd), for the scenarios that act on the file (punch hole, a second VM binding it);
+   * undefined where private memory is no file of the VMM's.
+   */
+  private_fd?(vm: CvmVm, gpa: bigint): { readonly fd: number; readonly offset: bigint } | undefined;
+  /**
+   * The fd and offset a second process maps to share `gpa`'s shared memory (vhost-user, a
+   * debugger); undefined where the shared memory is anonymous.
+   */
+  shared_fd?(vm: CvmVm, gpa: bigint): { readonly fd: number; readonly offset: bigint } | undefined;
 }
 
 /** What cvm_create() takes. */
@@ -156,7 +200,7 @@ export function cvm_create(p: Process, vendor: CvmVendor, design: CvmDesign, opt
   const vm: CvmVm = {
     p, kvm_fd, vm_fd, kvm, vcpu_fd: -1, vcpu: null,
     base: opts.base ?? 1n << 32n, size: opts.size, page_size: opts.page_size ?? 4096,
-    policy: { discard: true, ...opts.policy }, vendor, design, state: new Map(),
+    policy: { discard: true, ...opts.policy }, vendor, design, state: new Map(), guest_private: new Set(),
   };
   if (vendor.vm_init(vm) < 0) return -p.errno;
   if (design.add_memory(vm) < 0) return -p.errno;
@@ -165,6 +209,7 @@ export function cvm_create(p: Process, vendor: CvmVendor, design: CvmDesign, opt
   vm.vcpu_fd = vcpu_fd;
   vm.vcpu = p.task.files.lookup(vcpu_fd)!.private_data as KvmVcpu;
   if (vendor.vcpu_init(vm) < 0) return -p.errno;
+  if (vendor.initially_private === true) cvm_note_conversion(vm, vm.base, vm.size / PAGE, true);
   return vm;
 }
 
@@ -177,7 +222,11 @@ export function cvm_launch(vm: CvmVm, gpa: bigint, image: Uint8Array): number {
   const { p } = vm;
   const len = BigInt(Math.ceil(image.length / 4096) * 4096);
   if (len > 0n) {
-    if (vm.design.convert(vm, gpa, len, true) < 0) return -1;
+    // A guest whose memory starts private (pKVM) gets its image loaded where it already is.
+    if (vm.vendor.initially_private !== true) {
+      if (vm.design.convert(vm, gpa, len, true) < 0) return -1;
+      cvm_note_conversion(vm, gpa, len / PAGE, true);
+    }
     if (vm.vendor.launch_update !== undefined) {
       const src = p.mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
       if (src === MAP_FAILED) return -1;
@@ -196,6 +245,19 @@ export function cvm_launch(vm: CvmVm, gpa: bigint, image: Uint8Array): number {
 /** Guest code converting [gpa, gpa + npages pages): the design's request if it has one, else the vendor's. */
 export function cvm_guest_convert(vm: CvmVm, gpa: bigint, npages: bigint, to_private: boolean): GuestCode<bigint> {
   return (vm.design.guest_convert ?? vm.vendor.guest_convert)(vm, gpa, npages, to_private);
+}
+
+/**
+ * KVM's leaf SPTE for `gpa` as the guest reaches it: a private gfn on the mirror root of a VM
+ * with mirrored TDP (TDX), else the direct root; a shared gfn at its alias as given, or, where the
+ * direct root indexes gfns without the vendor's shared bit, at the GPA without it.
+ */
+export function cvm_spte(vm: CvmVm, gpa: bigint, is_private: boolean): { spte: bigint; level: number; pfn: number } | undefined {
+  const mirrored = kvm_has_mirrored_tdp(vm.kvm);
+  const s = kvm_tdp_mmu_spte(vm.kvm, Number(gpa / PAGE), is_private && mirrored);
+  if (s !== undefined || is_private) return s;
+  const bits = vm.vendor.shared_gpa(vm, vm.base) - vm.base;
+  return bits > 0n && (gpa & bits) === bits ? kvm_tdp_mmu_spte(vm.kvm, Number((gpa - bits) / PAGE), false) : undefined;
 }
 
 /** How a cvm_run() ended. */
@@ -220,9 +282,12 @@ export function cvm_run(vm: CvmVm, program: GuestProgram): CvmRunResult {
   const conversions: (CvmConversion & { ret: number; errno: number })[] = [];
   for (;;) {
     const r = p.ioctl(vm.vcpu_fd, KVM_RUN, 0);
-    if (r < 0) return { ret: r, errno: p.errno, exit_reason: run.exit_reason, conversions };
+    const errno = r < 0 ? p.errno : 0;
+    if (r < 0 && (vm.vendor.conversion_errno === undefined || errno !== vm.vendor.conversion_errno)) {
+      return { ret: r, errno, exit_reason: run.exit_reason, conversions };
+    }
     const req = vm.vendor.conversion_exit(vm, run);
-    if (req === undefined) return { ret: 0, errno: 0, exit_reason: run.exit_reason, conversions };
+    if (req === undefined) return { ret: r < 0 ? r : 0, errno, exit_reason: run.exit_reason, conversions };
     const ret = vm.design.convert(vm, req.gpa, req.npages * PAGE, req.to_private);
     conversions.push({ ...req, ret, errno: ret < 0 ? p.errno : 0 });
     vm.vendor.complete_conversion(vm, run, ret >= 0);

@@ -42,7 +42,7 @@ import { gfn_to_memslot } from './kvm_memslots.js';
 import { kvm_range_has_memory_attributes } from './kvm_mem_attributes.js';
 import { kvm_flush_remote_tlbs, kvm_mmu_invalidate_begin, kvm_mmu_invalidate_end, kvm_mmu_unmap_gfn_range } from './mmu/mmu.js';
 import { GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, KVM_MEMORY_ATTRIBUTE_PRIVATE } from './uapi.js';
-import { KVM_HOOK_DEFAULT, call_kvm_hook, kvm_hook_gmem_ioctl, kvm_private_store } from './kvm_hooks.js';
+import { ENOIOCTLCMD, KVM_HOOK_DEFAULT, call_kvm_hook, kvm_hook_gmem_get_folio, kvm_hook_gmem_ioctl, kvm_private_store } from './kvm_hooks.js';
 
 /** S_IRUSR | S_IWUSR: alloc_anon_inode()'s permission bits. */
 const GMEM_INODE_PERM = 0o600;
@@ -149,6 +149,8 @@ function kvm_gmem_prepare_folio(kvm: Kvm, slot: KvmMemorySlot, gfn: number, foli
  */
 export function kvm_gmem_get_folio(inode: Inode, index: number): Folio | ErrPtr {
   const kernel = GMEM_I(inode).kernel;
+  const design = kvm_hook_gmem_get_folio(kernel, inode, index);
+  if (design !== undefined) return design;
   return __filemap_get_folio(kernel, inode.i_mapping, index, FGP_LOCK | FGP_ACCESSED | FGP_CREAT, inode.i_mapping.gfp_mask);
 }
 
@@ -270,6 +272,8 @@ function kvm_gmem_fallocate(file: File, mode: number, offset: bigint, len: bigin
   if (!(mode & FALLOC_FL_KEEP_SIZE)) return -Errno.EOPNOTSUPP;
   if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) return -Errno.EOPNOTSUPP;
   if (offset % BigInt(PAGE_SIZE) !== 0n || len % BigInt(PAGE_SIZE) !== 0n) return -Errno.EINVAL;
+  const design = call_kvm_hook(GMEM_I(file.f_inode).kernel, 'gmem_fallocate', 0, file, mode, offset, len);
+  if (design) return design;
   if (mode & FALLOC_FL_PUNCH_HOLE) return kvm_gmem_punch_hole(file.f_inode, offset, len);
   return kvm_gmem_allocate(file.f_inode, offset, len);
 }
@@ -307,6 +311,7 @@ function kvm_gmem_release(inode: Inode, file: File): void {
  */
 function kvm_gmem_evict_inode(inode: Inode): void {
   const kernel = GMEM_I(inode).kernel;
+  call_kvm_hook(kernel, 'gmem_evict_inode', 0, inode);
   truncate_inode_pages_final(kernel, inode.i_mapping);
   unregisterMapping(kernel.store, inode.i_mapping);
 }
@@ -532,6 +537,8 @@ function u64_field(arg: object, name: string): bigint | undefined {
  */
 export function kvm_gmem_create(kvm: Kvm, arg: unknown, current: FileOwner): number {
   if (typeof arg !== 'object' || arg === null) return -Errno.EFAULT;
+  const design = call_kvm_hook(kvm.kernel, 'gmem_create', -ENOIOCTLCMD, kvm, arg, current);
+  if (design !== -ENOIOCTLCMD) return design;
   const flags = u64_field(arg, 'flags');
   if (flags === undefined || (flags & ~BigInt(kvm_gmem_get_supported_flags(kvm))) !== 0n) return -Errno.EINVAL;
   const u_size = u64_field(arg, 'size');
@@ -653,8 +660,8 @@ function __kvm_gmem_get_pfn(file: File, slot: KvmMemorySlot, index: number): Gme
 /**
  * kvm_gmem_get_pfn(): the pfn backing `gfn` of a guest_memfd slot, for a guest fault. -EFAULT when
  * the slot's file is closed, else __kvm_gmem_get_pfn()'s errors; a folio not yet uptodate is
- * zeroed, prepared by the vendor (its error is returned) and marked uptodate. max_order is 0
- * (order-0 folios). The kernel hands the page back referenced until the SPTE is installed
+ * zeroed, prepared by the vendor (its error is returned) and marked uptodate. max_order is the
+ * folio's order (0 for the base's order-0 folios). The kernel hands the page back referenced until the SPTE is installed
  * (kvm_release_faultin_page()); that reference is dropped here, since nothing runs in between.
  */
 export function kvm_gmem_get_pfn(kvm: Kvm, slot: KvmMemorySlot, gfn: number): KvmGmemPfn | number {
@@ -672,7 +679,8 @@ export function kvm_gmem_get_pfn(kvm: Kvm, slot: KvmMemorySlot, gfn: number): Kv
     if (typeof got === 'number') {
       r = got;
     } else {
-      r = got.is_prepared ? 0 : kvm_gmem_prepare_folio(kvm, slot, gfn, got.folio);
+      const design = call_kvm_hook(kvm.kernel, 'gmem_prepare_folio', -ENOIOCTLCMD, kvm, slot, gfn, got.folio, got.is_prepared);
+      r = design !== -ENOIOCTLCMD ? design : got.is_prepared ? 0 : kvm_gmem_prepare_folio(kvm, slot, gfn, got.folio);
       folio_unlock(store, got.folio);
       folio_put(store, got.folio);
     }
@@ -685,7 +693,7 @@ export function kvm_gmem_get_pfn(kvm: Kvm, slot: KvmMemorySlot, gfn: number): Kv
     });
   }
   if (r) return r;
-  return { pfn: (got as GmemFolio).pfn, max_order: 0 };
+  return { pfn: (got as GmemFolio).pfn, max_order: folio_order(store, (got as GmemFolio).folio) };
 }
 
 /**

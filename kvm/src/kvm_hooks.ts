@@ -15,9 +15,9 @@
  * memfile_register_backing_store()); guest_memfd's bind, unbind and get_pfn hand a memslot bound
  * to such a file to its store.
  */
-import { Errno } from '@cocosim/core';
-import type { File, FileOwner, Inode, Kernel } from '@cocosim/mm';
-import type { Kvm, KvmMemorySlot } from './kvm_host.js';
+import { Errno, type ErrPtr } from '@cocosim/core';
+import type { File, FileOwner, Folio, Inode, Kernel } from '@cocosim/mm';
+import type { Kvm, KvmMemorySlot, KvmVcpu } from './kvm_host.js';
 
 /** The default answer of the hooks whose "base decides" value is no valid answer (a value, a boolean). */
 export const KVM_HOOK_DEFAULT = -1;
@@ -95,6 +95,89 @@ export interface KvmHooks {
    * @returns the ioctl's result, or -ENOTTY.
    */
   gmem_ioctl?(file: File, cmd: number, arg: unknown, current: FileOwner): number;
+
+  /**
+   * kvm_mmu_do_page_fault()'s memslot lookup (D4, Sean Christopherson's fd-based RFC as Chao Peng
+   * posted it: __kvm_vcpu_gfn_to_memslot(vcpu, gfn, private), private memslots living in their
+   * own address space): the slot a fault of `gfn` uses.
+   * @returns the slot, or undefined for the base's (address space 0).
+   */
+  fault_memslot?(kvm: Kvm, gfn: number, is_private: boolean): KvmMemorySlot | undefined;
+
+  /**
+   * kvm_gmem_create() (KVM_CREATE_GUEST_MEMFD), before the base's checks: a creation the design
+   * takes over (D11: GUEST_MEMFD_FLAG_HUGETLB and its page size bits, a HugeTLB allocator).
+   * @returns the fd or -errno, or -ENOIOCTLCMD for the base's.
+   */
+  gmem_create?(kvm: Kvm, arg: object, current: FileOwner): number;
+
+  /**
+   * kvm_gmem_get_folio(): the folio at file page `index` of a guest_memfd inode, where the design
+   * allocates it (D11: a HugeTLB folio, split at once unless its whole range is private).
+   * @returns the folio locked and referenced, an ERR_PTR, or undefined for the base's.
+   */
+  gmem_get_folio?(inode: Inode, index: number): Folio | ErrPtr | undefined;
+
+  /**
+   * kvm_gmem_fallocate(), after the base's mode and alignment checks: the design's checks and
+   * preparation (D11: huge page alignment, folios merged back before a punch frees them).
+   * @returns 0 or -errno.
+   */
+  gmem_fallocate?(file: File, mode: number, offset: bigint, len: bigint): number;
+
+  /**
+   * kvm_gmem_evict_inode(), before the page cache is freed (D11: split folios merged back so that
+   * whole huge pages return to their pool, the inode's reservation released).
+   * @returns 0.
+   */
+  gmem_evict_inode?(inode: Inode): number;
+
+  /**
+   * kvm_gmem_get_pfn(), once __kvm_gmem_get_pfn() gave the locked, referenced folio for `gfn`
+   * (`is_prepared`: it is uptodate): its zeroing and preparation, where the design changes them
+   * (D10 on the post-6.18 base that dropped preparation tracking, v8 "KVM: guest_memfd: Only
+   * prepare folios for private pages": zero a folio that is not uptodate, then
+   * kvm_arch_gmem_prepare() on every fault of a private page and never for a shared one).
+   * @returns 0 or the preparation's -errno, or -ENOIOCTLCMD for the base's (6.18: prepare once,
+   * when the folio is not uptodate).
+   */
+  gmem_prepare_folio?(kvm: Kvm, slot: KvmMemorySlot, gfn: number, folio: Folio, is_prepared: boolean): number;
+
+  /**
+   * ____kvm_emulate_hypercall() (arch/x86/kvm/x86.c), for a hypercall from CPL 0 before the
+   * base's switch: a hypercall the design handles inside KVM (D1/D2: KVM_HC_ENABLE_MEM_PROTECTED,
+   * KVM_HC_MEM_SHARE, which reuse numbers 12 and 13 that 6.18 gives KVM_HC_MAP_GPA_RANGE and none).
+   * @returns the guest's result in rax (0 or -KVM_E*), or -ENOIOCTLCMD for the base's.
+   */
+  emulate_hypercall?(vcpu: KvmVcpu, nr: bigint, a0: bigint, a1: bigint, a2: bigint, a3: bigint): number;
+
+  /**
+   * hva_to_pfn_slow() (virt/kvm/kvm_main.c): FOLL_* bits KVM adds to its GUP of a guest page
+   * through the memslot's hva (D2 FOLL_ALLOW_POISONED once kvm->mem_protected; D1 FOLL_KVM; the
+   * per-VMA write denial: the flag that may write a VM_DENYUSERWRITE VMA).
+   * @returns the bits to add, or 0.
+   */
+  hva_gup_flags?(kvm: Kvm, write: boolean): number;
+
+  /**
+   * __kvm_faultin_pfn() through the hva, once GUP gave page `pfn` (with a reference) for `gfn`:
+   * the design's check and action on it (D2: kvm_page_allowed() against the owner xarray, then
+   * kvm_protect_pfn() poisoning a page that is not shared).
+   * @returns 0, or -errno: -EHWPOISON makes the pfn KVM_PFN_ERR_HWPOISON (SIGBUS to the vCPU
+   * thread), anything else KVM_PFN_ERR_FAULT; the reference is dropped.
+   */
+  hva_faultin_pfn?(kvm: Kvm, gfn: number, pfn: number, write: boolean): number;
+
+  /** kvm_destroy_vm(), before the MMU and the memslots go: the design drops what it holds for `kvm`. */
+  vm_destroy?(kvm: Kvm): number;
+
+  /**
+   * kvm_create_vm(), where the VM's memslot sets are set up, before kvm_arch_init_vm(): per-VM
+   * structures the design's kernel had in struct kvm from creation (D4: the private address
+   * space's memslots), so no later call creates them (a failed ioctl must change nothing).
+   * Cannot fail; what it sets up lives in `kvm` only.
+   */
+  vm_init?(kvm: Kvm): void;
 }
 
 /**
@@ -165,6 +248,36 @@ export function kvm_hook_check_extension(kernel: Kernel, kvm: Kvm | undefined, c
 /** The guest_memfd ioctl of a design, or -ENOTTY (kvm_gmem_ioctl()). */
 export function kvm_hook_gmem_ioctl(kernel: Kernel, file: File, cmd: number, arg: unknown, current: FileOwner): number {
   return call_kvm_hook(kernel, 'gmem_ioctl', -Errno.ENOTTY, file, cmd, arg, current);
+}
+
+/** The fault_memslot hook's slot, or undefined for the base's (kvm_mmu_do_page_fault()). */
+export function kvm_hook_fault_memslot(kvm: Kvm, gfn: number, is_private: boolean): KvmMemorySlot | undefined {
+  if (nr_hooked_hosts === 0) return undefined;
+  const list = registries.get(kvm.kernel);
+  if (list === undefined) return undefined;
+  for (const p of list) {
+    const slot = p.fault_memslot?.(kvm, gfn, is_private);
+    if (slot !== undefined) return slot;
+  }
+  return undefined;
+}
+
+/** The gmem_get_folio hook's folio (or ERR_PTR), or undefined for the base's (kvm_gmem_get_folio()). */
+export function kvm_hook_gmem_get_folio(kernel: Kernel, inode: Inode, index: number): Folio | ErrPtr | undefined {
+  if (nr_hooked_hosts === 0) return undefined;
+  const list = registries.get(kernel);
+  if (list === undefined) return undefined;
+  for (const p of list) {
+    const folio = p.gmem_get_folio?.(inode, index);
+    if (folio !== undefined) return folio;
+  }
+  return undefined;
+}
+
+/** The emulate_hypercall hook's result for the guest, or undefined for the base's switch. */
+export function kvm_hook_emulate_hypercall(vcpu: KvmVcpu, nr: bigint, a0: bigint, a1: bigint, a2: bigint, a3: bigint): number | undefined {
+  const r = call_kvm_hook(vcpu.kvm.kernel, 'emulate_hypercall', -ENOIOCTLCMD, vcpu, nr, a0, a1, a2, a3);
+  return r === -ENOIOCTLCMD ? undefined : r;
 }
 
 /* ---- private-memory backing stores other than guest_memfd ---- */

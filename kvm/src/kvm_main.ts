@@ -19,7 +19,7 @@ import type { MergedKvmX86Ops } from './kvm_x86_ops.js';
 import { kvm_free_memslots, kvm_vm_ioctl_set_memory_region } from './kvm_memslots.js';
 import { kvm_supported_mem_attributes, kvm_vm_ioctl_set_mem_attributes } from './kvm_mem_attributes.js';
 import { kvm_gmem_create, kvm_gmem_get_supported_flags } from './guest_memfd.js';
-import { kvm_hook_check_extension, kvm_hook_vm_ioctl } from './kvm_hooks.js';
+import { call_kvm_hook, kvm_hook_check_extension, kvm_hook_vm_ioctl, kvm_hooks_providers } from './kvm_hooks.js';
 import { kvm_mmu_init_vm, kvm_mmu_notifier_register, kvm_mmu_notifier_unregister, kvm_mmu_uninit_vm, kvm_vcpu_pre_fault_memory } from './mmu/mmu.js';
 import {
   kvm_arch_vcpu_create, kvm_arch_vcpu_ioctl_get_regs, kvm_arch_vcpu_ioctl_run, kvm_arch_vcpu_ioctl_set_regs,
@@ -169,6 +169,7 @@ export function kvm_put_kvm(kvm: Kvm): void {
  */
 function kvm_destroy_vm(kvm: Kvm): void {
   kvm_mmu_notifier_unregister(kvm);
+  call_kvm_hook(kvm.kernel, 'vm_destroy', 0, kvm);
   kvm.x86_ops.vm_destroy(kvm);
   kvm_mmu_uninit_vm(kvm);
   kvm_free_memslots(kvm);
@@ -343,9 +344,10 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
       // kvm_arch_vm_ioctl(): -ENOTTY without a vendor mem_enc_ioctl (the merged default).
       return kvm.x86_ops.mem_enc_ioctl(kvm, arg);
     case KVM_MEMORY_ENCRYPT_REG_REGION:
-      return kvm.x86_ops.mem_enc_register_region(kvm, arg);
     case KVM_MEMORY_ENCRYPT_UNREG_REGION:
-      return kvm.x86_ops.mem_enc_unregister_region(kvm, arg);
+      // kvm_arch_vm_ioctl() copies struct kvm_enc_region in (-EFAULT) before it asks the vendor (-ENOTTY without one).
+      if (typeof arg !== 'object' || arg === null) return -Errno.EFAULT;
+      return cmd === KVM_MEMORY_ENCRYPT_REG_REGION ? kvm.x86_ops.mem_enc_register_region(kvm, arg) : kvm.x86_ops.mem_enc_unregister_region(kvm, arg);
     default:
       return -Errno.ENOTTY;
   }
@@ -368,13 +370,15 @@ export function file_is_kvm(file: File): boolean {
 
 /**
  * kvm_create_vm() / kvm_arch_init_vm(): has_private_mem for SW_PROTECTED, pre-fault for the
- * types whose memory KVM controls, the MMU, the vendor's vm_init, then the mm's MMU notifier.
+ * types whose memory KVM controls, the design's per-VM structures (vm_init hook), the MMU, the
+ * vendor's vm_init, then the mm's MMU notifier.
  */
 function kvm_create_vm(module: KvmModule, mm: ReturnType<typeof task_mm>, type: number): Kvm | number {
   const kvm = new Kvm(module.kernel, mm, type, module.ops);
   kvm_modules.set(kvm, module);
   kvm.arch.has_private_mem = type === KVM_X86_SW_PROTECTED_VM;
   kvm.arch.pre_fault_allowed = type === KVM_X86_DEFAULT_VM || type === KVM_X86_SW_PROTECTED_VM;
+  for (const h of kvm_hooks_providers(module.kernel)) h.vm_init?.(kvm);
   kvm_mmu_init_vm(kvm);
   const r = kvm.x86_ops.vm_init(kvm);
   if (r < 0) {

@@ -26,6 +26,7 @@ import {
 } from '@cocosim/mm';
 import { gfn_to_hva_memslot_prot, kvm_vcpu_gfn_to_memslot, user_struct_field } from './kvm_memslots.js';
 import type { Kvm, KvmRun, KvmVcpu } from './kvm_host.js';
+import { kvm_hook_emulate_hypercall } from './kvm_hooks.js';
 import {
   PFERR_USER_MASK, PFERR_WRITE_MASK, RET_PF_EMULATE, kvm_mmu_page_fault, kvm_mmu_take_pending_signal, kvm_mmu_translate,
   kvm_mmu_translate_access, tdp_access_error_code, tdp_fault_error_code,
@@ -999,7 +1000,9 @@ function ____kvm_emulate_hypercall(vcpu: KvmVcpu, cpl: number): number {
   if (cpl) {
     ret = -BigInt(KVM_EPERM);
   } else {
-    switch (nr) {
+    const design = kvm_hook_emulate_hypercall(vcpu, nr, a0, a1, a2, a3);
+    if (design !== undefined) ret = BigInt(design);
+    else switch (nr) {
       case BigInt(KVM_HC_VAPIC_POLL_IRQ):
         ret = 0n;
         break;

@@ -2,18 +2,38 @@
  * Anonymous inodes (fs/anon_inodes.c): the files of kernel objects with no file system of their
  * own (a KVM VM, a vCPU), all sharing one inode per host, as anon_inode_inode is shared.
  */
+import { Errno } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
-import { File, Inode, SB_I_NODEV, SB_I_NOEXEC, S_IFREG, open_fmode, type FileOperations } from './fs.js';
+import { FMODE_LSEEK, File, Inode, SB_I_NODEV, SB_I_NOEXEC, S_IFMT, S_IFREG, type FileOperations, type InodeOperations, type Kstat } from './fs.js';
+import { file_fmode } from './file_table.js';
+import { generic_fillattr } from './stat.js';
 
 /* Since 6.15 the shared inode is a regular file, owner read-write (anon_inode_init). */
 const ANON_INODE_MODE = S_IFREG | 0o600;
+
+/**
+ * anon_inode_setattr(): no attribute of the shared inode changes, so ftruncate() and fchmod() of a
+ * VM or vCPU fd are -EOPNOTSUPP (the inode being S_IFREG since 6.15, do_ftruncate() gets this far).
+ */
+function anon_inode_setattr(): number {
+  return -Errno.EOPNOTSUPP;
+}
+
+/** anon_inode_getattr(): user space expects no file type in an anonymous inode's st_mode (lsof). */
+function anon_inode_getattr(inode: Inode, stat: Kstat): number {
+  generic_fillattr(inode, stat);
+  stat.mode &= ~S_IFMT;
+  return 0;
+}
+
+const anon_inode_operations: InodeOperations = { getattr: anon_inode_getattr, setattr: anon_inode_setattr };
 
 const anon_inode_inode = new WeakMap<Kernel, Inode>();
 
 function anon_inode(kernel: Kernel): Inode {
   let inode = anon_inode_inode.get(kernel);
   if (inode === undefined) {
-    inode = new Inode(kernel.get_next_ino(), ANON_INODE_MODE, {}, {}, kernel.next_mapping_id());
+    inode = new Inode(kernel.get_next_ino(), ANON_INODE_MODE, anon_inode_operations, {}, kernel.next_mapping_id());
     // anon_inodefs_init_fs_context() (6.15+, "anon_inode: raise SB_I_NODEV and SB_I_NOEXEC"):
     // mapping a VM or vCPU file with PROT_EXEC is EPERM.
     inode.i_sb_iflags = SB_I_NOEXEC | SB_I_NODEV;
@@ -27,7 +47,10 @@ function anon_inode(kernel: Kernel): Inode {
  * The kernel's `name` argument only names the file in /proc/self/fd, which cocosim lacks.
  */
 export function anon_inode_getfile(kernel: Kernel, fops: FileOperations, priv: unknown, flags: number): File {
-  const file = new File(anon_inode(kernel), fops, flags, open_fmode(flags));
+  // alloc_file_pseudo() -> file_init_path(): FMODE_CAN_READ/WRITE only with read/write methods,
+  // FMODE_LSEEK for the llseek every anon file's fops has (KVM's noop_llseek), and never
+  // FMODE_PREAD/FMODE_PWRITE (pread/pwrite on a VM fd are -ESPIPE).
+  const file = new File(anon_inode(kernel), fops, flags, file_fmode(flags, fops) | FMODE_LSEEK);
   file.private_data = priv;
   return file;
 }

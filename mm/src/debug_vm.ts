@@ -53,6 +53,7 @@ import type { AddressSpace } from './fs.js';
 import { is_huge_zero_pfn } from './huge_memory.js';
 import type { Kernel } from './kernel.js';
 import { mm_counter } from './memory.js';
+import { ulong_arg } from './mman.js';
 import { LRU_NAMES, NR_LRU_LISTS, lru_list_of_flags, lru_lists_if_any } from './mm_inline.js';
 import {
   MM_SWAPENTS, NR_MM_COUNTERS, linear_page_index, task_mm_if_any, type MmStruct, type VmAreaStruct,
@@ -528,10 +529,11 @@ export interface RangeBefore {
 
 /** The VMAs [start, start + len) meets in `mm`, for the calls that work VMA by VMA. */
 function range_before(mm: MmStruct, start: unknown, len: unknown): RangeBefore | undefined {
-  const s = typeof start === 'bigint' ? start : typeof start === 'number' && Number.isSafeInteger(start) ? BigInt(start) : undefined;
-  const l = typeof len === 'bigint' ? len : typeof len === 'number' && Number.isSafeInteger(len) ? BigInt(len) : undefined;
+  /* the arguments as the calls read them (an integral number past 2^53, such as 2^53, included) */
+  const s = ulong_arg(start);
+  const l = ulong_arg(len);
   /* a range past 2^64 is refused before any VMA is touched */
-  if (s === undefined || l === undefined || s < 0n || l <= 0n || s + l > 1n << 64n) return undefined;
+  if (s === undefined || l === undefined || l === 0n || s + l > 1n << 64n) return undefined;
   const first = Number(s / 4096n);
   /* nothing is mapped above TASK_SIZE (2^47): a range reaching there ends in a hole */
   const end = s + l - 1n;

@@ -36,7 +36,7 @@
 import { BUG, Errno, KernelBug, PAGE_SIZE, type Pfn } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
 import { handle_mm_fault } from './memory.js';
-import { MM_HOST_ACCESS_ABORT, MM_HOST_ACCESS_FAULT, MM_HOST_ACCESS_MCE, MM_HOST_ACCESS_ZERO, mm_host_access } from './mm_hooks.js';
+import { MM_HOST_ACCESS_ABORT, MM_HOST_ACCESS_FAULT, MM_HOST_ACCESS_MCE, MM_HOST_ACCESS_ZERO, mm_host_access, mm_host_access_key } from './mm_hooks.js';
 import { ulong_arg } from './mman.js';
 import {
   FAULT_FLAG_DEFAULT,
@@ -381,7 +381,7 @@ function load_to(mm: MmStruct, addr: number, len: number, out: Uint8Array, zeroe
       /* the shared zero page, or a page the platform reads as zeros */
       if (!zeroed) out.fill(0, done, done + n);
     } else {
-      if (phys.readInto(pfn as Pfn, off, n, out, done) !== 0) {
+      if (phys.readInto(pfn as Pfn, off, n, out, done, mm_host_access_key(mm.kernel, pfn)) !== 0) {
         /* a second machine check at the same place: the kernel gives up (mce_count) */
         const s = mce_vpn === vpn ? sig('SIGBUS', 'SI_KERNEL', 0n) : kill_me_maybe(mm, pfn as Pfn);
         if (s !== null) return s;
@@ -415,7 +415,7 @@ export function userStore(mm: MmStruct, uaddr: unknown, data: Uint8Array): 0 | S
     if (typeof pfn !== 'number') return pfn;
     const s = user_host_access_sig(mm_host_access(mm.kernel, pfn, true, 'user', off, n), a);
     if (s !== null) return s;
-    phys.write(pfn as Pfn, off, data.subarray(done, done + n));
+    phys.write(pfn as Pfn, off, data.subarray(done, done + n), mm_host_access_key(mm.kernel, pfn));
     done += n;
   }
   return 0;

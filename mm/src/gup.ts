@@ -127,6 +127,7 @@ import {
   pte_index,
   pte_mkdirty,
   pte_mkyoung,
+  pte_none,
   pte_present,
   pte_protnone,
   pte_special,
@@ -139,7 +140,7 @@ import {
 import { PageAnonExclusive } from './rmap.js';
 import { shmem_mapping } from './shmem.js';
 import { find_vma, find_vma_intersection, vma_lookup } from './vma.js';
-import { MM_HOOK_FOLLOW, call_mm_hook, mm_hooks_gup_check } from './mm_hooks.js';
+import { MM_HOOK_FOLLOW, MM_HOOK_FOLLOW_WRITE, call_mm_hook, mm_hook_present, mm_hooks_gup_check } from './mm_hooks.js';
 import { IS_ERR, PTR_ERR, type PgOff } from '@cocosim/core';
 import type { File } from './fs.js';
 import { folio_nr_pages, folio_put } from './folio.js';
@@ -326,17 +327,17 @@ function follow_page_mask(vma: VmAreaStruct, vpn: number, gup_flags: number): nu
     if (t === undefined) return FOLLOW_FAULT;
     const i = pte_index(vpn);
     flags = t.flags[i];
-    if (!pte_present(flags)) return FOLLOW_FAULT;
+    if (!pte_present(flags)) return pte_none(flags) ? FOLLOW_FAULT : follow_nonpresent_pte(vma, vpn, flags, t.val[i], gup_flags);
     pfn = t.val[i];
   }
   const hook = call_mm_hook(mm.kernel, 'gup_check', vma, vpn, flags, pfn, gup_flags);
   if (hook < 0) return hook;
-  if (pte_protnone(flags) && hook !== MM_HOOK_FOLLOW && !gup_can_follow_protnone(vma, gup_flags)) return FOLLOW_FAULT;
+  if (pte_protnone(flags) && hook !== MM_HOOK_FOLLOW && hook !== MM_HOOK_FOLLOW_WRITE && !gup_can_follow_protnone(vma, gup_flags)) return FOLLOW_FAULT;
   let page = vm_normal_page(store, flags, pfn);
   /* A PMD or PUD leaf is checked on its first page (pmd_page()), where PG_anon_exclusive lives */
   const checked = huge !== undefined && page >= 0 ? huge.val : page;
   /* We only care about anon pages in can_follow_write_pte(). */
-  if (gup_flags & FOLL_WRITE && !can_follow_write(flags, checked, vma, gup_flags)) return FOLLOW_FAULT;
+  if (gup_flags & FOLL_WRITE && hook !== MM_HOOK_FOLLOW_WRITE && !can_follow_write(flags, checked, vma, gup_flags)) return FOLLOW_FAULT;
   if (page < 0) {
     /* Avoid special (like zero) pages in core dumps */
     if (gup_flags & FOLL_DUMP) return -Errno.EFAULT;
@@ -360,6 +361,20 @@ function follow_page_mask(vma: VmAreaStruct, vpn: number, gup_flags: number): nu
     }
   }
   return page;
+}
+
+/**
+ * A design's answer for a non-present entry (the gup_follow_nonpresent hook, mm_hooks.ts): fault
+ * it in (FOLLOW_FAULT), take the page behind it (D2 FOLL_ALLOW_POISONED), or -errno.
+ */
+function follow_nonpresent_pte(vma: VmAreaStruct, vpn: number, flags: number, val: number, gup_flags: number): number {
+  const kernel = vma.vm_mm.kernel;
+  if (!mm_hook_present(kernel, 'gup_follow_nonpresent')) return FOLLOW_FAULT;
+  const hook = call_mm_hook(kernel, 'gup_follow_nonpresent', vma, vpn, flags, val, gup_flags);
+  if (hook < 0) return hook;
+  if (hook !== MM_HOOK_FOLLOW) return FOLLOW_FAULT;
+  const ret = try_grab_folio(kernel.store, page_folio(kernel.store, val), 1, gup_flags);
+  return ret ? ret : val;
 }
 
 /** faultin_page(): fault the page in for GUP. 0, or -errno. */

@@ -670,6 +670,7 @@ export function set_pte_range(vmf: VmFault, folio: Folio, page: number, nr: numb
   let entry = pte_mkyoung(vma.vm_page_prot);
   if (write) entry = maybe_mkwrite(pte_mkdirty(entry), vma);
   else if (pte_write(entry) && folio_test_dirty(store, folio)) entry = pte_mkdirty(entry);
+  entry = (mm_hook_present(vma.vm_mm.kernel, 'pte_prot') && call_mm_hook(vma.vm_mm.kernel, 'pte_prot', vmf, folio)) || entry;
   if (write && !(vma.vm_flags & VM_SHARED)) {
     /* copy-on-write page */
     if (nr !== 1) BUG('set_pte_range: a COW copy of more than one page');
@@ -700,6 +701,8 @@ export function do_set_pmd(vmf: VmFault, folio: Folio): number {
   if (!pmd_none(mm.pgd, pmd)) return VM_FAULT_FALLBACK;
   let entry = pte_mkyoung(vma.vm_page_prot) | _PAGE_PSE;
   if (vmf.flags & FAULT_FLAG_WRITE) entry = maybe_mkwrite(pte_mkdirty(entry), vma);
+  const prot = mm_hook_present(mm.kernel, 'pte_prot') ? call_mm_hook(mm.kernel, 'pte_prot', vmf, folio) : 0;
+  if (prot) entry = prot | _PAGE_PSE;
   mm.add_mm_counter(mm_counter_file(store, folio), HPAGE_PMD_NR);
   folio_add_file_rmap_pmd(store, folio, vma);
   set_pmd_at(mm.pgd, pmd, folio, entry);

@@ -140,6 +140,7 @@ import {
   is_migration_entry_young,
   swp_entry,
 } from './swapops.js';
+import { mm_migrate_copy_key } from './mm_hooks.js';
 
 declare module '@cocosim/core' {
   interface TraceEventMap {
@@ -396,7 +397,8 @@ export function folio_mc_copy(kernel: Kernel, dst: Folio, src: Folio): number {
   const store = kernel.store;
   const nr = folio_nr_pages(store, src);
   for (let k = 0; k < nr; k++) {
-    if (isMemPoison(kernel.phys.copy((dst + k) as Pfn, (src + k) as Pfn))) return -Errno.EHWPOISON;
+    const key = mm_migrate_copy_key(kernel, dst + k, src + k);
+    if (isMemPoison(kernel.phys.copy((dst + k) as Pfn, (src + k) as Pfn, key, key))) return -Errno.EHWPOISON;
     kernel.cost.charge('page_copy_4k');
   }
   return 0;

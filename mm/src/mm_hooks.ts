@@ -21,7 +21,7 @@
 import { BUG_ON, PAGE_SIZE } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
 import type { AddressSpace, File, Inode } from './fs.js';
-import type { VmAreaStruct } from './mm_types.js';
+import type { VmAreaStruct, VmFault } from './mm_types.js';
 import { folio_test_anon, type Folio } from './folio.js';
 import { mapping_unmap_hooks, unmap_mapping_range } from './truncate.js';
 
@@ -36,6 +36,12 @@ const BASE_MFD_BITS = 0x1f | (0x3f << 26);
 
 /** Returned by gup_check: follow this page although its PTE is PROT_NONE (D1 FOLL_KVM, D3 FOLL_GUEST). */
 export const MM_HOOK_FOLLOW = 1;
+/**
+ * Returned by gup_check: follow this page although its PTE is PROT_NONE, and let FOLL_WRITE take
+ * it although the PTE is not writable: the design checked the write itself (D1's and D3's
+ * can_follow_write_pte(): VM_WRITE and a shared mapping or an exclusive page, or PageGuest).
+ */
+export const MM_HOOK_FOLLOW_WRITE = 2;
 
 /*
  * host_access outcomes: what the hardware does to a host CPU access of a page (0: the access
@@ -203,6 +209,62 @@ export interface MmHooks {
    * the VM that owns the pfn through guest_memfd answers with its kvm_x86_ops.host_access).
    */
   host_access?(kernel: Kernel, pfn: number, write: boolean, actor: HostAccessActor, offset: number, len: number): number;
+
+  /**
+   * follow_page_pte() in GUP's slow path (mm/gup.c), for a PTE that is not present and not none
+   * (a swap, migration or hwpoison entry): `pte` is the entry's flags, `val` its payload (the
+   * page of a hwpoison or migration entry). Huge entries are not asked.
+   * @returns 0 to fault it in as the base does, MM_HOOK_FOLLOW to take page `val` (reference or
+   * pin as the flags ask), or -errno to fail the GUP at this page.
+   * Used by D2 (FOLL_ALLOW_POISONED: KVM follows the page behind a hwpoison entry).
+   */
+  gup_follow_nonpresent?(vma: VmAreaStruct, vpn: number, pte: number, val: number, gup_flags: number): number;
+
+  /**
+   * vma_set_page_prot() -> vm_get_page_prot() (mm/mmap.c): the _PAGE_* bits of new PTEs of `vma`
+   * whose flags are `vm_flags` (VM_SHARED already dropped where the VMA wants write notification).
+   * @returns 0 for the base's protection_map[], or the bits to use.
+   * Used by D1 (VM_KVM_PROTECTED: PAGE_NONE, so that every PTE of a protected VMA is PROT_NONE).
+   */
+  vm_page_prot?(vma: VmAreaStruct, vm_flags: number): number;
+
+  /**
+   * set_pte_range() and do_set_pmd() (mm/memory.c; do_set_pte()/alloc_set_pte() before 6.x):
+   * page-cache `folio` is about to be mapped in `vma` by the fault `vmf` (vmf.page set: the page
+   * ->fault returned; unset: fault-around's filemap_map_pages()).
+   * @returns 0 for the VMA's vm_page_prot with the fault's young/dirty/write bits, or the _PAGE_*
+   * bits of the entry (D3: PAGE_NONE for a PageGuest folio).
+   */
+  pte_prot?(vmf: VmFault, folio: Folio): number;
+
+  /**
+   * cocosim (hardware, not a kernel hook): the memory-encryption key (PhysMem key) a host CPU
+   * access to `pfn` goes through, asked where user loads and stores and the kernel's uaccess
+   * copies (process_vm_readv/writev) read or write a page's bytes.
+   * @returns 0 for the base's plaintext domain, or the key.
+   * Used by D12 (MKTME encrypt_mprotect(): the page's KeyID is in every host mapping of it, the
+   * owner's PTEs and the per-KeyID direct map, so the host reads and writes its plaintext).
+   */
+  host_access_key?(kernel: Kernel, pfn: number): number;
+
+  /**
+   * cocosim (hardware, not a kernel hook): the memory-encryption key (PhysMem key) a device DMA
+   * through the IOMMU to `pfn` goes through (vfio/src/device_dma.ts), the KeyID the IOMMU's entry
+   * for the page carries.
+   * @returns 0 for the base's plaintext domain, or the key.
+   * Used by D12 ("iommu/vt-d: Support MKTME in DMA remapping": the IOPTE takes the page's KeyID).
+   */
+  dma_access_key?(kernel: Kernel, pfn: number): number;
+
+  /**
+   * folio_mc_copy() (mm/migrate.c), for each page, before migration copies page `src` to `dst`:
+   * the provider prepares `dst` as its hardware needs and answers the memory-encryption key
+   * (PhysMem key) the kernel's copy reads and writes through.
+   * @returns 0 for the base's plaintext domain, or the key.
+   * Used by D12 (MKTME: the new page gets the old page's KeyID and the kernel copies through the
+   * per-KeyID direct map).
+   */
+  migrate_copy_key?(kernel: Kernel, dst: number, src: number): number;
 }
 
 type HookName = Exclude<{ [K in keyof MmHooks]-?: MmHooks[K] extends ((...a: never[]) => number) | undefined ? K : never }[keyof MmHooks], undefined>;
@@ -343,4 +405,28 @@ export function folio_make_private(kernel: Kernel, folio: Folio): void {
  */
 export function mapping_make_private(kernel: Kernel, mapping: AddressSpace, index: number, nr: number): void {
   unmap_mapping_range(kernel, mapping, BigInt(index) * BigInt(PAGE_SIZE), BigInt(nr) * BigInt(PAGE_SIZE), false);
+}
+
+/**
+ * The key a host CPU access to `pfn` goes through (MmHooks.host_access_key): 0, the plaintext
+ * domain, unless a provider answers.
+ */
+export function mm_host_access_key(kernel: Kernel, pfn: number): number {
+  if (!mm_hook_present(kernel, 'host_access_key')) return 0;
+  return call_mm_hook(kernel, 'host_access_key', kernel, pfn);
+}
+
+/**
+ * The key a device DMA to `pfn` goes through (MmHooks.dma_access_key): 0, the plaintext domain,
+ * unless a provider answers.
+ */
+export function mm_dma_access_key(kernel: Kernel, pfn: number): number {
+  if (!mm_hook_present(kernel, 'dma_access_key')) return 0;
+  return call_mm_hook(kernel, 'dma_access_key', kernel, pfn);
+}
+
+/** The key migration copies `src` to `dst` through (MmHooks.migrate_copy_key): 0 unless a provider answers. */
+export function mm_migrate_copy_key(kernel: Kernel, dst: number, src: number): number {
+  if (!mm_hook_present(kernel, 'migrate_copy_key')) return 0;
+  return call_mm_hook(kernel, 'migrate_copy_key', kernel, dst, src);
 }

@@ -21,6 +21,7 @@ import { folio_mark_uptodate } from './page-flags.js';
 import { folio_free_swap, folio_swap_slot_pfns } from './swap_state.js';
 import { get_swap_device, swap_slot_pfn } from './swapfile.js';
 import { swp_offset, type SwpEntry } from './swapops.js';
+import { mm_host_access_key } from './mm_hooks.js';
 
 /** AOP_WRITEPAGE_ACTIVATE (include/linux/fs.h): "keep the folio locked and activate it". */
 export const AOP_WRITEPAGE_ACTIVATE = 0x80000;
@@ -61,7 +62,7 @@ export function swap_writeout(kernel: Kernel, folio: Folio): number {
       phys.clear(slot);
       continue;
     }
-    if (phys.copy(slot, page) !== 0) {
+    if (phys.copy(slot, page, mm_host_access_key(kernel, page), 0) !== 0) {
       /* The device stores the poison it was given: the read back will fail. */
       phys.free(slot);
       for (const line of phys.poisonedLines(page)) phys.poison(slot, line);

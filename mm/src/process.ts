@@ -13,7 +13,9 @@
  */
 import { Errno } from '@cocosim/core';
 import { FilesStruct } from './fdtable.js';
-import { O_CLOEXEC, O_RDWR, type File, type GuestAccessExit } from './fs.js';
+import {
+  O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, type File, type GuestAccessExit,
+} from './fs.js';
 import type { Kernel } from './kernel.js';
 import { ksys_ioctl } from './ioctl.js';
 import { ksys_fcntl } from './fcntl.js';
@@ -71,6 +73,15 @@ export const PF_MCE_PROCESS = 0x00000080;
 /** Early kill for mce process policy */
 export const PF_MCE_EARLY = 0x08000000;
 
+/* include/uapi/linux/limits.h */
+const NAME_MAX = 255;
+const PATH_MAX = 4096;
+/* include/uapi/asm-generic/fcntl.h: the bits open(2) keeps (VALID_OPEN_FLAGS, O_0 .. __O_TMPFILE) */
+const VALID_OPEN_FLAGS = 0o37777703;
+const O_PATH = 0o10000000;
+const O_TMPFILE_BIT = 0o20000000;
+const O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC;
+
 /** The tasks of each host (the init_task list); simulated processes never exit. */
 const task_lists = new WeakMap<Kernel, Task[]>();
 
@@ -107,13 +118,32 @@ export class Process {
     return ret;
   }
 
-  /** open(2) of a device node (/dev/kvm, /dev/null, /dev/zero). */
+  /**
+   * open(2) of a device node (/dev/kvm, /dev/null, /dev/zero), in do_sys_open()'s order:
+   * build_open_how() keeps the valid bits of the int `flags` (O_PATH only O_PATH_FLAGS);
+   * build_open_flags() refuses O_CREAT|O_DIRECTORY and a malformed O_TMPFILE (-EINVAL); getname()
+   * reads the name (-EFAULT, -ENAMETOOLONG at PATH_MAX bytes); the lookup gives -ENAMETOOLONG for
+   * a component beyond NAME_MAX and -ENOENT for no node; do_open() gives -EEXIST for
+   * O_CREAT|O_EXCL and -ENOTDIR for O_DIRECTORY, the nodes being neither new nor directories.
+   */
   open(path: unknown, flags: unknown = O_RDWR): number {
+    const f = int_arg(flags);
+    if (f === undefined) return this.sys(-Errno.EINVAL);
+    let how = f & VALID_OPEN_FLAGS;
+    if (how & O_PATH) how &= O_PATH_FLAGS;
+    if (how & O_CREAT && how & O_DIRECTORY) return this.sys(-Errno.EINVAL);
+    if (how & O_TMPFILE_BIT && (!(how & O_DIRECTORY) || (how & O_ACCMODE) === O_RDONLY)) return this.sys(-Errno.EINVAL);
     if (typeof path !== 'string') return this.sys(-Errno.EFAULT);
-    if (typeof flags !== 'number' || !Number.isInteger(flags)) return this.sys(-Errno.EINVAL);
-    const file = this.kernel.open_device(path, flags);
+    const utf8 = new TextEncoder();
+    if (utf8.encode(path).length >= PATH_MAX) return this.sys(-Errno.ENAMETOOLONG);
+    if (path.split('/').some((c) => utf8.encode(c).length > NAME_MAX)) return this.sys(-Errno.ENAMETOOLONG);
+    const file = this.kernel.open_device(path, how);
     if (typeof file === 'number') return this.sys(file);
-    const fd = this.task.files.install(file, (flags & O_CLOEXEC) !== 0);
+    if (how & O_CREAT && how & O_EXCL || how & O_DIRECTORY) {
+      file.fput();
+      return this.sys(how & O_DIRECTORY ? -Errno.ENOTDIR : -Errno.EEXIST);
+    }
+    const fd = this.task.files.install(file, (how & O_CLOEXEC) !== 0);
     if (fd < 0) file.fput();
     return this.sys(fd);
   }

@@ -29,7 +29,7 @@ import { BUG, Errno, PAGE_SIZE, isMemPoison, type Pfn } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
 import { FOLL_WRITE } from './folio.js';
 import { uaccess_host_access } from './fault.js';
-import { MM_HOST_ACCESS_ZERO } from './mm_hooks.js';
+import { MM_HOST_ACCESS_ZERO, mm_host_access_key } from './mm_hooks.js';
 import { pin_user_pages_remote, unpin_user_pages_dirty_lock } from './gup.js';
 import { ulong_arg } from './mman.js';
 import { TASK_SIZE_MAX, task_mm } from './mm_types.js';
@@ -172,14 +172,14 @@ function process_vm_rw_pages(kernel: Kernel, pages: number[], offset: number, le
       } else {
         const data = new Uint8Array(copy);
         copied = iter.copy(data, copy, false);
-        if (copied) kernel.phys.write(pfn, offset, data.subarray(0, copied));
+        if (copied) kernel.phys.write(pfn, offset, data.subarray(0, copied), mm_host_access_key(kernel, pfn));
       }
     } else {
       const ha = pfn === kernel.store.zero_pfn ? MM_HOST_ACCESS_ZERO : uaccess_host_access(kernel, pfn, false, offset, copy);
       if (ha < 0) {
         copied = 0;
       } else {
-        const data = ha === MM_HOST_ACCESS_ZERO ? new Uint8Array(copy) : kernel.phys.read(pfn, offset, copy);
+        const data = ha === MM_HOST_ACCESS_ZERO ? new Uint8Array(copy) : kernel.phys.read(pfn, offset, copy, mm_host_access_key(kernel, pfn));
         /* copy_page_to_iter() is no machine-check-safe copy: the kernel would panic */
         if (isMemPoison(data)) BUG(`process_vm_readv(): the kernel consumed poison at pfn 0x${pfn.toString(16)}`);
         copied = iter.copy(data, copy, true);

@@ -32,6 +32,7 @@ import {
   type MmStruct,
 } from './mm_types.js';
 import { split_huge_pmd_address } from './huge_memory.js';
+import { call_mm_hook, mm_hook_present } from './mm_hooks.js';
 import { _PAGE_ACCESSED, _PAGE_NX, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_RW, _PAGE_USER } from './pgtable.js';
 import {
   anon_vma_clone,
@@ -119,7 +120,7 @@ export function vma_wants_writenotify(vma: VmAreaStruct): boolean {
 export function vma_set_page_prot(vma: VmAreaStruct): void {
   let flags = vma.vm_flags;
   if (vma_wants_writenotify(vma)) flags = vm_flags_andnot(flags, VM_SHARED);
-  vma.vm_page_prot = vm_get_page_prot(flags);
+  vma.vm_page_prot = (mm_hook_present(vma.vm_mm.kernel, 'vm_page_prot') && call_mm_hook(vma.vm_mm.kernel, 'vm_page_prot', vma, flags)) || vm_get_page_prot(flags);
 }
 
 /* Accounting */

@@ -14,6 +14,7 @@
  */
 import { BUG_ON, U64_MAX, isMemPoison, type Pfn } from '@cocosim/core';
 import { IOMMU_FAULT_READ, IOMMU_FAULT_WRITE, IOMMU_READ, IOMMU_WRITE, report_iommu_fault, type Device } from './iommu.js';
+import { mm_dma_access_key } from '@cocosim/mm';
 
 /** Why a DMA stopped. */
 export interface DmaError {
@@ -78,7 +79,7 @@ export function dma_read(dev: Device, iova: bigint | number, len: number): Uint8
       pos += n;
       continue;
     }
-    const r = phys.readInto(t.pfn, off, n, out, pos);
+    const r = phys.readInto(t.pfn, off, n, out, pos, mm_dma_access_key(dev.iommu.kernel, t.pfn));
     if (isMemPoison(r)) return { error: 'poison', iova: cur, write: false, reason: 'poisoned memory' };
     pos += n;
   }
@@ -99,7 +100,7 @@ export function dma_write(dev: Device, iova: bigint | number, data: Uint8Array):
     const n = Math.min(data.length - pos, 4096 - off);
     const t = translate(dev, cur, true, n);
     if ('error' in t) return t;
-    phys.write(t.pfn, off, data.subarray(pos, pos + n));
+    phys.write(t.pfn, off, data.subarray(pos, pos + n), mm_dma_access_key(dev.iommu.kernel, t.pfn));
     pos += n;
   }
   return 0;

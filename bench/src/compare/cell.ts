@@ -14,7 +14,8 @@ import { NOT_STATED, ScenarioContext, type ScenarioOptions, type Step } from '..
 import { createTracePlatform, type PlatformChoice } from '../trace/platforms.js';
 import { COST_CATEGORIES, costCategory, type CostCategory } from './categories.js';
 import type { CellSpec } from './matrix.js';
-import { checkRequirements, type Violation } from './requirements.js';
+import { evaluateRequirements, type RequirementResult, type Violation } from './requirements.js';
+import { takeSnapshot, type StateSnapshot } from '../requirements/snapshot.js';
 
 export interface CellCostItem {
   readonly name: string;
@@ -89,6 +90,8 @@ export interface RanCell extends CellBase {
   readonly steps_total: number;
   readonly steps: readonly CellStep[];
   readonly violations: readonly Violation[];
+  /** Every registered requirement's verdict: held, violated (with the step), not applicable. */
+  readonly requirements: readonly RequirementResult[];
   readonly warnings: readonly { readonly kind: string; readonly message: string }[];
   readonly cost: CellCost;
   /** Virtual time of the whole run with set-up, ns. */
@@ -185,6 +188,11 @@ export function runCell(spec: CellSpec, opts: CellRunOptions = {}): CellOutput {
   try {
     const platform = createTracePlatform(choice, { seed: spec.seed, costOverrides: opts.costs, mm: { nr_pages: scenario.nr_pages(sopts) } });
     ctx = new ScenarioContext(platform, platform.process());
+    const snapshots: StateSnapshot[] = [];
+    // The requirement checks look at the state after every call of a confidential-VM scenario.
+    ctx.afterStep = (c) => {
+      if (c.cvms.length > 0) snapshots.push(takeSnapshot(c));
+    };
     scenario.run(ctx, sopts);
     const records = platform.trace.events();
     const counted: Record<string, number> = {};
@@ -197,6 +205,7 @@ export function runCell(spec: CellSpec, opts: CellRunOptions = {}): CellOutput {
       writeFileSync(join(opts.trace, `${f}.ftrace.txt`), toFtraceText(records));
     }
     const steps = ctx.steps;
+    const requirementResults = evaluateRequirements({ scenario: spec.scenario, opts: sopts, platform, steps, snapshots });
     const expectation = scenario.expect?.(sopts);
     const outcome = ctx.outcome;
     const stated = expectation !== undefined || steps.some((s) => !s.setup && s.expected !== NOT_STATED);
@@ -211,7 +220,8 @@ export function runCell(spec: CellSpec, opts: CellRunOptions = {}): CellOutput {
       steps_ok: steps.filter((s) => s.ok).length,
       steps_total: steps.length,
       steps: cellSteps(steps),
-      violations: checkRequirements({ scenario: spec.scenario, opts: sopts, platform, steps }),
+      violations: requirementResults.filter((r) => r.status === 'violated').map((r) => ({ requirement: r.requirement, message: r.message! })),
+      requirements: requirementResults,
       warnings: platform.kernel.warn.warnings.map((w) => ({ kind: w.kind, message: w.message })),
       cost: cellCost(steps),
       virtual_ns: platform.kernel.clock.now(),

@@ -10,6 +10,7 @@
  */
 import type { Platform } from '../host.js';
 import type { ScenarioOptions, Step } from '../scenarios/scenario.js';
+import type { StateSnapshot } from '../requirements/snapshot.js';
 
 export interface RequirementInput {
   readonly scenario: string;
@@ -17,6 +18,8 @@ export interface RequirementInput {
   /** The host after the scenario ran, to inspect its state. */
   readonly platform: Platform;
   readonly steps: readonly Step[];
+  /** The state after every step of a scenario on a confidential VM (empty for the others). */
+  readonly snapshots: readonly StateSnapshot[];
 }
 
 export interface Requirement {
@@ -25,6 +28,18 @@ export interface Requirement {
   readonly description: string;
   /** One message per violation found; empty when the requirement holds. */
   check(input: RequirementInput): readonly string[];
+  /** False when the run gives the requirement nothing to judge (no private page was mapped...). */
+  relevant?(input: RequirementInput): boolean;
+}
+
+/** A requirement's verdict on one cell. */
+export type RequirementStatus = 'held' | 'violated' | 'not applicable';
+
+export interface RequirementResult {
+  readonly requirement: string;
+  readonly status: RequirementStatus;
+  /** The first violation (naming the step after which it was seen), when violated. */
+  readonly message?: string;
 }
 
 export interface Violation {
@@ -47,6 +62,15 @@ export function registerRequirement(r: Requirement): () => void {
 /** The registered requirements, in registration order. */
 export function requirements(): readonly Requirement[] {
   return registry;
+}
+
+/** Each registered requirement's verdict on this cell, in registry order. */
+export function evaluateRequirements(input: RequirementInput): RequirementResult[] {
+  return registry.map((r) => {
+    const v = r.check(input);
+    if (v.length > 0) return { requirement: r.id, status: 'violated' as const, message: v[0] };
+    return { requirement: r.id, status: r.relevant === undefined || r.relevant(input) ? 'held' as const : 'not applicable' as const };
+  });
 }
 
 /** Every violation of every registered requirement on this cell, in registry order. */

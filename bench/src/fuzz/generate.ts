@@ -48,7 +48,7 @@ function safeNumbers(v: unknown): unknown {
 }
 
 /** What a bound handle holds, by the call that made it. */
-type Kind = 'memfd' | 'kvm' | 'vm' | 'vcpu' | 'gmem' | 'dev' | 'fd' | 'addr';
+export type Kind = 'memfd' | 'kvm' | 'vm' | 'vcpu' | 'gmem' | 'dev' | 'fd' | 'addr';
 
 interface Handle {
   readonly name: string;
@@ -60,20 +60,20 @@ interface Handle {
 
 const PAGE = 4096;
 /** The integer edges every integer argument leans to (strings beyond 2^53). */
-const EDGES: readonly (number | string)[] = [
+export const EDGES: readonly (number | string)[] = [
   0, 1, 2, PAGE - 1, PAGE, PAGE + 1, 2 * PAGE, 0x10000, 0x200000, 0x7fffffff, 0x80000000, 0xffffffff, 0x100000000,
   2 ** 52, Number.MAX_SAFE_INTEGER, '0x7fffffffffffffff', '0x8000000000000000', '0xfffffffffffff000', '0xffffffffffffffff',
 ];
-const SIGNED_EDGES: readonly (number | string)[] = [-1, -PAGE, -(2 ** 31), '-9223372036854775808'];
-const FD_EDGES: readonly number[] = [-1, 0, 1, 2, 3, 1023, 1024, 0x7fffffff, -(2 ** 31)];
-const DATA_LENS: readonly number[] = [0, 1, PAGE - 1, PAGE, PAGE + 1, 2 * PAGE, 0x10000];
-const NAME_LENS: readonly number[] = [0, 248, 249, 250, PAGE, 0x10000];
+export const SIGNED_EDGES: readonly (number | string)[] = [-1, -PAGE, -(2 ** 31), '-9223372036854775808'];
+export const FD_EDGES: readonly number[] = [-1, 0, 1, 2, 3, 1023, 1024, 0x7fffffff, -(2 ** 31)];
+export const DATA_LENS: readonly number[] = [0, 1, PAGE - 1, PAGE, PAGE + 1, 2 * PAGE, 0x10000];
+export const NAME_LENS: readonly number[] = [0, 248, 249, 250, PAGE, 0x10000];
 
 /** _IOC_TYPE of a KVM request: KVMIO. */
 const KVMIO = 0xae;
 
 /** Which fd an ioctl request wants: the /dev/kvm fd, a VM fd or a vCPU fd. */
-const REQ_TARGET: Readonly<Record<string, Kind>> = {
+export const REQ_TARGET: Readonly<Record<string, Kind>> = {
   KVM_GET_API_VERSION: 'kvm', KVM_CREATE_VM: 'kvm', KVM_CHECK_EXTENSION: 'kvm', KVM_GET_VCPU_MMAP_SIZE: 'kvm',
   KVM_CREATE_VCPU: 'vm', KVM_SET_USER_MEMORY_REGION: 'vm', KVM_SET_USER_MEMORY_REGION2: 'vm', KVM_SET_MEMORY_ATTRIBUTES: 'vm',
   KVM_SET_MEMORY_ATTRIBUTES2: 'vm', KVM_CREATE_GUEST_MEMFD: 'vm', KVM_SET_NR_MMU_PAGES: 'vm', KVM_GET_NR_MMU_PAGES: 'vm',
@@ -81,10 +81,10 @@ const REQ_TARGET: Readonly<Record<string, Kind>> = {
   KVM_RUN: 'vcpu', KVM_GET_REGS: 'vcpu', KVM_SET_REGS: 'vcpu', KVM_PRE_FAULT_MEMORY: 'vcpu',
 };
 
-type FieldKind = 'slot' | 'gpa' | 'size' | 'hva' | 'gmem_fd' | 'memflags' | 'attrs' | 'flags' | 'u32' | 'reserved';
+export type FieldKind = 'slot' | 'gpa' | 'size' | 'hva' | 'gmem_fd' | 'memflags' | 'attrs' | 'flags' | 'u32' | 'reserved';
 
 /** Struct layouts of the requests the fuzzer knows (include/uapi/linux/kvm.h), field -> kind. */
-const STRUCTS: Readonly<Record<string, Readonly<Record<string, FieldKind>>>> = {
+export const STRUCTS: Readonly<Record<string, Readonly<Record<string, FieldKind>>>> = {
   KVM_SET_USER_MEMORY_REGION: { slot: 'slot', flags: 'memflags', guest_phys_addr: 'gpa', memory_size: 'size', userspace_addr: 'hva' },
   KVM_SET_USER_MEMORY_REGION2: {
     slot: 'slot', flags: 'memflags', guest_phys_addr: 'gpa', memory_size: 'size', userspace_addr: 'hva',
@@ -97,7 +97,7 @@ const STRUCTS: Readonly<Record<string, Readonly<Record<string, FieldKind>>>> = {
   KVM_ENABLE_CAP: { cap: 'u32', flags: 'reserved' },
 };
 /** Reserved arrays a struct may carry (set non-zero to test that they are refused). */
-const RESERVED_ARRAYS: Readonly<Record<string, readonly [string, number]>> = {
+export const RESERVED_ARRAYS: Readonly<Record<string, readonly [string, number]>> = {
   KVM_SET_USER_MEMORY_REGION2: ['pad2', 14],
   KVM_CREATE_GUEST_MEMFD: ['reserved', 6],
   KVM_PRE_FAULT_MEMORY: ['padding', 5],

@@ -7,6 +7,7 @@ import type { Scenario } from './scenario.js';
 import { memfdGuestRam } from './memfd_guest_ram.js';
 import { vmTypes } from './vm_types.js';
 import { CATALOG } from './catalog/index.js';
+import '../requirements/index.js';
 
 const registry: Scenario[] = [];
 

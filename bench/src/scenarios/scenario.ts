@@ -11,6 +11,7 @@
  */
 import { errno_name, type CostBreakdown } from '@cocosim/core';
 import type { Process } from '@cocosim/mm';
+import type { CvmVm } from '@cocosim/kvm';
 import type { Platform } from '../host.js';
 
 /** What a call returned, as a C program would report it. */
@@ -100,9 +101,17 @@ export const NOT_STATED = 'not stated';
 /** Runs steps on one platform and collects them. */
 export class ScenarioContext {
   readonly steps: Step[] = [];
+  /** The confidential VMs the scenario runs (cvm_scenario.ts), for the requirement checks. */
+  readonly cvms: CvmVm[] = [];
+  /** The processes of the scenario (the VMM first; a second process joins when created). */
+  readonly processes: Process[];
+  /** Called after every step (the requirement checks' snapshot, cell.ts). */
+  afterStep: ((ctx: ScenarioContext) => void) | undefined = undefined;
   private verdictOutcome: Outcome | undefined;
 
-  constructor(readonly platform: Platform, readonly p: Process) {}
+  constructor(readonly platform: Platform, readonly p: Process) {
+    this.processes = [p];
+  }
 
   /**
    * Run `fn` as one step. `fn` returns the outcome (use sysOutcome for a syscall); `expected` is
@@ -135,6 +144,7 @@ export class ScenarioContext {
     const ok = expected === undefined || (typeof expected === 'string' ? outcome === expected : expected(outcome));
     const shown = expected === undefined ? NOT_STATED : typeof expected === 'string' ? expected : ok ? outcome : 'success';
     this.steps.push({ call, outcome, expected: shown, ok, why, cost, setup });
+    this.afterStep?.(this);
     return value;
   }
 }

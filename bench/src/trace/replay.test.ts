@@ -261,7 +261,7 @@ describe('trace errors: nothing runs', () => {
     expect(compileTrace(t).errors.map(formatTraceError)).toEqual(['h.jsonl:1:37: unknown vendor "keystone" (known vendors: none, sw_protected, tdx, sev, cca, pkvm, mktme)']);
     expect(compileTrace(t, { vendor: 'none' }).errors).toEqual([]);
     expect(compileTrace(t, { vendor: 'none', design: 'gmem-v8' }).errors.map(formatTraceError)).toEqual([
-      'h.jsonl: unknown design "gmem-v8" (known designs: upstream, memfd_seal, mfd_inaccessible, memfd_restricted, gmem_inplace), given with --design',
+      'h.jsonl: unknown design "gmem-v8" (known designs: upstream, kvm_protected, hwpoison, per_vma, page_guest, fd_rfc, memfd_seal, mfd_inaccessible, memfd_restricted, gmem_inplace, gmem_hugetlb, mktme_encrypt, sev_pinned, snp_anon), given with --design',
     ]);
   });
 });

@@ -24,7 +24,7 @@ export interface Design<O extends object = object> {
    * The VMM side of the design (cvm.ts): how user space backs a confidential VM's memory and
    * answers its conversions on this design. Every design has one; scenarios run through it.
    */
-  readonly vmm?: CvmDesign;
+  readonly vmm: CvmDesign;
   /** The registrar installing the design, with `opts` (its defaults when omitted). */
   registrar(opts?: O): HostRegistrar;
 }

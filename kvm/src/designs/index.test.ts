@@ -11,10 +11,15 @@ import { DESIGNS, designRegistrar, design_of } from './index.js';
 
 describe('design registry', () => {
   test('names, designs.md rows and uAPI of every design', () => {
-    expect([...DESIGNS.keys()]).toEqual(['memfd_seal', 'mfd_inaccessible', 'memfd_restricted', 'upstream', 'gmem_inplace']);
-    expect([...DESIGNS.values()].map((d) => d.rows.join('/'))).toEqual(['D5', 'D6', 'D7', 'D8/D9', 'D10']);
+    expect([...DESIGNS.keys()]).toEqual([
+      'kvm_protected', 'hwpoison', 'per_vma', 'page_guest', 'fd_rfc', 'memfd_seal', 'mfd_inaccessible', 'memfd_restricted',
+      'upstream', 'gmem_inplace', 'gmem_hugetlb', 'mktme_encrypt', 'sev_pinned', 'snp_anon',
+    ]);
+    // designs.md §1 order; per_vma is Hildenbrand's alternative from D2's thread.
+    expect([...DESIGNS.values()].map((d) => d.rows.join('/'))).toEqual(['D1', 'D2', 'D2', 'D3', 'D4', 'D5', 'D6', 'D7', 'D8/D9', 'D10', 'D11', 'D12', 'D13', 'D14']);
     for (const d of DESIGNS.values()) {
       for (const [name, v] of Object.entries(d.uapi)) expect(Number.isSafeInteger(v), `${d.name}.${name}`).toBe(true);
+      expect(d.vmm.name, `${d.name}: its VMM side`).toBe(d.name);
     }
   });
 
@@ -24,7 +29,7 @@ describe('design registry', () => {
     expect(kvm_hooks_providers(kernel)).toEqual([]);
     expect(() => createRootContainer({}, mmRegistrar({ nr_pages: 1024 }), kvmRegistrar(), designRegistrar('upstream'), designRegistrar('gmem_inplace')))
       .toThrow(/already runs "upstream"/);
-    expect(() => designRegistrar('hwpoison')).toThrow(RangeError);
+    expect(() => designRegistrar('no_such_design')).toThrow(RangeError);
     const d10 = createRootContainer({}, mmRegistrar({ nr_pages: 1024 }), kvmRegistrar(), designRegistrar('gmem_inplace', { content_modes: 'rfc-v5' })).resolve(Kernel);
     expect(design_of(d10)?.options).toEqual({ vm_memory_attributes: false, gmem_in_place_conversion: true, content_modes: 'rfc-v5' });
   });

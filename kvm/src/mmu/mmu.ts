@@ -30,6 +30,7 @@ import {
   type KvmVcpu,
 } from '../kvm_host.js';
 import { kvm_gmem_get_pfn } from '../guest_memfd.js';
+import { call_kvm_hook, kvm_hook_fault_memslot } from '../kvm_hooks.js';
 import { kvm_get_memory_attributes, kvm_mem_is_private, kvm_range_has_memory_attributes } from '../kvm_mem_attributes.js';
 import { __gfn_to_hva_memslot, gfn_to_memslot } from '../kvm_memslots.js';
 import {
@@ -728,7 +729,7 @@ function __kvm_faultin_pfn(kvm: Kvm, fault: KvmPageFault): void {
     return;
   }
   /* hva_to_pfn_slow() */
-  const flags = FOLL_HWPOISON | FOLL_HONOR_NUMA_FAULT | (fault.write ? FOLL_WRITE : 0);
+  const flags = FOLL_HWPOISON | FOLL_HONOR_NUMA_FAULT | (fault.write ? FOLL_WRITE : 0) | call_kvm_hook(kvm.kernel, 'hva_gup_flags', 0, kvm, fault.write);
   const npages = get_user_pages_unlocked(mm, vpn, 1, pages, flags);
   if (npages === 1) {
     let page = pages[0]!;
@@ -770,6 +771,20 @@ function __kvm_faultin_pfn(kvm: Kvm, fault: KvmPageFault): void {
 }
 
 /**
+ * The hva_faultin_pfn hook of a design (kvm_hooks.ts) on a page GUP gave through the hva: on
+ * its error the reference is dropped and the pfn becomes KVM_PFN_ERR_HWPOISON or _FAULT.
+ */
+function kvm_hva_faultin_pfn_hook(kvm: Kvm, fault: KvmPageFault): void {
+  if (fault.refcounted_page < 0) return;
+  const r = call_kvm_hook(kvm.kernel, 'hva_faultin_pfn', 0, kvm, fault.gfn, fault.pfn, fault.write);
+  if (r === 0) return;
+  put_page(kvm.kernel.store, fault.refcounted_page);
+  fault.refcounted_page = -1;
+  fault.map_writable = false;
+  fault.pfn = r === -Errno.EHWPOISON ? KVM_PFN_ERR_HWPOISON : KVM_PFN_ERR_FAULT;
+}
+
+/**
  * kvm_max_level_for_order(): the mapping level a guest_memfd folio of `order` allows.
  */
 function kvm_max_level_for_order(order: number): number {
@@ -804,6 +819,7 @@ function kvm_mmu_faultin_pfn_gmem(vcpu: KvmVcpu, fault: KvmPageFault): number {
 function __kvm_mmu_faultin_pfn(vcpu: KvmVcpu, fault: KvmPageFault): number {
   if (fault.is_private || kvm_memslot_is_gmem_only(fault.slot!)) return kvm_mmu_faultin_pfn_gmem(vcpu, fault);
   __kvm_faultin_pfn(vcpu.kvm, fault);
+  kvm_hva_faultin_pfn_hook(vcpu.kvm, fault);
   return RET_PF_CONTINUE;
 }
 
@@ -1083,7 +1099,7 @@ function kvm_mmu_do_page_fault(vcpu: KvmVcpu, gpa: bigint, err: bigint, prefetch
     prefetch,
     is_private: (hi & PF_PRIVATE_HI) !== 0,
     gfn,
-    slot: gfn_to_memslot(kvm, gfn),
+    slot: kvm_hook_fault_memslot(kvm, gfn, (hi & PF_PRIVATE_HI) !== 0) ?? gfn_to_memslot(kvm, gfn),
     max_level: KVM_MAX_HUGEPAGE_LEVEL,
     req_level: PG_LEVEL_4K,
     goal_level: PG_LEVEL_4K,

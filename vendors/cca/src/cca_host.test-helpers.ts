@@ -13,9 +13,10 @@ import {
 } from '@cocosim/kvm';
 import type { DependencyContainer } from 'tsyringe';
 import { ccaVendorPlugin } from './index.js';
+import { realm_guest_page_tables } from './cvm.js';
 import {
   KVM_ARM_RME_POPULATE_FLAGS_MEASURE, KVM_CAP_ARM_RME, KVM_CAP_ARM_RME_ACTIVATE_REALM, KVM_CAP_ARM_RME_CREATE_REALM,
-  KVM_CAP_ARM_RME_INIT_RIPAS_REALM, KVM_CAP_ARM_RME_POPULATE_REALM, KVM_VM_TYPE_ARM_REALM,
+  KVM_CAP_ARM_RME_INIT_RIPAS_REALM, KVM_CAP_ARM_RME_POPULATE_REALM, KVM_PHYS_SHIFT, KVM_VM_TYPE_ARM_REALM,
 } from './uapi.js';
 
 export interface CcaHost {
@@ -52,7 +53,7 @@ export interface RealmVm {
 }
 
 /** The guest's page tables: the realm's whole 40-bit IPA space identity-mapped (both aliases). */
-export const realm_page_tables = (gva: bigint): bigint | undefined => (gva >= 0n && gva < 1n << 40n ? gva : undefined);
+export const realm_page_tables = realm_guest_page_tables(KVM_PHYS_SHIFT);
 
 /** KVM_CREATE_VM(KVM_VM_TYPE_ARM_REALM) and the memslot at RAM_GPA, all of it private. */
 export function realm_vm(host: CcaHost): RealmVm {

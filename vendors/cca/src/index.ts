@@ -10,9 +10,10 @@
  */
 import { Errno, PAGE_SIZE, type CostEntry, type HostRegistrar, type Pfn } from '@cocosim/core';
 import { Kernel } from '@cocosim/mm';
-import type { GuestFwcallOutcome, HostAccessOutcome, KvmVcpu, KvmX86Ops } from '@cocosim/kvm';
+import type { CvmVendor, GuestFwcallOutcome, HostAccessOutcome, KvmVcpu, KvmX86Ops } from '@cocosim/kvm';
 import type { Device, DmaAccessOutcome, IommuVendorOps } from '@cocosim/vfio';
 import { CCA_COSTS } from './costs.js';
+import { cca_cvm_for } from './cvm.js';
 import {
   RIPAS_EMPTY, RIPAS_RAM, RSI_ABI_VERSION, RSI_SUCCESS, SMCCC_RET_NOT_SUPPORTED, SMC_RSI_ABI_VERSION, SMC_RSI_IPA_STATE_GET,
   SMC_RSI_IPA_STATE_SET, SMC_RSI_MEASUREMENT_READ, type Ripas,
@@ -30,6 +31,7 @@ export * from './rim.js';
 export * from './rmm.js';
 export * from './rme.js';
 export * from './uapi.js';
+export * from './cvm.js';
 export { CCA_COSTS } from './costs.js';
 
 /** The options of a CCA host. */
@@ -148,11 +150,16 @@ export interface CcaVendorPlugin {
   readonly iommu_ops: IommuVendorOps;
   readonly costs: readonly CostEntry[];
   readonly registrar: HostRegistrar;
+  /** How user space builds a realm and how the realm converts its memory (kvm/src/cvm.ts). */
+  readonly cvm: CvmVendor;
 }
 
 /** The CCA plugin for realms of `ia_bits`-bit IPA spaces. */
 export function createCcaVendorPlugin(opts: CcaHostOptions = {}): CcaVendorPlugin {
-  return { name: 'cca', x86_ops: cca_x86_ops(opts), iommu_ops: cca_iommu_ops, costs: CCA_COSTS, registrar: ccaRegistrar() };
+  return {
+    name: 'cca', x86_ops: cca_x86_ops(opts), iommu_ops: cca_iommu_ops, costs: CCA_COSTS, registrar: ccaRegistrar(),
+    cvm: cca_cvm_for(opts.ia_bits ?? KVM_PHYS_SHIFT),
+  };
 }
 
 /** The CCA plugin with 40-bit realms (KVM_PHYS_SHIFT). */

@@ -8,7 +8,7 @@
  */
 import type { CostEntry, HostRegistrar, Pfn } from '@cocosim/core';
 import { Kernel } from '@cocosim/mm';
-import type { KvmX86Ops } from '@cocosim/kvm';
+import { mktme_arch_register, type KvmX86Ops } from '@cocosim/kvm';
 import type { Device, DmaAccessOutcome, IommuVendorOps } from '@cocosim/vfio';
 import { MKTME_COST_ENTRIES, mktme_define_costs } from './costs.js';
 import { mktme_platform_init, type MktmePlatformOptions } from './mktme.js';
@@ -40,7 +40,8 @@ export function mktmeRegistrar(opts: MktmePlatformOptions = {}): HostRegistrar {
   return (root) => {
     const kernel = root.resolve(Kernel);
     mktme_define_costs(kernel.cost);
-    mktme_platform_init(kernel, opts);
+    // The arch half of the MKTME kernel RFC, which the mktme_encrypt design (D12) calls.
+    mktme_arch_register(kernel, mktme_platform_init(kernel, opts));
   };
 }
 

@@ -11,9 +11,10 @@
  */
 import type { CostEntry, HostRegistrar, Pfn } from '@cocosim/core';
 import { Kernel } from '@cocosim/mm';
-import type { HostAccessOutcome, KvmX86Ops } from '@cocosim/kvm';
+import type { CvmVendor, HostAccessOutcome, KvmX86Ops } from '@cocosim/kvm';
 import type { Device, DmaAccessOutcome, IommuVendorOps } from '@cocosim/vfio';
 import { PKVM_COSTS } from './costs.js';
+import { pkvm_cvm } from './cvm.js';
 import { PKVM_NOPAGE, pkvm_hyp, pkvm_hyp_if_any } from './hyp.js';
 import {
   pkvm_destroy_hyp_vm, pkvm_guest_fwcall, pkvm_init_host_vm, pkvm_remove_external_spte, pkvm_set_external_spte,
@@ -25,6 +26,7 @@ export * from './hyp.js';
 export * from './pkvm.js';
 export * from './pvmfw.js';
 export * from './uapi.js';
+export * from './cvm.js';
 export { PKVM_COSTS } from './costs.js';
 
 /** The options of a pKVM host. */
@@ -88,11 +90,15 @@ export interface PkvmVendorPlugin {
   readonly iommu_ops: IommuVendorOps;
   readonly costs: readonly CostEntry[];
   readonly registrar: HostRegistrar;
+  /** How user space builds a protected VM and how the guest shares its memory (kvm/src/cvm.ts). */
+  readonly cvm: CvmVendor;
 }
 
 /** The pKVM plugin, with `opts.pvmfw` as the host's pvmfw image. */
 export function createPkvmVendorPlugin(opts: PkvmHostOptions = {}): PkvmVendorPlugin {
-  return { name: 'pkvm', x86_ops: pkvm_x86_ops(opts), iommu_ops: pkvm_iommu_ops, costs: PKVM_COSTS, registrar: pkvmRegistrar(opts) };
+  return {
+    name: 'pkvm', x86_ops: pkvm_x86_ops(opts), iommu_ops: pkvm_iommu_ops, costs: PKVM_COSTS, registrar: pkvmRegistrar(opts), cvm: pkvm_cvm,
+  };
 }
 
 /** The pKVM plugin of a host without pvmfw. */

@@ -14,7 +14,7 @@
  * and for VFIO, sevVendorPlugin.iommu_ops as the IOMMU vendor table.
  */
 import type { CostEntry, HostRegistrar } from '@cocosim/core';
-import type { KvmX86Ops } from '@cocosim/kvm';
+import type { CvmVendor, KvmX86Ops } from '@cocosim/kvm';
 import type { IommuVendorOps } from '@cocosim/vfio';
 import { SEV_COST_ENTRIES } from './costs.js';
 import { sevHostRegistrar, type SevHostOptions } from './host.js';
@@ -25,6 +25,7 @@ import {
   sev_private_max_mapping_level, sev_vcpu_create, sev_vm_destroy, sev_vm_init,
 } from './sev.js';
 import { KVM_X86_SEV_ES_VM, KVM_X86_SEV_VM, KVM_X86_SNP_VM } from './uapi.js';
+import { snp_cvm } from './cvm.js';
 
 export * from './uapi.js';
 export * from './rmp.js';
@@ -34,6 +35,8 @@ export * from './costs.js';
 export * from './sev.js';
 export * from './iommu.js';
 export * from './guest.js';
+export * from './sev_util.js';
+export * from './cvm.js';
 
 /**
  * kvm_x86_ops of an SVM host with SEV, SEV-ES and SEV-SNP (sev_set_cpu_caps():
@@ -68,6 +71,8 @@ export interface SevVendorPlugin {
   readonly iommu_ops: IommuVendorOps;
   /** The host registrar: RMP, firmware, cost entries, /dev/sev. */
   registrar(opts?: SevHostOptions): HostRegistrar;
+  /** How user space builds, launches and converts an SNP VM (kvm/src/cvm.ts). */
+  readonly cvm: CvmVendor;
 }
 
 /** The SEV/SEV-ES/SEV-SNP vendor plugin. */
@@ -77,4 +82,5 @@ export const sevVendorPlugin: SevVendorPlugin = {
   costs: SEV_COST_ENTRIES,
   iommu_ops: snp_iommu_vendor_ops,
   registrar: (opts = {}) => sevHostRegistrar(opts),
+  cvm: snp_cvm,
 };

@@ -1332,6 +1332,7 @@ export function sev_guest_accept(vcpu: KvmVcpu, gpa: bigint, npages: number, to_
     if (to_private) for (let k = 0; k < n; k++) sev.c_bit.set(gfn + k, true);
     let rc = snp_pvalidate(vcpu, BigInt(gfn) * BigInt(PAGE_SIZE), huge ? RMP_PG_SIZE_2M : RMP_PG_SIZE_4K, to_private);
     if (huge && rc === FAIL_SIZEMISMATCH) {
+      rc = 0;
       for (let k = 0; k < n && !rc; k++) rc = snp_pvalidate(vcpu, BigInt(gfn + k) * BigInt(PAGE_SIZE), RMP_PG_SIZE_4K, to_private);
     }
     if (rc) return rc;

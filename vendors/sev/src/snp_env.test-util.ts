@@ -9,19 +9,19 @@ import { expect } from 'vitest';
 import { CostModel, PAGE_SIZE, PhysMem, RingSink, Tracer, createRootContainer, type HostRegistrar } from '@cocosim/core';
 import { Kernel, MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, Process, filemap_get_entry, mmRegistrar } from '@cocosim/mm';
 import {
-  KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_ENABLE_CAP, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_ENCRYPT_OP,
+  KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_ENABLE_CAP, KVM_MEMORY_ATTRIBUTE_PRIVATE,
   KVM_MEM_GUEST_MEMFD, KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_USER_MEMORY_REGION2, kvmRegistrar, kvm_vcpu_set_guest_program,
   type GuestProgram, type Kvm, type KvmRun, type KvmVcpu,
 } from '@cocosim/kvm';
 import {
-  KVM_SEV_INIT2, KVM_SEV_SNP_LAUNCH_FINISH, KVM_SEV_SNP_LAUNCH_START, KVM_SEV_SNP_LAUNCH_UPDATE, KVM_X86_SNP_VM, sevVendorPlugin,
-  type SevHostOptions,
+  KVM_SEV_INIT2, KVM_SEV_SNP_LAUNCH_FINISH, KVM_SEV_SNP_LAUNCH_START, KVM_SEV_SNP_LAUNCH_UPDATE, KVM_X86_SNP_VM, SNP_DEFAULT_POLICY,
+  sevVendorPlugin, vm_sev_ioctl, type SevHostOptions,
 } from './index.js';
 
 export const BASE = 0x10000000n;
 export const NPAGES = 16;
 /** SNP policy with the bits KVM requires: SMT allowed and the must-be-one bit 17. */
-export const POLICY = (1n << 16n) | (1n << 17n);
+export const POLICY = SNP_DEFAULT_POLICY;
 const PG = BigInt(PAGE_SIZE);
 
 /** A simulated host with the SEV plugin and what the tests look at. */
@@ -35,9 +35,11 @@ export interface SimHost {
   process(): Process;
 }
 
-/** A host: mm, KVM with the SEV vendor table, and the SEV host state with `opts`. */
-export function sevHost(opts: SevHostOptions = {}, seed = 0, nr_pages = 1 << 15): SimHost {
-  const registrars: HostRegistrar[] = [mmRegistrar({ nr_pages }), kvmRegistrar({ x86_ops: sevVendorPlugin.x86_ops }), sevVendorPlugin.registrar(opts)];
+/** A host: mm, KVM with the SEV vendor table, the SEV host state with `opts`, then `extra` (a design's registrar). */
+export function sevHost(opts: SevHostOptions = {}, seed = 0, nr_pages = 1 << 15, extra: readonly HostRegistrar[] = []): SimHost {
+  const registrars: HostRegistrar[] = [
+    mmRegistrar({ nr_pages }), kvmRegistrar({ x86_ops: sevVendorPlugin.x86_ops }), sevVendorPlugin.registrar(opts), ...extra,
+  ];
   const root = createRootContainer({ seed }, ...registrars);
   const kernel = root.resolve(Kernel);
   const trace = new RingSink();
@@ -156,9 +158,8 @@ export function kvm_vm_free(vm: KvmVm): void {
 
 /** KVM_MEMORY_ENCRYPT_OP with struct kvm_sev_cmd: the ioctl's result, errno and the firmware error. */
 export function sev_cmd(vm: KvmVm, id: number, data: unknown, sev_fd: number): { r: number; errno: number; error: number } {
-  const cmd = { id, data, error: 0, sev_fd };
-  const r = vm.p.ioctl(vm.fd, KVM_MEMORY_ENCRYPT_OP, cmd);
-  return { r, errno: r < 0 ? vm.p.errno : 0, error: cmd.error };
+  const { r, error } = vm_sev_ioctl(vm.p, vm.fd, sev_fd, id, data);
+  return { r, errno: r < 0 ? vm.p.errno : 0, error };
 }
 
 export interface SnpVm {

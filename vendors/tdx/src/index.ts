@@ -8,11 +8,12 @@
  */
 import { type CostEntry, type HostRegistrar, type Pfn } from '@cocosim/core';
 import { Kernel } from '@cocosim/mm';
-import type { KvmX86Ops } from '@cocosim/kvm';
+import type { CvmVendor, KvmX86Ops } from '@cocosim/kvm';
 import type { Device, DmaAccessOutcome, IommuVendorOps } from '@cocosim/vfio';
 import { TDX_COST_ENTRIES, tdx_define_costs } from './costs.js';
 import { tdx_x86_ops } from './tdx.js';
 import { tdx_module_init, tdx_module_of, type TdxPlatformOptions } from './tdx_module.js';
+import { tdx_cvm } from './cvm.js';
 
 export * from './uapi.js';
 export * from './tdx_errno.js';
@@ -21,6 +22,7 @@ export * from './tdx_module.js';
 export * from './tdx.js';
 export * from './tdx_guest.js';
 export * from './tdx_util.js';
+export * from './cvm.js';
 
 /**
  * The IOMMU of a TDX host (VT-d without TDX Connect): it does not know which pages are TD-private
@@ -57,6 +59,8 @@ export interface TdxVendorPlugin {
   readonly iommu_ops: IommuVendorOps;
   readonly costs: readonly CostEntry[];
   readonly registrar: (opts?: TdxPlatformOptions) => HostRegistrar;
+  /** How user space builds, launches and converts a TD (kvm/src/cvm.ts). */
+  readonly cvm: CvmVendor;
 }
 
 export const tdxVendorPlugin: TdxVendorPlugin = {
@@ -65,4 +69,5 @@ export const tdxVendorPlugin: TdxVendorPlugin = {
   iommu_ops: tdxIommuOps,
   costs: TDX_COST_ENTRIES,
   registrar: tdxRegistrar,
+  cvm: tdx_cvm,
 };

@@ -9,16 +9,16 @@
 import { createRootContainer, type HostOptions, type HostRegistrar } from '@cocosim/core';
 import { Kernel, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, Process, mmRegistrar } from '@cocosim/mm';
 import {
-  KVM_CAP_EXIT_HYPERCALL, KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_ENABLE_CAP, KVM_EXIT_HYPERCALL,
+  KVM_CAP_EXIT_HYPERCALL, KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_ENABLE_CAP,
   KVM_HC_MAP_GPA_RANGE, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_ENCRYPT_OP, KVM_MEM_GUEST_MEMFD, KVM_RUN,
-  KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_USER_MEMORY_REGION2, KVM_X86_TDX_VM, kvmRegistrar, kvm_vcpu_set_guest_program,
-  type GuestProgram, type Kvm, type KvmVcpu,
+  KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_USER_MEMORY_REGION2, KVM_X86_TDX_VM, kvmRegistrar, kvm_vcpu_set_guest_program, map_gpa_range_exit,
+  type GuestPageTables, type GuestProgram, type Kvm, type KvmVcpu,
 } from '@cocosim/kvm';
 import { tdx_x86_ops } from './tdx.js';
 import { tdx_module_init, type TdxPlatformOptions } from './tdx_module.js';
 import { tdx_define_costs } from './costs.js';
 import {
-  KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_TDX_CAPABILITIES, KVM_TDX_FINALIZE_VM, KVM_TDX_INIT_MEM_REGION, KVM_TDX_INIT_VCPU,
+  KVM_TDX_CAPABILITIES, KVM_TDX_FINALIZE_VM, KVM_TDX_INIT_MEM_REGION, KVM_TDX_INIT_VCPU,
   KVM_TDX_INIT_VM, KVM_TDX_MEASURE_MEMORY_REGION, TDX_TD_ATTR_SEPT_VE_DISABLE, type KvmTdxCmd,
 } from './uapi.js';
 
@@ -30,14 +30,18 @@ export interface TdxHost {
   readonly kernel: Kernel;
 }
 
-/** A host of `nr_pages` (default 2^16: 256 MiB) whose KVM is VMX with the TDX module. */
-export function tdx_host(opts: HostOptions & { nr_pages?: number; platform?: TdxPlatformOptions } = {}): TdxHost {
+/**
+ * A host of `nr_pages` (default 2^16: 256 MiB) whose KVM is VMX with the TDX module; `registrars`
+ * go last (a design's registrar, say).
+ */
+export function tdx_host(opts: HostOptions & { nr_pages?: number; platform?: TdxPlatformOptions; registrars?: readonly HostRegistrar[] } = {}): TdxHost {
   const tdx: HostRegistrar = (root) => {
     const kernel = root.resolve(Kernel);
     tdx_define_costs(kernel.cost);
     tdx_module_init(kernel, opts.platform ?? {});
   };
-  const container = createRootContainer(opts, mmRegistrar({ nr_pages: opts.nr_pages ?? 2 ** 16 }), tdx, kvmRegistrar({ x86_ops: tdx_x86_ops }));
+  const container = createRootContainer(opts, mmRegistrar({ nr_pages: opts.nr_pages ?? 2 ** 16 }), tdx, kvmRegistrar({ x86_ops: tdx_x86_ops }),
+    ...(opts.registrars ?? []));
   return { container, kernel: container.resolve(Kernel) };
 }
 
@@ -85,6 +89,35 @@ export function tdx_init_vm_cpuid(gpaw: number): { nent: number; entries: { func
 }
 
 /**
+ * vm_tdx_init_vm() of the selftests (and QEMU's tdx_pre_create_vcpu()): KVM_TDX_CAPABILITIES,
+ * then KVM_TDX_INIT_VM with `attributes` (default SEPT_VE_DISABLE), XFAM x87|SSE and the CPUID
+ * configuration of a `gpaw`-bit guest physical address width. The C result: 0, or -1 and errno
+ * of the ioctl that failed.
+ */
+export function vm_tdx_init_vm(p: Process, vm_fd: number, gpaw: number, attributes: bigint = TDX_TD_ATTR_SEPT_VE_DISABLE): number {
+  if (tdx_ioctl(p, vm_fd, { id: KVM_TDX_CAPABILITIES, data: { cpuid: { nent: 256 } } }) < 0) return -1;
+  return tdx_ioctl(p, vm_fd, { id: KVM_TDX_INIT_VM, data: { attributes, xfam: 0x3n, cpuid: tdx_init_vm_cpuid(gpaw) } });
+}
+
+/** KVM_TDX_INIT_VCPU with the vCPU's initial RCX of 0: the C result. */
+export function vm_tdx_init_vcpu(p: Process, vcpu_fd: number): number {
+  return tdx_ioctl(p, vcpu_fd, { id: KVM_TDX_INIT_VCPU, data: 0 });
+}
+
+/**
+ * The selftests' tdx_init_mem_region(): KVM_TDX_INIT_MEM_REGION of `npages` private pages at
+ * `gpa` from the user buffer at `src`, one page an ioctl, in page order; measured (TDH.MR.EXTEND)
+ * unless `measure` is false. The C result: 0, or -1 and errno of the first page that failed.
+ */
+export function vm_tdx_init_mem_region(p: Process, vcpu_fd: number, gpa: bigint, src: bigint, npages: bigint, measure = true): number {
+  for (let i = 0n; i < npages; i++) {
+    const region = { source_addr: src + i * PAGE, gpa: gpa + i * PAGE, nr_pages: 1 };
+    if (tdx_ioctl(p, vcpu_fd, { id: KVM_TDX_INIT_MEM_REGION, flags: measure ? KVM_TDX_MEASURE_MEMORY_REGION : 0, data: region }) < 0) return -1;
+  }
+  return 0;
+}
+
+/**
  * A TD up to KVM_TDX_INIT_VM with its memory: the VM, KVM_TDX_CAPABILITIES, KVM_TDX_INIT_VM, a
  * guest_memfd of `size` bound to a memslot at `base` whose shared half is anonymous shared memory,
  * and KVM_HC_MAP_GPA_RANGE exits enabled. No vCPU yet (td_vcpu_add()).
@@ -94,11 +127,7 @@ export function td_create(host: TdxHost, opts: TdCreateOptions = {}): TdVm {
   const kvm_fd = must(p, p.open('/dev/kvm'), 'open(/dev/kvm)');
   const vm_fd = must(p, p.ioctl(kvm_fd, KVM_CREATE_VM, KVM_X86_TDX_VM), 'KVM_CREATE_VM');
   const gpaw = opts.gpaw ?? 48;
-  must(p, tdx_ioctl(p, vm_fd, { id: KVM_TDX_CAPABILITIES, data: { cpuid: { nent: 256 } } }), 'KVM_TDX_CAPABILITIES');
-  must(p, tdx_ioctl(p, vm_fd, {
-    id: KVM_TDX_INIT_VM,
-    data: { attributes: opts.attributes ?? TDX_TD_ATTR_SEPT_VE_DISABLE, xfam: 0x3n, cpuid: tdx_init_vm_cpuid(gpaw) },
-  }), 'KVM_TDX_INIT_VM');
+  must(p, vm_tdx_init_vm(p, vm_fd, gpaw, opts.attributes), 'KVM_TDX_CAPABILITIES / KVM_TDX_INIT_VM');
   const base = opts.base ?? 1n << 30n;
   const size = opts.size ?? 4n << 20n;
   const hva = p.mmap(0, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -117,7 +146,7 @@ export function td_vcpu_add(td: TdVm, id = 0): KvmVcpu {
   const p = td.p;
   td.vcpu_fd = must(p, p.ioctl(td.vm_fd, KVM_CREATE_VCPU, id), 'KVM_CREATE_VCPU');
   td.vcpu = p.task.files.lookup(td.vcpu_fd)!.private_data as KvmVcpu;
-  must(p, tdx_ioctl(p, td.vcpu_fd, { id: KVM_TDX_INIT_VCPU, data: 0 }), 'KVM_TDX_INIT_VCPU');
+  must(p, vm_tdx_init_vcpu(p, td.vcpu_fd), 'KVM_TDX_INIT_VCPU');
   return td.vcpu;
 }
 
@@ -140,19 +169,30 @@ export function td_init_mem_region(td: TdVm, pages: readonly Uint8Array[], order
   });
   must(p, td_set_private(td, td.base, n * PAGE, true), 'KVM_SET_MEMORY_ATTRIBUTES');
   for (const i of order ?? pages.map((_, k) => k)) {
-    const region = { source_addr: src + BigInt(i) * PAGE, gpa: td.base + BigInt(i) * PAGE, nr_pages: 1 };
-    must(p, tdx_ioctl(p, td.vcpu_fd, { id: KVM_TDX_INIT_MEM_REGION, flags: measure ? KVM_TDX_MEASURE_MEMORY_REGION : 0, data: region }), 'KVM_TDX_INIT_MEM_REGION');
+    const off = BigInt(i) * PAGE;
+    must(p, vm_tdx_init_mem_region(p, td.vcpu_fd, td.base + off, src + off, 1n, measure), 'KVM_TDX_INIT_MEM_REGION');
   }
+}
+
+/** KVM_TDX_FINALIZE_VM: the C result. */
+export function vm_tdx_finalize(p: Process, vm_fd: number): number {
+  return tdx_ioctl(p, vm_fd, { id: KVM_TDX_FINALIZE_VM });
 }
 
 /** KVM_TDX_FINALIZE_VM. */
 export function td_finalize(td: TdVm): void {
-  must(td.p, tdx_ioctl(td.p, td.vm_fd, { id: KVM_TDX_FINALIZE_VM }), 'KVM_TDX_FINALIZE_VM');
+  must(td.p, vm_tdx_finalize(td.p, td.vm_fd), 'KVM_TDX_FINALIZE_VM');
 }
 
-/** The guest program of the TD's vCPU; its page tables map every GVA to the same GPA (shared GPAs too). */
+/**
+ * A TD guest's page tables: every GVA below 2^52 maps to the same GPA, so that the shared alias
+ * (the GPA with the shared bit, what cc_mkdec() puts in a PTE) is mapped too.
+ */
+export const tdx_guest_page_tables: GuestPageTables = (gva) => (gva >= 0n && gva < 1n << 52n ? gva : undefined);
+
+/** The guest program of the TD's vCPU, with tdx_guest_page_tables. */
 export function td_set_program(td: TdVm, program: GuestProgram): void {
-  kvm_vcpu_set_guest_program(td.vcpu!, program, { page_tables: (gva) => (gva >= 0n && gva < 1n << 52n ? gva : undefined) });
+  kvm_vcpu_set_guest_program(td.vcpu!, program, { page_tables: tdx_guest_page_tables });
 }
 
 /**
@@ -164,10 +204,9 @@ export function td_run(td: TdVm, onMap?: (gpa: bigint, npages: bigint, priv: boo
   const run = td.vcpu!.run;
   for (;;) {
     const r = td.p.ioctl(td.vcpu_fd, KVM_RUN, 0);
-    if (r < 0 || run.exit_reason !== KVM_EXIT_HYPERCALL || run.hypercall.nr !== BigInt(KVM_HC_MAP_GPA_RANGE)) return r;
-    const [gpa, npages, attrs] = run.hypercall.args as [bigint, bigint, bigint];
-    const priv = (attrs & KVM_MAP_GPA_RANGE_ENCRYPTED) !== 0n;
-    onMap?.(gpa, npages, priv);
-    run.hypercall.ret = td_set_private(td, gpa, npages * PAGE, priv) < 0 ? 1n : 0n;
+    const req = r < 0 ? undefined : map_gpa_range_exit(run);
+    if (req === undefined) return r;
+    onMap?.(req.gpa, req.npages, req.to_private);
+    run.hypercall.ret = td_set_private(td, req.gpa, req.npages * PAGE, req.to_private) < 0 ? 1n : 0n;
   }
 }

@@ -6,8 +6,8 @@
  */
 import type { CvmVm } from '@cocosim/kvm';
 import type { ScenarioContext } from '../scenario.js';
-import { cvmScenario, fill8, guestConvert, guestStep, hex, userAccessOutcome, type DesignExpectation } from '../cvm_scenario.js';
-import { guestLoad, guestStore } from '@cocosim/kvm';
+import { guestLoad } from '@cocosim/kvm';
+import { cvmScenario, fill8, guestMakeSecret, guestStep, hex, userAccessOutcome, type DesignExpectation } from '../cvm_scenario.js';
 
 /** S1's verdicts. */
 export const S1 = {
@@ -44,9 +44,10 @@ export const s01VmmStorePrivate = cvmScenario({
   run(ctx: ScenarioContext, vm: CvmVm): void {
     const gpa = vm.base;
     const hva = vm.design.hva(vm, gpa);
-    guestConvert(ctx, vm, gpa, 1n, true);
-    guestStep(ctx, vm, `store the secret at 0x${gpa.toString(16)}`, 'done', 'the guest uses its private page',
-      () => guestStore(gpa, fill8(SECRET)), () => 'done');
+    if (!guestMakeSecret(ctx, vm, gpa, SECRET)) {
+      ctx.verdict('the guest cannot make the page private');
+      return;
+    }
     if (hva === undefined) {
       ctx.verdict(S1.noMapping);
       return;
@@ -60,9 +61,9 @@ export const s01VmmStorePrivate = cvmScenario({
       ctx.verdict(S1.signal(`${store.signo} ${store.si_code}`));
       return;
     }
-    let read: string | undefined;
-    guestStep(ctx, vm, `load 8 bytes at 0x${gpa.toString(16)}`, undefined, 'the guest reads its secret back',
-      () => guestLoad(gpa, 8), (b) => (read = hex(b)));
+    const r = guestStep(ctx, vm, `load 8 bytes at 0x${gpa.toString(16)}`, undefined, 'the guest reads its secret back',
+      () => guestLoad(gpa, 8), hex);
+    const read = r.done ? hex(r.value) : undefined;
     if (read === undefined) ctx.verdict(S1.killed(ctx.steps[ctx.steps.length - 1]!.outcome));
     else if (read === hex(fill8(SECRET))) ctx.verdict(S1.missed);
     else if (read === hex(fill8(EVIL))) ctx.verdict(S1.plaintext);

@@ -18,16 +18,20 @@
  * page keeps its bytes both ways (what the hardware does to them is the vendor's). RFC v4/v5's
  * content modes (ZERO, PRESERVE, UNSPECIFIED) are an option of the design (x86.ts).
  *
- * Not modelled: the "Only prepare folios for private pages" rework of kvm_gmem_get_pfn() (6.18's
- * base prepares on first use whatever the attribute; the vendors of this tree do not prepare), and
- * the ENOMEM of mas_preallocate() (the simulator's maple tree does not fail).
+ * A guest fault prepares a private page every time (kvm_gmem_inplace_prepare_folio(): "Only prepare
+ * folios for private pages", the vendor tracking what it prepared), and conversion to shared
+ * undoes the preparation (kvm_gmem_invalidate()), so a page can go round shared <-> private on
+ * SNP (RMPUPDATE each way).
+ *
+ * Not modelled: the ENOMEM of mas_preallocate() (the simulator's maple tree does not fail).
  */
-import { Errno, MapleTree, PAGE_SHIFT, PAGE_SIZE, type PgOff } from '@cocosim/core';
+import { Errno, MapleTree, PAGE_SHIFT, PAGE_SIZE, type PgOff, type Pfn } from '@cocosim/core';
 import {
-  FolioBatch, filemap_get_folios, folio_batch_count, folio_batch_release, folio_nr_pages, folio_ref_count,
-  mapping_make_private, type File, type FileOwner, type Folio, type Inode, type Kernel,
+  FolioBatch, filemap_get_folios, folio_batch_count, folio_batch_release, folio_mark_uptodate, folio_nr_pages, folio_order,
+  folio_ref_count, mapping_make_private, pr_warn, type File, type FileOwner, type Folio, type Inode, type Kernel,
 } from '@cocosim/mm';
-import { KVM_FILTER_PRIVATE, KVM_FILTER_SHARED, kvm_arch_has_private_mem, type Kvm } from '../../kvm_host.js';
+import { KVM_FILTER_PRIVATE, KVM_FILTER_SHARED, kvm_arch_has_private_mem, type Kvm, type KvmMemorySlot } from '../../kvm_host.js';
+import { ENOIOCTLCMD } from '../../kvm_hooks.js';
 import { GMEM_I, file_is_kvm_gmem, kvm_gmem_get_index, kvm_gmem_invalidate_begin, kvm_gmem_invalidate_end, type GmemFile } from '../../guest_memfd.js';
 import { gfn_to_memslot, user_struct_field } from '../../kvm_memslots.js';
 import { GUEST_MEMFD_FLAG_INIT_SHARED, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_SET_MEMORY_ATTRIBUTES2 } from '../../uapi.js';
@@ -136,6 +140,47 @@ export function kvm_gmem_is_private(st: GmemInplace, kvm: Kvm, gfn: number): boo
   // CLASS(gmem_get_file): a file whose last reference went is gone.
   if (file === null || file.f_count <= 0 || !file_is_kvm_gmem(file)) return false;
   return kvm_gmem_is_private_mem(st, file.f_inode, kvm_gmem_get_index(slot, gfn));
+}
+
+/* ---- preparation (kvm_gmem_get_pfn()) ---- */
+
+/**
+ * kvm_gmem_get_pfn()'s zeroing and preparation with the series, for the kvm_hooks
+ * gmem_prepare_folio seam. v8 sits on a base that no longer tracks preparation in guest_memfd
+ * ("Remove kvm_gmem_populate()'s preparation tracking ... rely on SNP (the only user of the
+ * tracking) to do its own tracking via the RMP", KVM guest_memfd changes for 6.20):
+ *   - "KVM: guest_memfd: Zero page while getting pfn" (v8): a folio that is not uptodate is
+ *     zeroed and marked uptodate, shared or private;
+ *   - "KVM: guest_memfd: Only prepare folios for private pages" (v6 08/43,
+ *     20260507-gmem-inplace-conversion-v6-8-91ab5a8b19a4@google.com, kept in v8):
+ *     kvm_gmem_prepare_folio() runs on every fault of a private page ("Preparation will be undone
+ *     on freeing ... and on conversion to shared"), so a page the host faulted in while shared,
+ *     or converted back from shared (kvm_gmem_invalidate() gave it back to the hypervisor), is
+ *     prepared again when the guest next faults it private (SNP: RMPUPDATE to assigned).
+ * Without in-place conversion the base's 6.18 logic stays (-ENOIOCTLCMD).
+ * @returns 0 or kvm_arch_gmem_prepare()'s error
+ */
+export function kvm_gmem_inplace_prepare_folio(st: GmemInplace, kvm: Kvm, slot: KvmMemorySlot, gfn: number, folio: Folio, is_prepared: boolean): number {
+  if (!st.cfg.gmem_in_place_conversion) return -ENOIOCTLCMD;
+  const kernel = st.kernel;
+  const store = kernel.store;
+  const inode = slot.gmem.file!.f_inode;
+  const nr = folio_nr_pages(store, folio);
+  if (!is_prepared) {
+    for (let i = 0; i < nr; i++) kernel.phys.clear((folio + i) as Pfn);
+    kernel.cost.charge('page_zero_4k', nr);
+    folio_mark_uptodate(store, folio);
+  }
+  const index = kvm_gmem_get_index(slot, gfn);
+  if (!kvm_gmem_is_private_mem(st, inode, index)) return 0;
+  // kvm_gmem_prepare_folio() -> __kvm_gmem_prepare_folio() for the folio's first index.
+  kernel.warn.WARN_ON(slot.gmem.pgoff % nr !== 0, 'kvm_gmem_prepare_folio: slot pgoff not aligned to the folio');
+  const first = index - (index % nr);
+  const pfn = folio + (first % nr);
+  const first_gfn = slot.base_gfn + first - slot.gmem.pgoff;
+  const rc = kvm.x86_ops.gmem_prepare(kvm, pfn, first_gfn, folio_order(store, folio));
+  if (rc) pr_warn(kernel, `gmem: Failed to prepare folio for index ${first.toString(16)} GFN ${first_gfn.toString(16)} PFN ${pfn.toString(16)} error ${rc}.`);
+  return rc;
 }
 
 /* ---- the folios of a range ---- */

@@ -7,7 +7,10 @@
  *     KVM_CAP_MEMORY_ATTRIBUTES 0, and without CONFIG_KVM_VM_MEMORY_ATTRIBUTES (v8's default)
  *     KVM_SET_MEMORY_ATTRIBUTES is not compiled in (-ENOTTY);
  *   - guest_memfd gets per-page attributes, INIT_SHARED on CoCo VMs (25/46), the
- *     KVM_SET_MEMORY_ATTRIBUTES2 ioctl and KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (17/46).
+ *     KVM_SET_MEMORY_ATTRIBUTES2 ioctl and KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (17/46);
+ *   - kvm_gmem_get_pfn() prepares private pages only, on every fault ("Only prepare folios for
+ *     private pages"), and a conversion to shared gives the pages back to the vendor
+ *     (kvm_arch_gmem_invalidate()).
  */
 import { Errno, type HostRegistrar } from '@cocosim/core';
 import { Kernel, type Inode } from '@cocosim/mm';
@@ -20,18 +23,20 @@ import {
 } from '../../uapi.js';
 import { design_install, type Design } from '../design.js';
 import {
-  GmemInplace, kvm_gmem_attributes, kvm_gmem_get_attributes, kvm_gmem_get_invalidate_filter, kvm_gmem_ioctl, kvm_gmem_is_private,
-  type GmemInplaceConfig,
+  GmemInplace, kvm_gmem_attributes, kvm_gmem_get_attributes, kvm_gmem_get_invalidate_filter, kvm_gmem_inplace_prepare_folio, kvm_gmem_ioctl,
+  kvm_gmem_is_private, type GmemInplaceConfig,
 } from './guest_memfd.js';
 import {
   KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES_RFC, KVM_CAP_MEMORY_ATTRIBUTES2_FLAGS,
   KVM_SET_MEMORY_ATTRIBUTES2_MODE_UNSPECIFIED, KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE, KVM_SET_MEMORY_ATTRIBUTES2_ZERO,
 } from './uapi.js';
 import { kvm_arch_gmem_supported_content_modes, type ContentModesVersion } from './x86.js';
+import { gmem_inplace_vmm } from './vmm.js';
 
 export * from './uapi.js';
 export { GmemInplace, type GmemInplaceConfig } from './guest_memfd.js';
 export type { ContentModesVersion } from './x86.js';
+export * from './vmm.js';
 
 /** The registrar's options; each defaults to v8's default configuration. */
 export interface GmemInplaceOptions {
@@ -84,6 +89,7 @@ export function gmem_inplace_kvm_hooks(st: GmemInplace, has_private_types: boole
       return Number(kvm_gmem_attributes(st, inode).mt_range_is(index, index + nr_pages - 1, (e) => e === KVM_MEMORY_ATTRIBUTE_PRIVATE));
     },
     gmem_ioctl: (file, cmd, arg, current) => kvm_gmem_ioctl(st, file, cmd, arg, current),
+    gmem_prepare_folio: (kvm, slot, gfn, folio, is_prepared) => kvm_gmem_inplace_prepare_folio(st, kvm, slot, gfn, folio, is_prepared),
   };
 }
 
@@ -126,5 +132,6 @@ export const gmem_inplace: Design<GmemInplaceOptions> = {
     gmem_in_place_conversion: 'the kvm.gmem_in_place_conversion module parameter (default: !vm_memory_attributes)',
     content_modes: '"rfc-v4" or "rfc-v5": ZERO/PRESERVE/UNSPECIFIED in flags, per-VM-type EOPNOTSUPP (dropped in v6)',
   },
+  vmm: gmem_inplace_vmm,
   registrar: gmemInplaceRegistrar,
 };

@@ -3,36 +3,23 @@
  * series v9/v10, Oct/Dec 2022, as continued in googleprodkernel/linux-cc), KVM_MEM_PRIVATE
  * memslots with restricted_fd, and the per-VM KVM_SET_MEMORY_ATTRIBUTES (the base's, which v10
  * introduced). The system call exists only on a host running the design: memfd_restricted()
- * below is the C library's syscall(__NR_memfd_restricted, flags), -1/ENOSYS elsewhere.
+ * (syscall.ts) is the C library's syscall(__NR_memfd_restricted, flags), -1/ENOSYS elsewhere.
  */
-import { Errno, type HostRegistrar } from '@cocosim/core';
-import { Kernel, type Process } from '@cocosim/mm';
-import { register_kvm_hooks, kvm_private_store_register } from '../../kvm_hooks.js';
+import type { HostRegistrar } from '@cocosim/core';
+import { Kernel } from '@cocosim/mm';
+import { register_kvm_hooks } from '../../kvm_hooks.js';
 import { KVM_SET_USER_MEMORY_REGION } from '../../uapi.js';
-import { design_install, design_of, type Design } from '../design.js';
+import { design_install, type Design } from '../design.js';
 import { kvm_vm_ioctl_set_private_memory_region } from '../memfd_seal/kvm.js';
-import { RESTRICTED_ABI, kvm_restrictedmem_store } from './kvm.js';
-import { sys_memfd_restricted } from './restrictedmem.js';
+import { RESTRICTED_ABI } from './kvm.js';
+import { MEMFD_RESTRICTED_DESIGN } from './syscall.js';
 import { KVM_MEM_PRIVATE, __NR_memfd_restricted } from './uapi.js';
+import { memfd_restricted_vmm } from './vmm.js';
 
 export { __NR_memfd_restricted } from './uapi.js';
 export { restrictedmem } from './restrictedmem.js';
-
-/**
- * memfd_restricted(2) from process `p`: the new fd, or -1 with p.errno set (-ENOSYS, as
- * sys_ni_syscall, on a host without the design).
- */
-export function memfd_restricted(p: Process, flags: unknown): number {
-  p.kernel.cost.charge('syscall_entry');
-  const r = design_of(p.kernel)?.design === memfd_restricted_design
-    ? sys_memfd_restricted(p.task, flags, (file) => kvm_private_store_register(file.f_inode, kvm_restrictedmem_store))
-    : -Errno.ENOSYS;
-  if (r < 0) {
-    p.errno = -r;
-    return -1;
-  }
-  return r;
-}
+export { memfd_restricted } from './syscall.js';
+export { memfd_restricted_vmm } from './vmm.js';
 
 /** Installs the design on a host (after mmRegistrar and kvmRegistrar). */
 function memfdRestrictedRegistrar(): HostRegistrar {
@@ -47,10 +34,11 @@ function memfdRestrictedRegistrar(): HostRegistrar {
 }
 
 export const memfd_restricted_design: Design = {
-  name: 'memfd_restricted',
+  name: MEMFD_RESTRICTED_DESIGN,
   title: 'memfd_restricted() / restrictedmem, KVM_MEM_PRIVATE with restricted_fd, KVM_SET_MEMORY_ATTRIBUTES (fd-based series v9/v10, Oct-Dec 2022)',
   rows: ['D7'],
   uapi: { __NR_memfd_restricted, KVM_MEM_PRIVATE, KVM_SET_USER_MEMORY_REGION },
   options: {},
+  vmm: memfd_restricted_vmm,
   registrar: memfdRestrictedRegistrar,
 };

@@ -126,7 +126,10 @@ function restrictedmem_file_create(kernel: Kernel, memfd: File): File {
   const file = alloc_file_pseudo(inode, O_RDWR, restrictedmem_fops);
   file.f_flags |= O_LARGEFILE;
   const mapping = memfd.f_mapping;
-  mapping.mapping_set_unevictable();
+  // Unevictable, and never migrated: designs.md §1 D7 "migrate_folio -EBUSY", the pages KVM maps
+  // cannot move under it. 6.18's inaccessible flag is that pair (its move_to_new_folio() answers
+  // -EOPNOTSUPP where the series' migrate_folio answered -EBUSY: either way the page stays).
+  mapping.mapping_set_inaccessible();
   mapping.gfp_mask &= ~__GFP_MOVABLE;
   return file;
 }

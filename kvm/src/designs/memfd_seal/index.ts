@@ -28,8 +28,10 @@ import { design_install, type Design } from '../design.js';
 import { MEMFILE_ABI, kvm_memfile_mem_is_private, kvm_memfile_store, kvm_vm_ioctl_set_private_memory_region } from './kvm.js';
 import { shmem_inaccessible_hooks } from './shmem.js';
 import { F_SEAL_INACCESSIBLE, F_SEAL_INACCESSIBLE_V4, KVM_MEM_PRIVATE, MFD_INACCESSIBLE } from './uapi.js';
+import { memfd_seal_vmm } from './vmm.js';
 
 export * from './uapi.js';
+export * from './vmm.js';
 
 declare module '@cocosim/core' {
   interface TraceEventMap {
@@ -90,8 +92,20 @@ function memfd_seal_add_seals(kernel: Kernel, opts: MemfdSealOptions, file: File
     unmap_mapping_range(kernel, mapping, 0n, 0n, false);
     kernel.tracer.emit('cocosim_memfd_seal_revoke', { ino: inode.i_ino, nr_pages: mapping.nrpages });
   }
-  kvm_private_store_register(inode, memfd_seal_store);
+  memfd_seal_make_inaccessible(file);
   return 0;
+}
+
+/**
+ * What sealing does to the file beyond the seal bit: its pages are never swapped (v4's
+ * shmem_writepage() redirties a page of an F_SEAL_INACCESSIBLE file, designs.md §2 S9) nor
+ * migrated (designs.md §1 D5 "migration -ENOTSUPP": KVM maps the pfns with no notifier to follow
+ * a move), and it becomes a memfile backing store for KVM. The simulator marks the mapping
+ * inaccessible, 6.18's flag for exactly that pair (unevictable, and move_to_new_folio() refuses).
+ */
+function memfd_seal_make_inaccessible(file: File): void {
+  file.f_mapping.mapping_set_inaccessible();
+  kvm_private_store_register(file.f_inode, memfd_seal_store);
 }
 
 /** The design's mm hooks on one host. */
@@ -105,7 +119,7 @@ function memfd_seal_mm_hooks(kernel: Kernel, opts: MemfdSealOptions): MmHooks {
     memfd_create(file: File, flags: number): number {
       if (!(flags & MFD_INACCESSIBLE) || !shmem_mapping(file.f_mapping)) return 0;
       SHMEM_I(file.f_inode).seals |= F_SEAL_INACCESSIBLE;
-      kvm_private_store_register(file.f_inode, memfd_seal_store);
+      memfd_seal_make_inaccessible(file);
       return 0;
     },
   };
@@ -143,5 +157,6 @@ export const memfd_seal: Design<MemfdSealOptions> = {
   options: {
     populate_then_seal: 'Arm\'s populate-then-seal (Steven Price, Feb 2022): seal a populated, mapped memfd by revoking its mappings',
   },
+  vmm: memfd_seal_vmm,
   registrar: memfdSealRegistrar,
 };

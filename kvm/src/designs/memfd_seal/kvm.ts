@@ -13,9 +13,21 @@
  * of a registered backing store to it (kvm_hooks.ts KvmPrivateStore). Hence the base's rules for
  * such slots apply (no dirty logging, no READONLY, immutable), and a private_fd that is not open
  * is -EBADF (the series' fget() failure was -EINVAL).
+ *
+ * The vendor's part of a private page (SNP's RMP; TDX and CCA map private pages through the
+ * mirror root's external SPTEs, which the MMU does for any private pfn): the store's pfn is
+ * prepared on the private fault path (kvm_private_mem_prepare(): kvm_arch_gmem_prepare(), SNP's
+ * RMPUPDATE to assigned), and pages leaving the store go back to the hypervisor first
+ * (kvm_arch_invalidate_restricted_mem(): kvm_arch_gmem_invalidate()), from the store's
+ * invalidation notifier and when the memslot unbinds, as the SNP host series on the fd-based
+ * stores did (Michael Roth, "Add AMD Secure Nested Paging (SEV-SNP) Hypervisor Support" RFC v8,
+ * 20230220183847.59159-1-michael.roth@amd.com, 03/56 and 50/56).
  */
 import { Errno, PAGE_SHIFT, type Gpa, type Hva } from '@cocosim/core';
-import type { File, FileOwner, Inode } from '@cocosim/mm';
+import {
+  FolioBatch, filemap_get_folios, folio_batch_count, folio_batch_release, folio_nr_pages, pr_warn, type AddressSpace, type File,
+  type FileOwner, type Inode,
+} from '@cocosim/mm';
 import {
   KVM_FILTER_PRIVATE, KVM_FILTER_SHARED, KVM_USER_MEM_SLOTS, kvm_arch_has_private_mem, type Kvm, type KvmGfnRange, type KvmMemorySlot,
 } from '../../kvm_host.js';
@@ -90,15 +102,71 @@ export function kvm_private_slot_invalidate(kvm: Kvm, slot: KvmMemorySlot, start
   kvm_mmu_invalidate_end(kvm);
 }
 
+/**
+ * The private fault path's preparation of the pfn a backing store gave for `gfn`:
+ * kvm_arch_gmem_prepare() (kvm_x86_ops.gmem_prepare; SNP: RMPUPDATE to assigned, nothing for a
+ * page already assigned), as __kvm_gmem_prepare_folio() does for guest_memfd. SNP RFC v7/v8 made
+ * the RMP entries private when the attributes changed (sev_update_mem_attr(), v7 55/64,
+ * 20221214194056.161492-56-michael.roth@amd.com), allocating the pages there; its guest_memfd
+ * successor (sev_gmem_prepare()) does it when the guest faults the page, which also covers D5/D6,
+ * whose conversion is no attribute change. Either way the page is assigned before the guest's
+ * PVALIDATE completes. An error is reported and returned (the fault fails).
+ */
+export function kvm_private_mem_prepare(kvm: Kvm, gfn: number, got: { pfn: number; max_order: number } | number): { pfn: number; max_order: number } | number {
+  if (typeof got === 'number') return got;
+  const rc = kvm.x86_ops.gmem_prepare(kvm, got.pfn, gfn, got.max_order);
+  if (rc) {
+    pr_warn(kvm.kernel, `private mem: Failed to prepare GFN ${gfn.toString(16)} PFN ${got.pfn.toString(16)} error ${rc}.`);
+    return rc;
+  }
+  return got;
+}
+
+/**
+ * kvm_arch_invalidate_restricted_mem() (SNP RFC v8 03/56, 20230220183847.59159-4-michael.roth@amd.com:
+ * kvm_x86_ops.invalidate_restricted_mem, SNP's sev_invalidate_private_range() of 50/56,
+ * 20230220183847.59159-51-michael.roth@amd.com): file pages [start, end) of `slot`'s store
+ * (`mapping`) are leaving it, so each of its pages goes back to the hypervisor first, here through
+ * the vendor's kvm_arch_gmem_invalidate() (SNP: PSMASH where needed, RMPUPDATE to shared, cache
+ * flush; nothing for a page not assigned). v8 looked each gfn up with kvm_restrictedmem_get_pfn(),
+ * which allocates a hole only to return it at once; the page cache walk here skips holes, with the
+ * same RMP at the end.
+ */
+export function kvm_arch_invalidate_restricted_mem(kvm: Kvm, slot: KvmMemorySlot, mapping: AddressSpace, start: number, end: number): void {
+  const pgoff = slot.gmem.pgoff;
+  const s = Math.max(pgoff, start);
+  const e = Math.min(pgoff + slot.npages, end);
+  if (s >= e) return;
+  const kernel = kvm.kernel;
+  const store = kernel.store;
+  const fbatch = new FolioBatch();
+  const next = { index: s };
+  while (next.index < e && filemap_get_folios(kernel, mapping, next, e - 1, fbatch)) {
+    for (let i = 0; i < folio_batch_count(fbatch); i++) {
+      const folio = fbatch.folios[i]!;
+      const index = store.index[store.idx(folio)];
+      const first = Math.max(s, index);
+      const last = Math.min(e, index + folio_nr_pages(store, folio));
+      const pfn = folio + (first - index);
+      kvm.x86_ops.gmem_invalidate(kvm, pfn, pfn + last - first);
+    }
+    folio_batch_release(store, fbatch);
+  }
+}
+
 /** A memslot bound to a memfile backing store: its notifier. */
 class KvmMemfileBinding implements MemfileNotifier {
   readonly ops: MemfileNotifierOps;
 
   constructor(readonly kvm: Kvm, readonly slot: KvmMemorySlot, readonly inode: Inode) {
     this.ops = {
-      // Freed private pages: zap the private mappings. Allocated pages became private: zap the
-      // shared mappings of them (they were served from userspace_addr).
-      invalidate: (start: number, end: number) => kvm_private_slot_invalidate(kvm, slot, start, end, KVM_FILTER_PRIVATE),
+      // Freed private pages: zap the private mappings, then give the pages back to the
+      // hypervisor before the punch frees them. Allocated pages became private: zap the shared
+      // mappings of them (they were served from userspace_addr).
+      invalidate: (start: number, end: number) => {
+        kvm_private_slot_invalidate(kvm, slot, start, end, KVM_FILTER_PRIVATE);
+        kvm_arch_invalidate_restricted_mem(kvm, slot, inode.i_mapping, start, end);
+      },
       fallocate: (start: number, end: number) => kvm_private_slot_invalidate(kvm, slot, start, end, KVM_FILTER_SHARED),
     };
   }
@@ -108,7 +176,8 @@ const memfile_bindings = new WeakMap<KvmMemorySlot, KvmMemfileBinding>();
 
 /**
  * kvm_memfile_register() / kvm_memfile_unregister() / kvm_private_mem_get_pfn() (v4/v5): the KVM
- * side of a memfile backing store (D5, D6). The slot holds a reference on the file while bound.
+ * side of a memfile backing store (D5, D6). The slot holds a reference on the file while bound;
+ * the pfn is prepared by the vendor, and unbinding gives the slot's pages back to it.
  */
 export const kvm_memfile_store: KvmPrivateStore = {
   bind(kvm: Kvm, slot: KvmMemorySlot, file: File, offset: bigint): number {
@@ -125,6 +194,9 @@ export const kvm_memfile_store: KvmPrivateStore = {
     const b = memfile_bindings.get(slot);
     const file = slot.gmem.file;
     if (b === undefined || file === null) return;
+    // The slot's SPTEs went with the memslot; its pages go back to the hypervisor before the
+    // file can free them (SNP RFC v8 03/56 did this in restrictedmem_unbind()).
+    kvm_arch_invalidate_restricted_mem(b.kvm, slot, b.inode.i_mapping, slot.gmem.pgoff, slot.gmem.pgoff + slot.npages);
     memfile_unregister_notifier(b.inode, b);
     memfile_bindings.delete(slot);
     slot.gmem.file = null;
@@ -133,7 +205,7 @@ export const kvm_memfile_store: KvmPrivateStore = {
   get_pfn(kvm: Kvm, slot: KvmMemorySlot, gfn: number) {
     const file = slot.gmem.file;
     if (file === null) return -Errno.EFAULT;
-    return shmem_get_lock_pfn(file.f_inode, gfn - slot.base_gfn + slot.gmem.pgoff, kvm.kernel.store);
+    return kvm_private_mem_prepare(kvm, gfn, shmem_get_lock_pfn(file.f_inode, gfn - slot.base_gfn + slot.gmem.pgoff, kvm.kernel.store));
   },
 };
 

@@ -10,7 +10,8 @@
  *   - shmem_setattr(): the size is set once (-EPERM when it is not 0) and page aligned (-EINVAL);
  *   - shmem_fallocate(): a punch must be page aligned (-EINVAL);
  *   - the memfile notifiers hear of punched (freed) and fallocated (now private) pages;
- *   - shmem_writepage(): never swapped (redirty) — not modelled, see the design's report.
+ *   - shmem_writepage(): never swapped (redirty): the designs mark the mapping unevictable instead
+ *     (memfd_seal index.ts memfd_seal_make_inaccessible(); mfd_inaccessible at creation).
  * Which files are inaccessible is the design's: D5 the F_SEAL_INACCESSIBLE seal (or v3's
  * MFD_INACCESSIBLE forcing it), D6 the in-kernel SHM_F_INACCESSIBLE flag of MFD_INACCESSIBLE.
  */

@@ -30,8 +30,10 @@ import { design_install, type Design } from '../design.js';
 import { MEMFILE_ABI, kvm_memfile_mem_is_private, kvm_memfile_store, kvm_vm_ioctl_set_private_memory_region } from '../memfd_seal/kvm.js';
 import { shmem_inaccessible_hooks } from '../memfd_seal/shmem.js';
 import { F_SEAL_AUTO_ALLOCATE, KVM_MEM_PRIVATE, MFD_INACCESSIBLE } from './uapi.js';
+import { mfd_inaccessible_vmm } from './vmm.js';
 
 export { F_SEAL_AUTO_ALLOCATE } from './uapi.js';
+export { mfd_inaccessible_vmm } from './vmm.js';
 
 /** SHM_F_INACCESSIBLE: the inodes memfd_create(MFD_INACCESSIBLE) made (shmem_inode_info->xflags). */
 const shm_f_inaccessible = new WeakSet<Inode>();
@@ -59,7 +61,8 @@ function mfd_inaccessible_memfd_create(file: File, flags: number): number {
   if (!shmem_mapping(file.f_mapping)) return 0;
   const mapping = file.f_mapping;
   mapping.gfp_mask &= ~__GFP_MOVABLE;
-  mapping.mapping_set_unevictable();
+  // Unevictable, and never migrated (designs.md §1 D6 "Same" as D5: "migration -ENOTSUPP").
+  mapping.mapping_set_inaccessible();
   SHMEM_I(file.f_inode).seals = F_SEAL_SEAL;
   shm_f_inaccessible.add(file.f_inode);
   kvm_private_store_register(file.f_inode, mfd_inaccessible_store);
@@ -103,5 +106,6 @@ export const mfd_inaccessible: Design = {
   rows: ['D6'],
   uapi: { MFD_INACCESSIBLE, F_SEAL_AUTO_ALLOCATE, KVM_MEM_PRIVATE, KVM_SET_USER_MEMORY_REGION },
   options: {},
+  vmm: mfd_inaccessible_vmm,
   registrar: mfdInaccessibleRegistrar,
 };

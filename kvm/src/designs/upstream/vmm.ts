@@ -66,4 +66,6 @@ export const upstream_vmm: CvmDesign = {
   add_memory: (vm) => gmem_vmm_add_memory(vm),
   convert,
   hva: (vm, gpa) => gmem_vmm_state(vm).hva + (gpa - vm.base),
+  private_fd: (vm, gpa) => ({ fd: gmem_vmm_state(vm).gmem_fd, offset: gpa - vm.base }),
+  shared_fd: (vm, gpa) => ({ fd: gmem_vmm_state(vm).memfd, offset: gpa - vm.base }),
 };

@@ -1,0 +1,33 @@
+/**
+ * mfd_inaccessible (designs.md D6: memfd_create(MFD_INACCESSIBLE), memfile_notifier, KVM_MEM_PRIVATE) on an
+ * SNP and a TDX host: the private pfn path calls the vendor hooks guest_memfd calls
+ * (kvm_arch_gmem_prepare() on the private fault, kvm_arch_gmem_invalidate() from the memfile
+ * notifier before a punch frees the page and when the memslot unbinds), so the SNP guest's
+ * PVALIDATE finds its page assigned: before, its conversion to private failed with -EFAULT
+ * ("Unexpected RMP fault, no assigned RMP entry").
+ */
+import { afterEach, describe, test } from 'vitest';
+import { mfd_inaccessible } from '@cocosim/kvm';
+import { round_trip, teardown_returns_pages } from './fd_store_cases.js';
+import { vendorHost, type VendorHost, type VendorName } from './vendor_hosts.js';
+
+const hosts: VendorHost[] = [];
+afterEach(async () => {
+  for (const h of hosts.splice(0)) await h.container.dispose();
+});
+
+function host(vendor: VendorName): VendorHost {
+  const h = vendorHost(vendor, mfd_inaccessible);
+  hosts.push(h);
+  return h;
+}
+
+describe.each(['sev', 'tdx'] as const)('mfd_inaccessible on %s', (vendor) => {
+  test('shared -> private -> shared -> private: fallocate and punch of the MFD_INACCESSIBLE fd convert; the vendor holds the page only while private', () => {
+    round_trip(host(vendor), mfd_inaccessible.vmm);
+  });
+
+  test('a private page left in the MFD_INACCESSIBLE fd goes back to the host when the VM goes (memslot unbind)', () => {
+    teardown_returns_pages(host(vendor), mfd_inaccessible.vmm);
+  });
+});
