@@ -39,6 +39,16 @@ export interface CvmPolicy {
    * the copy it no longer uses.
    */
   discard: boolean;
+  /**
+   * The VMM's listener around each conversion (QEMU's RamDiscardManager listeners, e.g. VFIO's
+   * vfio_ram_discard_notify_discard/_populate): `before` runs before the design converts (unmap
+   * DMA of a range going private), `after` once it converted (map a range that became shared).
+   * A negative return fails the conversion with p.errno.
+   */
+  listener?: {
+    before?(vm: CvmVm, gpa: bigint, len: bigint, to_private: boolean): number;
+    after?(vm: CvmVm, gpa: bigint, len: bigint, to_private: boolean): number;
+  };
 }
 
 /** One confidential VM as the VMM holds it. */
@@ -288,7 +298,11 @@ export function cvm_run(vm: CvmVm, program: GuestProgram): CvmRunResult {
     }
     const req = vm.vendor.conversion_exit(vm, run);
     if (req === undefined) return { ret: r < 0 ? r : 0, errno, exit_reason: run.exit_reason, conversions };
-    const ret = vm.design.convert(vm, req.gpa, req.npages * PAGE, req.to_private);
+    const len = req.npages * PAGE;
+    const l = vm.policy.listener;
+    let ret = l?.before === undefined ? 0 : l.before(vm, req.gpa, len, req.to_private);
+    if (ret >= 0) ret = vm.design.convert(vm, req.gpa, len, req.to_private);
+    if (ret >= 0 && l?.after !== undefined) ret = l.after(vm, req.gpa, len, req.to_private);
     conversions.push({ ...req, ret, errno: ret < 0 ? p.errno : 0 });
     vm.vendor.complete_conversion(vm, run, ret >= 0);
   }

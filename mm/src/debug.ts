@@ -20,7 +20,8 @@
  *                  and so is a page-cache folio that is not uptodate (what every reader sees).
  *   mm.tasks       each process by pid: signals pending, its fd table and the open files (f_pos,
  *                  flags, inode, seals, the page cache and i_mmap of each file met), its mm (the
- *                  counters, every VMA, every page-table entry).
+ *                  counters, every VMA, every page-table entry). A shmem inode's block count is
+ *                  the one shmem_getattr() reports, settled for the pages reclaim took.
  *   mm.files       address_spaces no task reaches (a file only the kernel holds, a page-cache
  *                  folio whose file is gone), by inode number.
  *   mm.swap        swap areas (swap_map, swap cache, the contents of slots in use), folio->swap.
@@ -37,7 +38,7 @@
  * anon_vma_prepare()) hash as absent until they hold something: an empty PTE table, and an
  * anon_vma no page belongs to. So a failed call may leave them, as the kernel's does.
  */
-import { StateHash, stateDigestRegistry, type PhysPageInfo, type StateDigest, type Pfn } from '@cocosim/core';
+import { PAGE_SIZE, StateHash, stateDigestRegistry, type PhysPageInfo, type StateDigest, type Pfn } from '@cocosim/core';
 import type { AddressSpace, File, Inode } from './fs.js';
 import { icount } from './file_table.js';
 import { registered_mappings } from './filemap.js';
@@ -198,19 +199,23 @@ function hash_inode(h: StateHash, w: Walk, inode: Inode): void {
   const { id, first } = h.id(inode);
   h.u32(id);
   if (!first) return;
+  const p = inode.i_private;
+  /* shmem's block count as shmem_getattr() settles it before anyone reads it: the pages reclaim
+   * took out of the page cache are given back by the next shmem_recalc_inode(), which a call
+   * that fails (fallocate(): shmem_undo_range()) may be */
+  const unsettled = p instanceof ShmemInodeInfo ? Math.max(0, p.alloced - p.swapped - inode.i_mapping.nrpages) : 0;
   h.num(inode.i_ino);
   h.u32(inode.i_mode);
   h.big(inode.i_size);
-  h.big(inode.i_blocks);
+  h.big(inode.i_blocks - BigInt(unsettled * (PAGE_SIZE / 512)));
   h.u32(inode.i_flags);
   h.u32(inode.i_nlink);
   h.u32(icount(inode));
-  const p = inode.i_private;
   if (p instanceof ShmemInodeInfo) {
     h.u32(1);
     h.u32(p.seals);
     h.num(p.flags);
-    h.num(p.alloced);
+    h.num(p.alloced - unsettled);
     h.num(p.swapped);
     h.num(p.fallocend);
     h.str(p.name);

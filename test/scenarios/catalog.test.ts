@@ -92,3 +92,17 @@ describe('the scenario catalog (designs.md §2)', () => {
     expect(outcome('s08-convert-pinned/gmem_inplace/sw_protected/64K/4K')).toBe('to-private fails: EAGAIN');
   });
 });
+
+describe('the VMM-side coordination of S7/S8 (RamDiscardManager)', () => {
+  test('with the listener, the in-place design converts a DMA-mapped page both ways; the device faults while it is private', () => {
+    for (const design of ['upstream', 'gmem_inplace']) {
+      for (const vendor of ['sw_protected', 'tdx']) {
+        const id = `vfio-ram-discard/${design}/${vendor}/64K/4K`;
+        const r = runCell({ id, index: 0, scenario: 'vfio-ram-discard', design, vendor, size: 65536, page_size: 4096, seed: '0' } as CellSpec).result;
+        expect(r.status === 'ran' && [r.outcome, r.check], id).toEqual(['converts both ways; DMA faults while private, reaches the shared page after', 'ok']);
+      }
+    }
+    // Without it (S8), the same pin makes the in-place conversion fail.
+    expect(all().get('s08-convert-pinned/gmem_inplace/sw_protected/64K/4K')).toMatchObject({ outcome: 'to-private fails: EAGAIN' });
+  });
+});

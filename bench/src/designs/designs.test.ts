@@ -13,6 +13,7 @@ type Row = Partial<Record<ColumnKey, readonly (string | RegExp)[]>>;
 
 const SIGBUS = /^SIGBUS /;
 const SHARED_ONLY = ['store lands outside the private page; guest data intact', 'no mapping of private memory: reads the shared page'];
+const MOBILITY_NONE = ['never reclaimed: the private page stays resident', 'cannot move: EBUSY'];
 
 /** designs.md §1, each cell rephrased as the verdicts of the scenarios that answer it. */
 const TABLE: Readonly<Record<string, Row>> = {
@@ -39,15 +40,19 @@ const TABLE: Readonly<Record<string, Row>> = {
     hidden: [SIGBUS, SIGBUS], kernel: ['write() -1 EFAULT', /.*/], gup: ['pin fails: -EFAULT'], content: ['zeros'],
   },
   // "Never mapped (fd has no mmap)"; "N/A (no VA)"; "P not DMA-mappable".
+  // "Callbacks to KVM; initially unsupported": the store (F_SEAL_GUEST shmem) neither swaps nor
+  // migrates its pages.
   fd_rfc: {
-    hidden: SHARED_ONLY, gup: ['pins the shared page, not the private one'],
+    hidden: SHARED_ONLY, gup: ['pins the shared page, not the private one'], mobility: MOBILITY_NONE,
     vfio: ['DMA lands in the stale shared page; guest data intact', /.*/],
   },
   // D5-D7: "mmap/read/write return -EPERM"; "N/A" (GUP); "Punch frees P"; "P not DMA-mappable; S
   // via HVA"; D5 "writepage redirty (no swap)", D7 "no swap".
-  memfd_seal: { hidden: SHARED_ONLY, gup: ['pins the shared page, not the private one'], content: ['zeros'], vfio: ['DMA lands in the stale shared page; guest data intact', /.*/] },
-  mfd_inaccessible: { hidden: SHARED_ONLY, gup: ['pins the shared page, not the private one'], content: ['zeros'], mobility: ['never reclaimed: the private page stays resident', /.*/] },
-  memfd_restricted: { hidden: SHARED_ONLY, gup: ['pins the shared page, not the private one'], content: ['zeros'], mobility: ['never reclaimed: the private page stays resident', /.*/] },
+  // D5 "writepage redirty (no swap); migration -ENOTSUPP", D6 "Same", D7 "migrate_folio -EBUSY;
+  // no swap": compaction reports EBUSY for a page it cannot move either way.
+  memfd_seal: { hidden: SHARED_ONLY, gup: ['pins the shared page, not the private one'], content: ['zeros'], mobility: MOBILITY_NONE, vfio: ['DMA lands in the stale shared page; guest data intact', /.*/] },
+  mfd_inaccessible: { hidden: SHARED_ONLY, gup: ['pins the shared page, not the private one'], content: ['zeros'], mobility: MOBILITY_NONE },
+  memfd_restricted: { hidden: SHARED_ONLY, gup: ['pins the shared page, not the private one'], content: ['zeros'], mobility: MOBILITY_NONE },
   // "No mmap/read/write"; "S and P different pages; P zero-filled at alloc; nothing preserved";
   // "Order-0 only"; "Never swap; migration -EINVAL (AS_UNMOVABLE)" (6.18 answers -EOPNOTSUPP for
   // an inaccessible mapping, mm/migrate.c move_to_new_folio(): either way the page stays);

@@ -7,6 +7,7 @@ import type { Scenario } from './scenario.js';
 import { memfdGuestRam } from './memfd_guest_ram.js';
 import { vmTypes } from './vm_types.js';
 import { CATALOG } from './catalog/index.js';
+import { vfioRamDiscard } from './vfio_ram_discard.js';
 import '../requirements/index.js';
 
 const registry: Scenario[] = [];
@@ -27,3 +28,4 @@ export function findScenario(name: string): Scenario | undefined {
 registerScenario(memfdGuestRam);
 registerScenario(vmTypes);
 for (const s of CATALOG) registerScenario(s);
+registerScenario(vfioRamDiscard);

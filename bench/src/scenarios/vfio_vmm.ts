@@ -4,9 +4,10 @@
  * mapping (vfio_listener_region_add -> vfio_dma_map). Used by the device scenarios S7 and S8.
  */
 import { O_RDWR } from '@cocosim/mm';
-import type { CvmVm } from '@cocosim/kvm';
+import type { CvmPolicy, CvmVm } from '@cocosim/kvm';
 import {
-  VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_GROUP_SET_CONTAINER, VFIO_IOMMU_MAP_DMA, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU,
+  VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_GROUP_SET_CONTAINER, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
   dma_read, dma_write, isDmaError, vfio_sim_device_add, type VfioDevice,
 } from '@cocosim/vfio';
 import type { Outcome } from './scenario.js';
@@ -51,4 +52,25 @@ export function device_write(v: VmmVfio, iova: bigint, data: Uint8Array): Outcom
 export function device_read(v: VmmVfio, iova: bigint, len: number): Outcome {
   const r = dma_read(v.device.dev, iova, len);
   return isDmaError(r) ? `${r.error}: ${r.reason}` : Buffer.from(r).toString('hex');
+}
+
+/** VFIO_IOMMU_UNMAP_DMA of [gpa, gpa + len) (IOVA = GPA). */
+export function vmm_vfio_unmap(vm: CvmVm, v: VmmVfio, gpa: bigint, len: bigint): number {
+  return vm.p.ioctl(v.container, VFIO_IOMMU_UNMAP_DMA, { argsz: 24, flags: 0, iova: gpa, size: len });
+}
+
+/**
+ * QEMU's RamDiscardManager coordination for a VFIO device (hw/vfio/listener.c
+ * vfio_ram_discard_notify_discard / vfio_ram_discard_notify_populate, as the guest_memfd series
+ * wires it): before a range goes private its DMA mapping is removed, so no pin holds the shared
+ * page; after a range became shared it is mapped again from the VMM's mapping.
+ */
+export function vmm_vfio_ram_discard_listener(v: VmmVfio): NonNullable<CvmPolicy['listener']> {
+  return {
+    before: (vm, gpa, len, to_private) => (to_private ? vmm_vfio_unmap(vm, v, gpa, len) : 0),
+    after(vm, gpa, len, to_private) {
+      const hva = vm.design.hva(vm, gpa);
+      return to_private || hva === undefined ? 0 : vmm_vfio_map(vm, v, gpa, hva, len);
+    },
+  };
 }
