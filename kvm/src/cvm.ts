@@ -147,6 +147,16 @@ export interface CvmVendor {
    * about such runs too. Undefined: only a KVM_RUN that returns 0 carries a request.
    */
   readonly conversion_errno?: number;
+  /**
+   * What the vendor's own tracker says of `pfn`, the page KVM maps at the VM's private `gpa`:
+   * 'guest' when the hardware holds it as this VM's private page at that GPA (TDX: S-EPT leaf
+   * MAPPED there and PAMT PT_REG of this TD; SNP: RMP assigned to this VM's ASID at that GPA and
+   * validated; CCA: a DATA granule the realm's RTT maps there with RIPAS RAM; pKVM: guest-owned in
+   * this VM's stage-2 and host NOPAGE), else a short description of what it is instead
+   * ('host-owned', 'RMP assigned to ASID 3 at gpa 0x...'). Read-only: charges nothing. Undefined
+   * where the vendor keeps no such tracker (SW_PROTECTED, MKTME).
+   */
+  private_owner?(vm: CvmVm, gpa: bigint, pfn: number): string;
 }
 
 /** The design's half: how the VMM backs guest memory and converts it. */

@@ -19,11 +19,13 @@
  *   gmem      a slot's guest_memfd binding and the file's f->bindings agree both ways, the file
  *             belongs to the VM, and only KVM_MEM_GUEST_MEMFD slots have one (kvm_gmem_bind()).
  *   spte_slot no leaf SPTE maps a gfn outside a memslot (every unmap zaps a removed slot's range).
- *   spte_private on a VM with private memory, a leaf's kind agrees with the PRIVATE attribute of
- *             each gfn it maps: mirror-root leaves are private, direct-root leaves of a mirrored
- *             VM shared; without a mirror root (SW_PROTECTED, SNP) a private leaf maps the
- *             slot's guest_memfd page and a shared one does not, unless the slot is gmem-only
- *             (kvm_vm_set_mem_attributes() zaps what a conversion changes).
+ *   spte_private on a VM with private memory, a leaf's kind agrees with kvm_mem_is_private() of
+ *             each gfn it maps (the PRIVATE attribute, or a design's answer: D10 the guest_memfd's
+ *             attribute, the designs that fault through the hva never private): mirror-root leaves
+ *             are private, direct-root leaves of a mirrored VM shared; without a mirror root
+ *             (SW_PROTECTED, SNP) a private leaf maps the slot's guest_memfd page and a shared one
+ *             does not, unless the slot is gmem-only (kvm_vm_set_mem_attributes() zaps what a
+ *             conversion changes).
  *   spte_ref  every pfn a leaf SPTE maps has a page refcount > 0: KVM maps only pages someone
  *             holds (guest_memfd's page cache, the mm's pages under the MMU notifier).
  */
@@ -31,7 +33,8 @@ import { MT_MAX, type MapleRange, type StateHash, stateDigestRegistry } from '@c
 import { debug_vm_register, folio_nr_pages, page_count, page_folio, xa_is_value, type Kernel } from '@cocosim/mm';
 import { kvm_memslot_is_gmem_only, kvm_slot_has_gmem, type Kvm, type KvmMemorySlot, type KvmVcpu } from './kvm_host.js';
 import type { KvmModule } from './kvm_main.js';
-import { kvm_range_has_memory_attributes } from './kvm_mem_attributes.js';
+import { kvm_hooks_providers } from './kvm_hooks.js';
+import { kvm_mem_is_private, kvm_range_has_memory_attributes } from './kvm_mem_attributes.js';
 import { file_is_kvm_gmem, type GmemFile } from './guest_memfd.js';
 import { KVM_PAGES_PER_HPAGE } from './mmu/spte.js';
 import { tdp_mmu_for_each_leaf, type KvmMmuPage, type KvmTdpMmu } from './mmu/tdp_mmu.js';
@@ -245,7 +248,14 @@ function check_root(kvm: Kvm, vm: string, root: KvmMmuPage, mirrored: boolean, r
   let attr_first = 1;
   let attr_last = 0;
   let attr = 0;
+  /* a design that answers kvm_mem_is_private() itself (kvm_hooks.ts) decides which gfns KVM faults privately */
+  const hooked = kvm_hooks_providers(kernel).some((p) => p.mem_is_private !== undefined);
   const attributes_of = (gfn: number, n: number): number => {
+    if (hooked) {
+      const first = kvm_mem_is_private(kvm, gfn);
+      for (let g = gfn + 1; g < gfn + n; g++) if (kvm_mem_is_private(kvm, g) !== first) return -1;
+      return first ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
+    }
     if (gfn < attr_first || gfn > attr_last) {
       const a = kvm.mem_attr_array.mt_range_at(gfn);
       if (a !== undefined) [attr_first, attr_last, attr] = [a.first, a.last, a.entry];
@@ -273,7 +283,10 @@ function check_root(kvm: Kvm, vm: string, root: KvmMmuPage, mirrored: boolean, r
       } else {
         const slot = r.entry;
         const maps_gmem = kvm_slot_has_gmem(slot) && gmem_pfn(slot, gfn, kernel) === pfn;
-        if (is_private && !maps_gmem) kind = 'maps no guest_memfd page, the gfn is private';
+        /* another private store (kvm_hooks.ts) keeps its pages where only its get_pfn looks */
+        const own_store = hooked && slot.gmem.file !== null && !file_is_kvm_gmem(slot.gmem.file);
+        if (own_store) { /* nothing this check can compare */ }
+        else if (is_private && !maps_gmem) kind = 'maps no guest_memfd page, the gfn is private';
         else if (is_shared && maps_gmem && !kvm_memslot_is_gmem_only(slot)) kind = 'maps the guest_memfd page, the gfn is shared';
       }
       if (kind !== undefined) report('spte_private', `${vm}: SPTE gfn ${hex(gfn)} level ${sp.level} pfn ${hex(pfn)} ${kind}`, pfn);

@@ -64,7 +64,7 @@ import {
 import { NR_PAGE_ORDERS } from './page_alloc.js';
 import { _PAGE_SPECIAL, is_swap_pte, pte_present, pte_swp_type } from './pgtable.js';
 import { for_each_process, type Process } from './process.js';
-import { ENTIRELY_MAPPED, i_mmap_of } from './rmap.js';
+import { ENTIRELY_MAPPED, anon_vma_chain_of, i_mmap_of } from './rmap.js';
 import { swap_check_consistency, swap_map_of } from './swapfile.js';
 import { MAX_SWAPFILES, SWP_HWPOISON, SWP_PTE_MARKER, radix_to_swp_entry, swp_entry, xa_is_value } from './swapops.js';
 
@@ -149,8 +149,10 @@ function check_rmap(w: Walker, vma: VmAreaStruct, vpn: number, page: number, fol
   const want_index = linear_page_index(vma, vpn);
   const index = s.index[fi] + (page - folio);
   if (m & FOLIO_MAPPING_ANON) {
-    const av = vma.anon_vma;
-    if (av === null || av.id !== m - (m & 3)) w.report('rmap', `${where()}: anon folio ${hex(folio)} of anon_vma ${m - (m & 3)}, the VMA's is ${av?.id ?? 'none'}`, page);
+    /* after fork the folio may be an ancestor's: any anon_vma of the VMA's chain */
+    const id = m - (m & 3);
+    const av = vma.anon_vma !== null && vma.anon_vma.id === id ? vma.anon_vma : anon_vma_chain_of(vma).find((a) => a.id === id) ?? null;
+    if (av === null) w.report('rmap', `${where()}: anon folio ${hex(folio)} of anon_vma ${m - (m & 3)}, the VMA's is ${vma.anon_vma?.id ?? 'none'}`, page);
     else if (!av.vmas.has(vma)) w.report('rmap', `${where()}: the VMA is not on its anon_vma's list`, page);
     if (index !== want_index) w.report('rmap', `${where()}: anon page index ${index}, linear index ${want_index}`, page);
     return;

@@ -466,7 +466,7 @@ function make_huge_pte(vma: VmAreaStruct, writable: boolean): number {
 }
 
 /** hugetlb_add_new_anon_rmap(): a new huge folio becomes the private (COW) page of `vma`. */
-function hugetlb_add_new_anon_rmap(store: PageStore, folio: Folio, vma: VmAreaStruct, vpn: number): void {
+export function hugetlb_add_new_anon_rmap(store: PageStore, folio: Folio, vma: VmAreaStruct, vpn: number): void {
   anon_vma_prepare(vma);
   const i = store.idx(folio);
   store.mapping[i] = vma.anon_vma!.id | FOLIO_MAPPING_ANON;

@@ -61,3 +61,4 @@ export * from './anon_inodes.js';
 export * from './task_mmu.js';
 export * from './debug.js';
 export * from './debug_vm.js';
+export * from './fork.js';

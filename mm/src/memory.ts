@@ -166,6 +166,15 @@ import { PG_swapcache, folio_test_mlocked, folio_test_swapcache, folio_test_upto
 import { pte_swp_exclusive } from './pgtable.js';
 import { RMAP_NONE, folio_add_anon_rmap_ptes } from './rmap.js';
 import { swp_entry } from './swapops.js';
+import { Errno, IS_ERR, PTR_ERR } from '@cocosim/core';
+import { NR_MM_COUNTERS, VM_MIXEDMAP, VM_PFNMAP, is_cow_mapping } from './mm_types.js';
+import { PAGES_PER_PUD, _PAGE_UFFD_WP, keys_in_range, pte_mkclean, pte_mkold, pte_wrprotect, set_pud_at, set_swp_pte_at, swp_pte_flags } from './pgtable.js';
+import { folio_dup_file_rmap_pmd, folio_dup_file_rmap_pte, folio_try_dup_anon_rmap_pmd, folio_try_dup_anon_rmap_pte } from './rmap.js';
+import { SWP_MIGRATION_READ } from './swapops.js';
+import { swap_duplicate } from './swapfile.js';
+import { is_huge_zero_pfn } from './huge_memory.js';
+import { alloc_hugetlb_folio, hugetlb_pool, size_to_hstate } from './hugetlb.js';
+import { hugetlb_add_new_anon_rmap } from './hugetlbfs.js';
 
 /** A huge-page fault's order for a PMD mapping (PMD_ORDER). */
 export const PMD_ORDER = HPAGE_PMD_ORDER;
@@ -1298,3 +1307,294 @@ function free_user_folio(kernel: Kernel, folio: Folio): void {
 /* The page cache's truncation and hole punching reach page tables through these hooks. */
 mapping_unmap_hooks.unmap_mapping_range = unmap_mapping_range;
 mapping_unmap_hooks.unmap_mapping_folio = unmap_mapping_folio;
+
+/* Copying page tables at fork (copy_page_range() and its helpers) */
+
+/**
+ * vma_needs_copy(): does fork copy this VMA's page tables? Only where a fault could not rebuild
+ * them: raw pfn mappings and VMAs with anon pages (an anon_vma). Shared and read-only file
+ * mappings are left to the child's faults, which find the same page-cache pages.
+ */
+export function vma_needs_copy(_dst_vma: VmAreaStruct, src_vma: VmAreaStruct): boolean {
+  if (src_vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP)) return true;
+  return src_vma.anon_vma !== null;
+}
+
+/**
+ * copy_present_page(): the parent's anon page may be pinned (folio_maybe_dma_pinned), so the
+ * child gets its own copy at once, exclusive, writable if its VMA is, dirty. -ENOMEM when no
+ * page is left, -EHWPOISON when the source page is poisoned (copy_mc_user_highpage()).
+ */
+function copy_present_page(dst_vma: VmAreaStruct, dt: PteTable, i: number, vpn: number, page: number, rss: Float64Array): number {
+  const kernel = dst_vma.vm_mm.kernel;
+  const store = kernel.store;
+  /* folio_prealloc(): vma_alloc_folio(GFP_HIGHUSER_MOVABLE) */
+  const new_folio = alloc_user_folio(kernel, GFP_HIGHUSER_MOVABLE);
+  if (new_folio === undefined) return -Errno.ENOMEM;
+  if (isMemPoison(kernel.phys.copy(new_folio, page as Pfn))) {
+    folio_put(store, new_folio);
+    return -Errno.EHWPOISON;
+  }
+  kernel.cost.charge('page_copy_4k');
+  __folio_mark_uptodate(store, new_folio);
+  folio_add_new_anon_rmap(store, new_folio, dst_vma, vpn, RMAP_EXCLUSIVE);
+  folio_add_lru_vma(store, new_folio, dst_vma);
+  rss[MM_ANONPAGES]++;
+  set_pte_at(dt, i, new_folio, maybe_mkwrite(pte_mkdirty(dst_vma.vm_page_prot), dst_vma));
+  return 0;
+}
+
+/**
+ * copy_present_ptes() for one PTE (the simulator maps small folios only by PTEs, large ones
+ * page by page, so no batching): the child maps the same page with one more reference and
+ * mapcount; an anon page stops being exclusive, unless it may be pinned and is copied for the
+ * child instead (copy_present_page()). __copy_present_ptes(): in a COW mapping a writable entry
+ * is write-protected in both processes, so that the first write in either copies; a shared
+ * mapping's entry is clean in the child; the child's is old and without uffd-wp.
+ */
+function copy_present_pte(dst_vma: VmAreaStruct, src_vma: VmAreaStruct, dt: PteTable, st: PteTable, i: number, vpn: number, rss: Float64Array): number {
+  const store = src_vma.vm_mm.kernel.store;
+  let pte = st.flags[i];
+  const pfn = st.val[i];
+  const page = vm_normal_page(store, pte, pfn);
+  if (page >= 0) {
+    const folio = page_folio(store, page);
+    folio_get(store, folio);
+    if (folio_test_anon(store, folio)) {
+      if (folio_try_dup_anon_rmap_pte(store, folio, page)) {
+        /* Page may be pinned, we have to copy. */
+        folio_put(store, folio);
+        return copy_present_page(dst_vma, dt, i, vpn, page, rss);
+      }
+      rss[MM_ANONPAGES]++;
+    } else {
+      folio_dup_file_rmap_pte(store, folio, page);
+      rss[mm_counter_file(store, folio)]++;
+    }
+  }
+  if (is_cow_mapping(src_vma.vm_flags) && pte_write(pte)) {
+    pte_update_flags(st, i, pte_wrprotect(pte));
+    pte = pte_wrprotect(pte);
+  }
+  if (src_vma.vm_flags & VM_SHARED) pte = pte_mkclean(pte);
+  pte = pte_mkold(pte) & ~_PAGE_UFFD_WP;
+  set_pte_at(dt, i, pfn, pte);
+  return 0;
+}
+
+/**
+ * copy_nonpresent_pte(): a swap entry takes one more reference on its slot (swap_duplicate();
+ * -ENOMEM at SWAP_MAP_MAX, where the kernel would add a swap-count continuation) and stops
+ * being exclusive in the parent; a migration entry is copied, made readable in a COW mapping
+ * (in both processes) and counted in the child's rss; a hwpoison entry is copied as is, so the
+ * child's access gets SIGBUS too; of a PTE marker only the poison and guard bits are copied
+ * (copy_pte_marker(): the child has no userfaultfd).
+ */
+function copy_nonpresent_pte(dst_vma: VmAreaStruct, src_vma: VmAreaStruct, dt: PteTable, st: PteTable, i: number, rss: Float64Array): number {
+  const kernel = src_vma.vm_mm.kernel;
+  const f = st.flags[i];
+  const type = pte_swp_type(f);
+  const offset = st.val[i];
+  if (type === SWP_PTE_MARKER) {
+    const marker = offset & (PTE_MARKER_POISONED | PTE_MARKER_GUARD);
+    if (marker) set_swp_pte_at(dt, i, SWP_PTE_MARKER, marker);
+    return 0;
+  }
+  let dst_type = type;
+  if (is_migration_type(type)) {
+    rss[mm_counter(kernel.store, page_folio(kernel.store, offset % 2 ** SWP_PFN_BITS))]++;
+    if (type !== SWP_MIGRATION_READ && is_cow_mapping(dst_vma.vm_flags)) {
+      /* COW mappings require pages in both parent and child to be set to read. */
+      dst_type = SWP_MIGRATION_READ;
+      set_swp_pte_at(st, i, SWP_MIGRATION_READ, offset);
+    }
+  } else if (is_device_type(type)) {
+    BUG('fork of a device entry: device-private memory is not modelled');
+  } else if (type !== SWP_HWPOISON) {
+    if (swap_duplicate(kernel, swp_entry(type, offset)) < 0) return -Errno.ENOMEM;
+    /* Mark the swap entry as shared. */
+    if (pte_swp_exclusive(f)) set_swp_pte_at(st, i, type, offset, false);
+    rss[MM_SWAPENTS]++;
+  }
+  /* hwpoison and migration entries keep their bits; a migration entry made readable is a new one */
+  const keep = type === SWP_HWPOISON || (is_migration_type(type) && dst_type === type);
+  set_swp_pte_at(dt, i, dst_type, offset, keep && pte_swp_exclusive(f));
+  return 0;
+}
+
+/** copy_pte_range(): the entries [from, to) of the PTE table `st` at `pmd`, into the child's. */
+function copy_pte_range(dst_vma: VmAreaStruct, src_vma: VmAreaStruct, st: PteTable, pmd: number, from: number, to: number, rss: Float64Array): number {
+  const base = pmd * PTRS_PER_PTE;
+  let dt: PteTable | undefined;
+  for (let i = from; i < to; i++) {
+    const f = st.flags[i];
+    if (f === 0) continue;
+    dt ??= pte_alloc(dst_vma.vm_mm.pgd, base);
+    const ret = pte_present(f) ? copy_present_pte(dst_vma, src_vma, dt, st, i, base + i, rss) : copy_nonpresent_pte(dst_vma, src_vma, dt, st, i, rss);
+    if (ret) return ret;
+  }
+  return 0;
+}
+
+/**
+ * copy_huge_pmd() (mm/huge_memory.c): an anonymous PMD entry is shared with the child
+ * write-protected in both (the huge zero folio as well); a migration entry is copied, made
+ * readable. -EAGAIN when the THP may be pinned: the PMD is split and its PTEs copied instead.
+ * File PMDs are left to the child's faults (0).
+ */
+function copy_huge_pmd(dst_vma: VmAreaStruct, src_vma: VmAreaStruct, pmd: number, e: HugeEntry): number {
+  const kernel = src_vma.vm_mm.kernel;
+  const store = kernel.store;
+  const dst_mm = dst_vma.vm_mm;
+  /* Skip if can be re-fill on fault */
+  if (!vma_is_anonymous(dst_vma)) return 0;
+  if (!pte_present(e.flags)) {
+    const type = pte_swp_type(e.flags);
+    if (!is_migration_type(type)) BUG(`fork of a PMD swap entry of type ${type}`);
+    let flags = e.flags;
+    if (type !== SWP_MIGRATION_READ) {
+      flags = swp_pte_flags(SWP_MIGRATION_READ);
+      set_pmd_at(src_vma.vm_mm.pgd, pmd, e.val, flags);
+    }
+    dst_mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR);
+    set_pmd_at(dst_mm.pgd, pmd, e.val, flags);
+    return 0;
+  }
+  if (!is_huge_zero_pfn(kernel, e.val)) {
+    const folio = page_folio(store, e.val);
+    folio_get(store, folio);
+    if (folio_try_dup_anon_rmap_pmd(store, folio, e.val)) {
+      /* Page maybe pinned: split and retry the fault on PTEs. */
+      folio_put(store, folio);
+      split_huge_pmd(src_vma, pmd);
+      return -Errno.EAGAIN;
+    }
+    dst_mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR);
+  }
+  set_pmd_at(src_vma.vm_mm.pgd, pmd, e.val, pte_wrprotect(e.flags));
+  set_pmd_at(dst_mm.pgd, pmd, e.val, pte_mkold(pte_wrprotect(e.flags)) & ~_PAGE_UFFD_WP);
+  return 0;
+}
+
+/**
+ * copy_page_range(): copy the page tables of the parent's `src_vma` into the child's copy
+ * `dst_vma` (dup_mmap()), where vma_needs_copy() says so. A COW mapping is bracketed by an
+ * invalidation of the parent's range (MMU_NOTIFY_PROTECTION_PAGE: its entries lose write
+ * permission, and secondary MMUs such as KVM's drop theirs). The child's rss counters are
+ * added as entries are copied, also when the copy fails half way (-ENOMEM, -EHWPOISON), so
+ * that the caller's teardown of the child balances them.
+ */
+export function copy_page_range(dst_vma: VmAreaStruct, src_vma: VmAreaStruct): number {
+  if (!vma_needs_copy(dst_vma, src_vma)) return 0;
+  if (is_vm_hugetlb_page(src_vma)) return copy_hugetlb_page_range(dst_vma, src_vma);
+  const src_mm = src_vma.vm_mm;
+  const start = src_vma.start_vpn;
+  const end = src_vma.end_vpn;
+  const is_cow = is_cow_mapping(src_vma.vm_flags);
+  if (is_cow) mmu_notifier_invalidate_range_start(src_mm, start, end);
+  const rss = new Float64Array(NR_MM_COUNTERS);
+  const pt = src_mm.pgd;
+  const first = pmd_index_of(start);
+  const last = pmd_index_of(end - 1);
+  const pmds = [...new Set([...keys_in_range(pt.pmds, first, last), ...keys_in_range(pt.ptes, first, last)])].sort((a, b) => a - b);
+  let ret = 0;
+  for (const pmd of pmds) {
+    const e = pt.pmds.get(pmd);
+    if (e !== undefined) {
+      const err = copy_huge_pmd(dst_vma, src_vma, pmd, e);
+      if (err !== -Errno.EAGAIN) {
+        ret = err;
+        if (ret) break;
+        continue;
+      }
+    }
+    const st = pt.ptes.get(pmd);
+    if (st === undefined) continue;
+    const b = pmd * PTRS_PER_PTE;
+    ret = copy_pte_range(dst_vma, src_vma, st, pmd, Math.max(start, b) - b, Math.min(end, b + PTRS_PER_PTE) - b, rss);
+    if (ret) break;
+  }
+  for (let k = 0; k < NR_MM_COUNTERS; k++) if (rss[k] !== 0) dst_vma.vm_mm.add_mm_counter(k, rss[k]);
+  if (is_cow) mmu_notifier_invalidate_range_end(src_mm, start, end);
+  return ret;
+}
+
+/**
+ * copy_hugetlb_page_range() (mm/hugetlb.c): the huge leaves (PMD or PUD) of a hugetlb VMA with
+ * private pages. hwpoison entries are copied; migration entries copied, made readable in a COW
+ * mapping; markers as copy_pte_marker() says; a page-cache page is mapped once more
+ * (hugetlb_add_file_rmap()); an anon page is shared (hugetlb_try_dup_anon_rmap()) or, when it
+ * may be pinned, copied at once into a new huge page from the pool (not reserved: the error of
+ * alloc_hugetlb_folio() fails the fork). A COW mapping's leaves are write-protected in both.
+ * Hugetlb pages count in no rss counter.
+ */
+function copy_hugetlb_page_range(dst_vma: VmAreaStruct, src_vma: VmAreaStruct): number {
+  const kernel = src_vma.vm_mm.kernel;
+  const store = kernel.store;
+  const src = src_vma.vm_mm.pgd;
+  const dst = dst_vma.vm_mm.pgd;
+  const cow = is_cow_mapping(src_vma.vm_flags);
+  const start = src_vma.start_vpn;
+  const end = src_vma.end_vpn;
+  if (cow) mmu_notifier_invalidate_range_start(src_vma.vm_mm, start, end);
+  const leaves: [boolean, number][] = [
+    ...keys_in_range(src.puds, pud_index_of(start), pud_index_of(end - 1)).map((k): [boolean, number] => [true, k]),
+    ...keys_in_range(src.pmds, pmd_index_of(start), pmd_index_of(end - 1)).map((k): [boolean, number] => [false, k]),
+  ];
+  let ret = 0;
+  for (const [pud, key] of leaves) {
+    const e = (pud ? src.puds : src.pmds).get(key)!;
+    const set_src = (flags: number): void => (pud ? set_pud_at(src, key, e.val, flags) : set_pmd_at(src, key, e.val, flags));
+    const set_dst = (val: number, flags: number): void => (pud ? set_pud_at(dst, key, val, flags) : set_pmd_at(dst, key, val, flags));
+    if (!pte_present(e.flags)) {
+      const type = pte_swp_type(e.flags);
+      if (type === SWP_PTE_MARKER) {
+        const marker = e.val & (PTE_MARKER_POISONED | PTE_MARKER_GUARD);
+        if (marker) set_dst(marker, e.flags);
+      } else if (is_migration_type(type) && type !== SWP_MIGRATION_READ && cow) {
+        set_src(swp_pte_flags(SWP_MIGRATION_READ));
+        set_dst(e.val, swp_pte_flags(SWP_MIGRATION_READ));
+      } else {
+        set_dst(e.val, e.flags);
+      }
+      continue;
+    }
+    const folio = e.val as Folio;
+    folio_get(store, folio);
+    if (!folio_test_anon(store, folio)) {
+      folio_dup_file_rmap_pmd(store, folio);
+    } else if (folio_try_dup_anon_rmap_pmd(store, folio, folio)) {
+      const h = size_to_hstate(hugetlb_pool(kernel), folio_nr_pages(store, folio) * 4096)!;
+      /* Do not use reserve as it's private owned */
+      const new_folio = alloc_hugetlb_folio(kernel, h);
+      if (IS_ERR(new_folio)) {
+        folio_put(store, folio);
+        ret = PTR_ERR(new_folio);
+        break;
+      }
+      const nr = folio_nr_pages(store, folio);
+      let poisoned = false;
+      for (let k = 0; k < nr && !poisoned; k++) poisoned = isMemPoison(kernel.phys.copy((new_folio + k) as Pfn, (folio + k) as Pfn));
+      folio_put(store, folio);
+      if (poisoned) {
+        folio_put(store, new_folio);
+        ret = -Errno.EHWPOISON;
+        break;
+      }
+      kernel.cost.charge('page_copy_4k', nr);
+      /* hugetlb_install_folio() */
+      __folio_mark_uptodate(store, new_folio);
+      hugetlb_add_new_anon_rmap(store, new_folio, dst_vma, pud ? key * PAGES_PER_PUD : key * PTRS_PER_PTE);
+      set_dst(new_folio, pte_mkyoung(dst_vma.vm_flags & VM_WRITE ? pte_mkwrite(pte_mkdirty(dst_vma.vm_page_prot)) : pte_wrprotect(dst_vma.vm_page_prot)) | _PAGE_PSE);
+      continue;
+    }
+    let entry = e.flags;
+    if (cow) {
+      set_src(pte_wrprotect(entry));
+      entry = pte_wrprotect(entry);
+    }
+    set_dst(folio, entry & ~_PAGE_UFFD_WP);
+  }
+  if (cow) mmu_notifier_invalidate_range_end(src_vma.vm_mm, start, end);
+  return ret;
+}

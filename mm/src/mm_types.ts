@@ -531,6 +531,11 @@ export function task_mm(task: Task): MmStruct {
   return mm;
 }
 
+/** copy_mm(): `task` (a new child) gets `mm` as its current->mm. */
+export function task_set_mm(task: Task, mm: MmStruct): void {
+  task_mms.set(task, mm);
+}
+
 /** The task's mm if it has one, without creating it (debug walks: state digest, DEBUG_VM checks). */
 export function task_mm_if_any(task: Task): MmStruct | undefined {
   return task_mms.get(task);

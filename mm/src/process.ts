@@ -31,6 +31,7 @@ import { task_mm, type MmStruct } from './mm_types.js';
 import { sys_mmap, sys_munmap } from './mmap.js';
 import { sys_mprotect } from './mprotect.js';
 import { sys_prctl } from './sys.js';
+import { copy_process } from './fork.js';
 import { sys_process_vm_readv, sys_process_vm_writev } from './process_vm_access.js';
 
 /** struct task_struct, the parts a simulated process has. */
@@ -100,8 +101,13 @@ export class Process {
   errno = 0;
   readonly task: Task;
 
-  constructor(readonly kernel: Kernel) {
-    this.task = new Task(kernel);
+  /**
+   * A new process with /dev/null as stdin, stdout and stderr; or, given `task` (a child that
+   * copy_process() made), the process of that task with the files it inherited.
+   */
+  constructor(readonly kernel: Kernel, task?: Task) {
+    this.task = task ?? new Task(kernel);
+    if (task !== undefined) return;
     // stdin, stdout, stderr: a process's first own file is fd 3.
     for (let fd = 0; fd < 3; fd++) {
       const file = kernel.open_device('/dev/null', O_RDWR) as File;
@@ -301,6 +307,20 @@ export class Process {
    */
   store(addr: unknown, data: Uint8Array): 0 | SigInfo {
     return userStore(this.mm, addr, data);
+  }
+
+  /**
+   * fork(2): a child process (copy_process(), fork.ts) whose address space is a copy of this
+   * one's (private memory copy-on-write, shared memory shared, mlock not inherited) and whose
+   * fds refer to the same open files. The child's Process (its pid is child.task.pid), or -1
+   * with errno (ENOMEM, EHWPOISON): no child is left, but, as in the kernel, the parent's
+   * private entries copied before the failure stay write-protected (the next write reuses them).
+   */
+  fork(): Process | number {
+    this.kernel.cost.charge('syscall_entry');
+    const child = copy_process(this.task);
+    if (typeof child === 'number') return this.sys(child);
+    return new Process(this.kernel, child);
   }
 
   /* ---- guest accesses on a KVM vCPU (the trace ops guest_load / guest_store) ---- */

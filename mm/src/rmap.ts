@@ -161,6 +161,11 @@ export function ClearPageAnonExclusive(store: PageStore, page: number): void {
 export class AnonVma {
   /** The VMAs linked to this anon_vma (its anon_vma_chain / rb_root). */
   readonly vmas = new Set<VmAreaStruct>();
+  /**
+   * The oldest anon_vma of its fork tree (anon_vma->root): itself, or the first ancestor's
+   * (anon_vma_fork()). Every VMA of the tree is linked to it.
+   */
+  root: AnonVma = this;
   constructor(
     /** Tagged into folio->mapping (a multiple of 4). */
     readonly id: number,
@@ -204,11 +209,62 @@ export function anon_vma_link(vma: VmAreaStruct, anon_vma: AnonVma): void {
  * without VMAs is freed.
  */
 export function unlink_anon_vmas(vma: VmAreaStruct): void {
+  const inherited = anon_vma_chains.get(vma);
+  if (inherited !== undefined) {
+    anon_vma_chains.delete(vma);
+    for (const p of inherited) {
+      p.vmas.delete(vma);
+      if (p.vmas.size === 0) anon_vmas.get(vma.vm_mm.kernel)?.delete(p.id);
+    }
+  }
   const av = vma.anon_vma;
   if (av === null) return;
   av.vmas.delete(vma);
   vma.anon_vma = null;
   if (av.vmas.size === 0) anon_vmas.get(vma.vm_mm.kernel)?.delete(av.id);
+}
+
+/**
+ * The rest of each VMA's anon_vma_chain after fork: the anon_vmas of its ancestors' VMAs
+ * (anon_vma_fork()), whose pages it may map until it COWs them, nearest parent first. A VMA
+ * never forked from has none.
+ */
+const anon_vma_chains = new WeakMap<VmAreaStruct, AnonVma[]>();
+
+/** vma->anon_vma_chain: every anon_vma the VMA is linked to, its own (vma->anon_vma) first. */
+export function anon_vma_chain_of(vma: VmAreaStruct): readonly AnonVma[] {
+  const inherited = anon_vma_chains.get(vma) ?? [];
+  return vma.anon_vma === null ? inherited : [vma.anon_vma, ...inherited];
+}
+
+/** Link `vma` to the ancestors' anon_vmas `chain` (anon_vma_clone()'s loop over the chain). */
+function anon_vma_chain_link_all(vma: VmAreaStruct, chain: readonly AnonVma[]): void {
+  if (chain.length === 0) return;
+  const mine = anon_vma_chains.get(vma) ?? [];
+  for (const av of chain) {
+    if (av === vma.anon_vma || mine.includes(av)) continue;
+    mine.push(av);
+    av.vmas.add(vma);
+  }
+  anon_vma_chains.set(vma, mine);
+}
+
+/**
+ * anon_vma_fork(): the child's copy `vma` of the parent's `pvma` is linked to every anon_vma of
+ * pvma's chain, so that rmap walks of the pages they share find the child's mappings, and gets
+ * an anon_vma of its own for the pages it will COW. Nothing when the parent has no anon_vma
+ * here. 0 (the simulator does not fail the allocation). The kernel's reuse of an anon_vma left
+ * without VMAs (num_active_vmas == 0, num_children < 2) is not modelled: the child always gets
+ * a new one.
+ */
+export function anon_vma_fork(vma: VmAreaStruct, pvma: VmAreaStruct): number {
+  if (pvma.anon_vma === null) return 0;
+  vma.anon_vma = null;
+  anon_vma_chain_link_all(vma, anon_vma_chain_of(pvma));
+  const av = anon_vma_alloc(vma.vm_mm.kernel);
+  av.root = pvma.anon_vma.root;
+  anon_vma_link(vma, av);
+  return 0;
 }
 
 /**
@@ -225,6 +281,7 @@ export function anon_vma_prepare(vma: VmAreaStruct): number {
 /** anon_vma_clone(): `dst` (split from `src`) shares src's anon_vma. */
 export function anon_vma_clone(dst: VmAreaStruct, src: VmAreaStruct): void {
   if (src.anon_vma !== null) anon_vma_link(dst, src.anon_vma);
+  anon_vma_chain_link_all(dst, anon_vma_chains.get(src) ?? []);
 }
 
 /* i_mmap: the VMAs mapping each address_space */
@@ -315,6 +372,42 @@ function __folio_remove_rmap_ptes(store: PageStore, folio: number, page: number,
   store._nr_pages_mapped[hi] -= last;
 }
 
+/**
+ * folio_dup_file_rmap_pte() (fork): the child maps page `page` of a page-cache folio as the
+ * parent does: one more PTE mapping, no mlock (the child's VMA is never VM_LOCKED).
+ */
+export function folio_dup_file_rmap_pte(store: PageStore, folio: number, page: number): void {
+  __folio_add_rmap_ptes(store, folio, page, 1);
+}
+
+/**
+ * folio_try_dup_anon_rmap_pte() (include/linux/rmap.h __folio_try_dup_anon_rmap(), fork): the
+ * child shares the parent's anon page, which stops being exclusive. -EBUSY, having changed
+ * nothing, when the page is exclusive and the folio may be pinned: the caller copies it for the
+ * child instead (a pin must keep seeing the page the parent maps).
+ */
+export function folio_try_dup_anon_rmap_pte(store: PageStore, folio: number, page: number): number {
+  if (PageAnonExclusive(store, page) && folio_maybe_dma_pinned(store, folio)) return -Errno.EBUSY;
+  if (PageAnonExclusive(store, page)) ClearPageAnonExclusive(store, page);
+  __folio_add_rmap_ptes(store, folio, page, 1);
+  return 0;
+}
+
+/** folio_try_dup_anon_rmap_pmd(): the same for a PMD mapping of the whole folio. */
+export function folio_try_dup_anon_rmap_pmd(store: PageStore, folio: number, page: number): number {
+  if (PageAnonExclusive(store, page)) {
+    if (folio_maybe_dma_pinned(store, folio)) return -Errno.EBUSY;
+    ClearPageAnonExclusive(store, page);
+  }
+  __folio_add_rmap_entire(store, folio);
+  return 0;
+}
+
+/** folio_dup_file_rmap_pmd() and hugetlb_add_file_rmap() at fork: one more mapping of the whole folio. */
+export function folio_dup_file_rmap_pmd(store: PageStore, folio: number): void {
+  __folio_add_rmap_entire(store, folio);
+}
+
 /** A PMD (or PUD) mapping of the whole folio. */
 function __folio_add_rmap_entire(store: PageStore, folio: number): void {
   const hi = store.idx(folio);
@@ -374,9 +467,10 @@ export function folio_add_new_anon_rmap(store: PageStore, folio: Folio, vma: VmA
   BUG_ON(av === null, 'folio_add_new_anon_rmap: the VMA has no anon_vma (anon_vma_prepare() not called)');
   if (!folio_test_swapbacked(store, folio) && !vm_flags_test(vma.vm_flags, VM_DROPPABLE)) __folio_set_swapbacked(store, folio);
   const hi = store.idx(folio);
-  store.mapping[hi] = av!.id | FOLIO_MAPPING_ANON;
-  store.index[hi] = linear_page_index(vma, vpn);
   const exclusive = (flags & RMAP_EXCLUSIVE) !== 0;
+  /* __folio_set_anon(): a folio not exclusive to this VMA must use the oldest possible anon_vma */
+  store.mapping[hi] = (exclusive ? av! : av!.root).id | FOLIO_MAPPING_ANON;
+  store.index[hi] = linear_page_index(vma, vpn);
   if (!folio_test_large(store, folio)) {
     store._mapcount[hi] = 0;
     if (exclusive) SetPageAnonExclusive(store, folio);

@@ -125,6 +125,8 @@ describe('cocosim designs', () => {
     const req = (d: string) => Object.fromEntries(all().find((f) => f.design === d)!.requirements.map((r) => [r.requirement, r.status]));
     expect(req('upstream')).toEqual({
       'pfn-one-vm': 'not applicable', 'no-host-access': 'held', 'gfn-pfn-immutable': 'held', convertible: 'held', 'never-private-and-shared': 'held',
+      // probed on sw_protected, which has no tracker of its own (vendor-models.md §6)
+      'vendor-isolation': 'not applicable',
     });
     // D13: the VMM keeps its mapping of encrypted memory (designs.md §1 "Not hidden").
     expect(req('sev_pinned')['no-host-access']).toBe('violated');

@@ -10,7 +10,8 @@ import { noHostAccess } from './no_host_access.js';
 import { gfnPfnImmutable } from './gfn_pfn_immutable.js';
 import { convertible } from './convertible.js';
 import { neverPrivateAndShared } from './never_private_and_shared.js';
+import { vendorIsolation } from './vendor_isolation.js';
 
-export const REQUIREMENTS = [pfnOneVm, noHostAccess, gfnPfnImmutable, convertible, neverPrivateAndShared] as const;
+export const REQUIREMENTS = [pfnOneVm, noHostAccess, gfnPfnImmutable, convertible, neverPrivateAndShared, vendorIsolation] as const;
 
 for (const r of REQUIREMENTS) registerRequirement(r);

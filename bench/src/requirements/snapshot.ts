@@ -20,6 +20,11 @@ export interface VmSnapshot {
   readonly shared: ReadonlyMap<number, Pfn>;
   /** The gfns the guest holds private, mapped or not. */
   readonly held: ReadonlySet<number>;
+  /**
+   * gfn -> what the vendor's tracker says of the page each private gfn maps (CvmVendor
+   * private_owner: 'guest', or what it is instead); undefined where the vendor keeps no tracker.
+   */
+  readonly owner?: ReadonlyMap<number, string>;
 }
 
 export interface StateSnapshot {
@@ -49,7 +54,12 @@ function vmSnapshot(vm: CvmVm, index: number): VmSnapshot {
       if (s !== undefined) shared.set(Number(alias / 4096n), s.pfn as Pfn);
     }
   }
-  return { vm: index, private: priv, shared, held: new Set(vm.guest_private) };
+  const snap = { vm: index, private: priv, shared, held: new Set(vm.guest_private) };
+  const { vendor } = vm;
+  if (vendor.private_owner === undefined) return snap;
+  const owner = new Map<number, string>();
+  for (const [gfn, pfn] of priv) owner.set(gfn, vendor.private_owner(vm, BigInt(gfn) * 4096n, pfn));
+  return { ...snap, owner };
 }
 
 /** Every page the scenario's processes reach: present PTEs and PMD leaves that are not PROT_NONE. */

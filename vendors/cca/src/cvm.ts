@@ -27,8 +27,12 @@ import {
   type CvmConversion, type CvmVendor, type CvmVm, type GuestCode, type GuestPageTables, type KvmRun,
 } from '@cocosim/kvm';
 import { measurement_get_size } from './rim.js';
-import { RIPAS_EMPTY, RIPAS_RAM, RSI_ACCEPT, RSI_CHANGE_DESTROYED, SMC_RSI_IPA_STATE_SET } from './rmi.js';
-import { cca_realm_rim, kvm_realm } from './rme.js';
+import {
+  GRANULE_STATE_DATA, GRANULE_STATE_DELEGATED, GRANULE_STATE_NS, GRANULE_STATE_RD, GRANULE_STATE_REC, GRANULE_STATE_REC_AUX,
+  GRANULE_STATE_RTT, RIPAS_EMPTY, RIPAS_RAM, RMM_RTT_LEVEL_SHIFT, RSI_ACCEPT, RSI_CHANGE_DESTROYED, SMC_RSI_IPA_STATE_SET, ripas_name,
+} from './rmi.js';
+import { cca_realm_rim, kvm_is_realm, kvm_realm } from './rme.js';
+import { rmm_if_any, rtt_leaf } from './rmm.js';
 import {
   KVM_ARM_RME_POPULATE_FLAGS_MEASURE, KVM_CAP_ARM_RME, KVM_CAP_ARM_RME_ACTIVATE_REALM, KVM_CAP_ARM_RME_CREATE_REALM,
   KVM_CAP_ARM_RME_INIT_RIPAS_REALM, KVM_CAP_ARM_RME_POPULATE_REALM, KVM_PHYS_SHIFT, KVM_VM_TYPE_ARM_REALM,
@@ -114,6 +118,33 @@ function cca_conversion_exit(vm: CvmVm, run: KvmRun): CvmConversion | undefined 
   return { gpa, npages: (size + PAGE - 1n) / PAGE, to_private: (flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) !== 0n };
 }
 
+/** Granule states by name (enum granule_state), for messages. */
+const GRANULE_NAMES = new Map<number, string>([
+  [GRANULE_STATE_NS, 'NS'], [GRANULE_STATE_DELEGATED, 'DELEGATED'], [GRANULE_STATE_RD, 'RD'], [GRANULE_STATE_REC, 'REC'],
+  [GRANULE_STATE_REC_AUX, 'REC_AUX'], [GRANULE_STATE_DATA, 'DATA'], [GRANULE_STATE_RTT, 'RTT'],
+]);
+
+/**
+ * What the RMM holds for `pfn` at the realm's protected `ipa`, as RMI_RTT_READ_ENTRY (the leaf
+ * RTT entry for the IPA) and the granule's state report it: 'guest' when the realm's RTT maps the
+ * IPA ASSIGNED to `pfn` with RIPAS RAM and the granule is a DATA granule (in the Realm PAS); a
+ * DATA granule lives in exactly one realm's RTT (RMI_DATA_CREATE maps it there, RMI_DATA_DESTROY
+ * unmaps it), so the realm's own entry names its owner. Otherwise the first thing that differs.
+ */
+export function cca_cvm_private_owner(vm: CvmVm, ipa: bigint, pfn: number): string {
+  const rmm = rmm_if_any(vm.kvm.kernel);
+  const rd = kvm_is_realm(vm.kvm) ? rmm?.realm_at(kvm_realm(vm.kvm).rd_pa) ?? null : null;
+  if (rmm === undefined || rd === null) return 'no realm';
+  const { level, entry } = rtt_leaf(rd, ipa);
+  if (entry.hipas !== 'ASSIGNED') return `RTT ${entry.hipas} RIPAS ${ripas_name(entry.ripas)} at this IPA`;
+  const mapped = entry.pa + Number((ipa % (1n << BigInt(RMM_RTT_LEVEL_SHIFT(level)))) / PAGE);
+  if (mapped !== pfn) return `RTT maps this IPA to granule 0x${mapped.toString(16)}`;
+  if (entry.ripas !== RIPAS_RAM) return `RTT ASSIGNED RIPAS ${ripas_name(entry.ripas)}`;
+  const state = rmm.granule_state(pfn);
+  if (state !== GRANULE_STATE_DATA) return `granule ${GRANULE_NAMES.get(state) ?? state}`;
+  return rmm.gpt_pas(pfn) === 'REALM' ? 'guest' : `DATA granule in the ${rmm.gpt_pas(pfn)} PAS`;
+}
+
 /** The CCA half for a host whose realms have `ia_bits`-bit IPA spaces. */
 export function cca_cvm_for(ia_bits: number = KVM_PHYS_SHIFT): CvmVendor {
   const shared_bit = 1n << BigInt(ia_bits - 1);
@@ -143,6 +174,7 @@ export function cca_cvm_for(ia_bits: number = KVM_PHYS_SHIFT): CvmVendor {
     // the next KVM_RUN (kvm_rec_pre_enter()); the uAPI has nothing for the VMM to write.
     complete_conversion: () => undefined,
     conversion_errno: Errno.EFAULT,
+    private_owner: cca_cvm_private_owner,
   };
 }
 

@@ -30,6 +30,8 @@ import {
   KVM_CAP_ARM_PROTECTED_VM, KVM_CAP_ARM_PROTECTED_VM_FLAGS_INFO, KVM_VM_TYPE_ARM_PROTECTED, SMCCC_RET_SUCCESS,
   type KvmProtectedVmInfo,
 } from './uapi.js';
+import { PKVM_ID_GUEST, PKVM_ID_HOST, PKVM_ID_HYP, PKVM_NOPAGE, PKVM_PAGE_OWNED, pkvm_hyp_if_any, pkvm_page_state_name } from './hyp.js';
+import { pkvm_vm } from './pkvm.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 const KEY = 'pkvm';
@@ -101,6 +103,31 @@ export function* pkvm_set_memory_range(vm: CvmVm, func_id: bigint, gpa: bigint, 
   return 0n;
 }
 
+/** The owner ids of the hypervisor's page states (enum pkvm_component_id), for messages. */
+function pkvm_owner_name(id: number): string {
+  return id === PKVM_ID_HOST ? 'the host' : id === PKVM_ID_HYP ? 'the hypervisor' : id === PKVM_ID_GUEST ? 'a guest' : `component ${id}`;
+}
+
+/**
+ * What the hypervisor's page ownership holds for `pfn` at the protected guest's `ipa`
+ * (mem_protect.c's guest stage-2 entry and hyp_vmemmap host_state): 'guest' when this VM's
+ * stage-2 maps the IPA to `pfn` as PKVM_PAGE_OWNED (donated, not shared back) and the host's
+ * state of `pfn` is PKVM_NOPAGE with a guest as owner; otherwise the first thing that differs.
+ */
+export function pkvm_cvm_private_owner(vm: CvmVm, ipa: bigint, pfn: number): string {
+  const hv = pkvm_vm(vm.kvm)?.hyp ?? null;
+  const hyp = pkvm_hyp_if_any(vm.kvm.kernel);
+  if (hv === null || hyp === undefined) return 'no hypervisor VM';
+  const e = hv.pgt.get(Number(ipa / PAGE));
+  if (e === undefined) return 'not in the guest stage-2';
+  if (e.pfn !== pfn) return `guest stage-2 maps this IPA to pfn 0x${e.pfn.toString(16)}`;
+  if (e.state !== PKVM_PAGE_OWNED) return `guest ${pkvm_page_state_name(e.state)}, host ${pkvm_page_state_name(hyp.host_state(pfn))}`;
+  const host = hyp.host_state(pfn);
+  if (host !== PKVM_NOPAGE) return `host ${pkvm_page_state_name(host)}`;
+  const owner = hyp.host_owner(pfn);
+  return owner === PKVM_ID_GUEST ? 'guest' : `host NOPAGE, owned by ${pkvm_owner_name(owner)}`;
+}
+
 /** The pKVM half. */
 export const pkvm_cvm: CvmVendor = {
   name: 'pkvm',
@@ -119,4 +146,5 @@ export const pkvm_cvm: CvmVendor = {
   conversion_exit: () => undefined,
   // Nothing reaches the VMM, so there is nothing to answer.
   complete_conversion: () => undefined,
+  private_owner: pkvm_cvm_private_owner,
 };

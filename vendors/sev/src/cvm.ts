@@ -28,7 +28,8 @@ import {
   type GuestCode,
 } from '@cocosim/kvm';
 import { psc_entries, snp_set_memory_private, snp_set_memory_shared } from './guest.js';
-import { snp_launch_digest } from './sev.js';
+import { sev_host } from './host.js';
+import { snp_launch_digest, to_kvm_sev_info } from './sev.js';
 import { snp_vm_init, snp_vm_launch_finish, snp_vm_launch_start, snp_vm_launch_update } from './sev_util.js';
 import { KVM_SEV_SNP_PAGE_TYPE_NORMAL, KVM_X86_SNP_VM, VMGEXIT_PSC_MAX_ENTRY } from './uapi.js';
 
@@ -78,6 +79,25 @@ function* snp_guest_convert(vm: CvmVm, gpa: bigint, npages: bigint, to_private: 
   return 0n;
 }
 
+/**
+ * What the RMP holds for `pfn` at the guest's private `gpa` (the fields RMPREAD returns, and the
+ * Validated bit PVALIDATE sets): 'guest' when the authoritative entry (the 2 MiB one where the
+ * page is part of a 2 MiB entry) is assigned, not immutable, to this VM's ASID at this GPA, and
+ * validated; otherwise the first thing that differs.
+ */
+export function snp_cvm_private_owner(vm: CvmVm, gpa: bigint, pfn: number): string {
+  const { rmp } = sev_host(vm.kvm.kernel);
+  if (!rmp.covers(pfn)) return 'outside the RMP';
+  const { e } = rmp.authoritative(pfn);
+  if (!e.assigned) return 'hypervisor-owned (RMP not assigned)';
+  const asid = to_kvm_sev_info(vm.kvm).asid;
+  const at = rmp.gpa_of(pfn);
+  if (e.asid !== asid) return `RMP assigned to ASID ${e.asid} at gpa 0x${at.toString(16)}`;
+  if (at !== gpa) return `RMP assigned to ASID ${e.asid} at another GPA (0x${at.toString(16)})`;
+  if (e.immutable) return 'RMP assigned but immutable (pre-guest or firmware page)';
+  return e.validated ? 'guest' : 'RMP assigned, not validated';
+}
+
 /** SEV-SNP: a VM created, launched and converted through KVM's SEV uAPI and the GHCB protocol of a Linux guest. */
 export const snp_cvm: CvmVendor = {
   name: 'snp',
@@ -111,4 +131,5 @@ export const snp_cvm: CvmVendor = {
     // snp_complete_one_psc() / snp_complete_psc_msr() fail the request on any non-zero ret.
     run.hypercall.ret = ok ? 0n : BigInt(Errno.EINVAL);
   },
+  private_owner: snp_cvm_private_owner,
 };

@@ -18,7 +18,8 @@
  */
 import { Errno } from '@cocosim/core';
 import { KVM_X86_TDX_VM, cvm_enable_map_gpa_range, kvm_gfn_direct_bits, map_gpa_range_exit, type CvmVendor, type CvmVm } from '@cocosim/kvm';
-import { tdx_mrtd } from './tdx.js';
+import { tdx_mrtd, tdx_td } from './tdx.js';
+import { SEPT_MAPPED, sept_state_name, tdx_module_of } from './tdx_module.js';
 import { tdx_enc_status_changed } from './tdx_guest.js';
 import { tdx_guest_page_tables, vm_tdx_finalize, vm_tdx_init_mem_region, vm_tdx_init_vcpu, vm_tdx_init_vm } from './tdx_util.js';
 
@@ -30,6 +31,27 @@ export const TDX_CVM_GPAW = 48;
 /** The TD's shared bit as a gpa mask: gfn_to_gpa(kvm_gfn_direct_bits()), set by KVM_TDX_INIT_VM. */
 export function tdx_cvm_shared_mask(vm: CvmVm): bigint {
   return BigInt(kvm_gfn_direct_bits(vm.kvm)) << 12n;
+}
+
+/**
+ * What the TDX module holds for `pfn` at the TD's private `gpa`, as TDH.MEM.SEPT.RD (the Secure EPT
+ * leaf for the GPA) and TDH.PHYMEM.PAGE.RDMD (the page's PAMT entry) would report it: 'guest' when
+ * the S-EPT leaf is MAPPED (accepted by the guest) and translates the GPA to `pfn`, and the PAMT
+ * has `pfn` as a PT_REG page of this TD (its TDR and HKID); otherwise the first thing that differs.
+ */
+export function tdx_cvm_private_owner(vm: CvmVm, gpa: bigint, pfn: number): string {
+  const td = tdx_td(vm.kvm);
+  if (td === null) return 'no TD';
+  const module = tdx_module_of(vm.kvm.kernel);
+  const gfn = Number(gpa / PAGE);
+  const leaf = module.sept_leaf(td, gfn);
+  if (leaf === undefined) return 'S-EPT FREE at this GPA';
+  if (leaf.entry.state !== SEPT_MAPPED) return `S-EPT ${sept_state_name(leaf.entry.state)} at this GPA`;
+  const mapped = leaf.entry.pfn + (gfn % 512 ** leaf.level);
+  if (mapped !== pfn) return `S-EPT maps this GPA to pfn 0x${mapped.toString(16)}`;
+  const e = module.pamt_get(pfn);
+  const owner = e.owner === null ? '' : e.owner === td ? ' of this TD' : ` of the TD with HKID ${e.owner.hkid}`;
+  return e.pt === 'PT_REG' && e.owner === td ? 'guest' : `PAMT ${e.pt}${owner}`;
 }
 
 /** TDX: a TD created, launched and converted through KVM's TDX uAPI and the TDCALLs of a Linux guest. */
@@ -69,4 +91,5 @@ export const tdx_cvm: CvmVendor = {
     // Any non-zero ret fails the chunk in 6.18; EINVAL is also what the proposed retry uAPI reads as a failure.
     run.hypercall.ret = ok ? 0n : BigInt(Errno.EINVAL);
   },
+  private_owner: tdx_cvm_private_owner,
 };

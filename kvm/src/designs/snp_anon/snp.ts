@@ -15,6 +15,7 @@ import type { CvmVendor, CvmVm } from '../../cvm.js';
 import { cvm_enable_map_gpa_range, map_gpa_range_exit } from '../../cvm.js';
 import { fwcall, guestAccept, type GuestCode } from '../../guest.js';
 import { KVM_MEMORY_ENCRYPT_OP } from '../../uapi.js';
+import { snp_anon_assigned } from './sev.js';
 import {
   GHCB_MSR_PSC_REQ_GFN, GHCB_MSR_PSC_RESP, GHCB_MSR_PSC_RESP_VAL, KVM_SEV_INIT2, KVM_SEV_SNP_LAUNCH_FINISH, KVM_SEV_SNP_LAUNCH_START,
   KVM_X86_SNP_VM, SNP_PAGE_STATE_PRIVATE, SNP_PAGE_STATE_SHARED, SNP_POLICY_DEFAULT, SVM_EXIT_VMGEXIT,
@@ -82,6 +83,21 @@ export function* snp_anon_guest_convert(_vm: CvmVm, gpa: bigint, npages: bigint,
   return 0n;
 }
 
+/**
+ * The RMP assignment D14 made for `pfn` (sev.ts snp_make_page_private(): RMPUPDATE to this VM's
+ * ASID at the gfn's gpa, undone by snp_make_page_shared()), as this vendor-less half can see it:
+ * the RMP itself belongs to the SEV plugin, whose own half (snp_anon_vendor_cvm() of its snp_cvm)
+ * reads the entry, ASID and Validated bit directly. 'guest' when D14 assigned `pfn` to this VM at
+ * `gpa`; otherwise what it did instead.
+ */
+export function snp_anon_private_owner(vm: CvmVm, gpa: bigint, pfn: number): string {
+  const a = snp_anon_assigned(vm.kvm.kernel, pfn);
+  if (a === undefined) return 'hypervisor-owned (not assigned to a guest)';
+  if (a.kvm !== vm.kvm) return 'RMP assigned to another VM';
+  const at = BigInt(a.gfn) * 4096n;
+  return at === gpa ? 'guest' : `RMP assigned to this VM at another GPA (0x${at.toString(16)})`;
+}
+
 /** The vendor half of a D14 VM (KVM_X86_SNP_VM), built by D14's vendor_cvm() on vendor "sev". */
 export const snp_anon_cvm: CvmVendor = {
   name: 'sev',
@@ -95,6 +111,7 @@ export const snp_anon_cvm: CvmVendor = {
   complete_conversion(_vm, run, ok) {
     run.hypercall.ret = ok ? 0n : 1n;
   },
+  private_owner: snp_anon_private_owner,
 };
 
 const wrapped = new WeakMap<CvmVendor, CvmVendor>();
