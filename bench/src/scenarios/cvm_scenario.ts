@@ -214,7 +214,9 @@ export function guestConvert(ctx: ScenarioContext, vm: CvmVm, gpa: bigint, npage
       if (failed !== undefined || status === undefined) return [failed ?? 'guest stopped', { ok: false, errno }];
       const vmm = errno === 0 ? '' : ` (VMM: ${errno_name(errno) ?? errno})`;
       if (status === 0n) cvm_note_conversion(vm, gpa, npages, to_private);
-      return [status === 0n ? '0' : `${status}${vmm}`, { ok: status === 0n, errno }];
+      // rax as the guest's C code reads it: a long (-KVM_ENOSYS is -1000, not 2^64 - 1000).
+      const signed = status >= 1n << 63n ? status - (1n << 64n) : status;
+      return [status === 0n ? '0' : `${signed}${vmm}`, { ok: status === 0n, errno }];
     });
 }
 

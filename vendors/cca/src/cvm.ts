@@ -24,7 +24,7 @@
 import { Errno, PAGE_SIZE } from '@cocosim/core';
 import {
   KVM_ENABLE_CAP, KVM_EXIT_MEMORY_FAULT, KVM_MEMORY_EXIT_FLAG_PRIVATE, __gfn_to_hva_memslot, fwcall, gfn_to_memslot,
-  type CvmConversion, type CvmVendor, type CvmVm, type GuestCode, type GuestPageTables, type KvmRun,
+  type CvmConversion, type CvmVendor, type CvmVm, type GuestCode, type GuestPageTables, type Kvm, type KvmRun,
 } from '@cocosim/kvm';
 import { measurement_get_size } from './rim.js';
 import {
@@ -132,14 +132,24 @@ const GRANULE_NAMES = new Map<number, string>([
  * unmaps it), so the realm's own entry names its owner. Otherwise the first thing that differs.
  */
 export function cca_cvm_private_owner(vm: CvmVm, ipa: bigint, pfn: number): string {
-  const rmm = rmm_if_any(vm.kvm.kernel);
-  const rd = kvm_is_realm(vm.kvm) ? rmm?.realm_at(kvm_realm(vm.kvm).rd_pa) ?? null : null;
+  return cca_private_owner(vm.kvm, ipa, pfn);
+}
+
+/**
+ * cca_cvm_private_owner() of a realm VM `kvm`; with `any_ripas`, an ASSIGNED entry whose RIPAS is
+ * not RAM counts as the realm's too ('guest'), as it does for the DEBUG_VM rule (cca_debug.ts):
+ * the granule is the realm's whatever the realm's view of the IPA (an access to RIPAS EMPTY takes
+ * an SEA, a DESTROYED one exits).
+ */
+export function cca_private_owner(kvm: Kvm, ipa: bigint, pfn: number, any_ripas = false): string {
+  const rmm = rmm_if_any(kvm.kernel);
+  const rd = kvm_is_realm(kvm) ? rmm?.realm_at(kvm_realm(kvm).rd_pa) ?? null : null;
   if (rmm === undefined || rd === null) return 'no realm';
   const { level, entry } = rtt_leaf(rd, ipa);
   if (entry.hipas !== 'ASSIGNED') return `RTT ${entry.hipas} RIPAS ${ripas_name(entry.ripas)} at this IPA`;
   const mapped = entry.pa + Number((ipa % (1n << BigInt(RMM_RTT_LEVEL_SHIFT(level)))) / PAGE);
   if (mapped !== pfn) return `RTT maps this IPA to granule 0x${mapped.toString(16)}`;
-  if (entry.ripas !== RIPAS_RAM) return `RTT ASSIGNED RIPAS ${ripas_name(entry.ripas)}`;
+  if (entry.ripas !== RIPAS_RAM && !any_ripas) return `RTT ASSIGNED RIPAS ${ripas_name(entry.ripas)}`;
   const state = rmm.granule_state(pfn);
   if (state !== GRANULE_STATE_DATA) return `granule ${GRANULE_NAMES.get(state) ?? state}`;
   return rmm.gpt_pas(pfn) === 'REALM' ? 'guest' : `DATA granule in the ${rmm.gpt_pas(pfn)} PAS`;

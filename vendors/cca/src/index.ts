@@ -14,6 +14,7 @@ import type { CvmVendor, GuestFwcallOutcome, HostAccessOutcome, KvmVcpu, KvmX86O
 import type { Device, DmaAccessOutcome, IommuVendorOps } from '@cocosim/vfio';
 import { CCA_COSTS } from './costs.js';
 import { cca_cvm_for } from './cvm.js';
+import { cca_debug_register } from './cca_debug.js';
 import {
   RIPAS_EMPTY, RIPAS_RAM, RSI_ABI_VERSION, RSI_SUCCESS, SMCCC_RET_NOT_SUPPORTED, SMC_RSI_ABI_VERSION, SMC_RSI_IPA_STATE_GET,
   SMC_RSI_IPA_STATE_SET, SMC_RSI_MEASUREMENT_READ, type Ripas,
@@ -32,6 +33,7 @@ export * from './rmm.js';
 export * from './rme.js';
 export * from './uapi.js';
 export * from './cvm.js';
+export * from './cca_debug.js';
 export { CCA_COSTS } from './costs.js';
 
 /** The options of a CCA host. */
@@ -139,7 +141,9 @@ export const cca_iommu_ops: IommuVendorOps = {
 /** Creates the host's RMM (its cost entries, its GPT check of host accesses) when the host boots. */
 export function ccaRegistrar(): HostRegistrar {
   return (root) => {
-    rmm_of(root.resolve(Kernel));
+    const kernel = root.resolve(Kernel);
+    rmm_of(kernel);
+    cca_debug_register(root, kernel);
   };
 }
 

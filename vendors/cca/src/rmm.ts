@@ -226,6 +226,18 @@ export class Rmm {
     });
   }
 
+  /**
+   * The GPT, the granules' RMM states and the VMIDs in use, read-only: for the state digest and
+   * the DEBUG_VM rules (cca_debug.ts).
+   */
+  debug_tables(): {
+    readonly gpt: ReadonlyMap<number, Pas>;
+    readonly granules: ReadonlyMap<number, { readonly state: GranuleState; readonly realm: RmmRealm | null; readonly rec: RmmRec | null }>;
+    readonly vmids: ReadonlySet<number>;
+  } {
+    return { gpt: this.gpt, granules: this.granules, vmids: this.vmids };
+  }
+
   /* ---- the GPT (EL3) ---- */
 
   /** How many granules are outside the Non-secure PAS. */

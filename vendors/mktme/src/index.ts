@@ -13,12 +13,14 @@ import type { Device, DmaAccessOutcome, IommuVendorOps } from '@cocosim/vfio';
 import { MKTME_COST_ENTRIES, mktme_define_costs } from './costs.js';
 import { mktme_platform_init, type MktmePlatformOptions } from './mktme.js';
 import { mktme_x86_ops } from './mktme_kvm.js';
+import { mktme_debug_register } from './mktme_debug.js';
 
 export * from './pconfig.js';
 export * from './costs.js';
 export * from './mktme.js';
 export * from './mktme_kvm.js';
 export * from './mktme_util.js';
+export * from './mktme_debug.js';
 
 const OK: DmaAccessOutcome = { kind: 'ok' };
 
@@ -42,6 +44,7 @@ export function mktmeRegistrar(opts: MktmePlatformOptions = {}): HostRegistrar {
     mktme_define_costs(kernel.cost);
     // The arch half of the MKTME kernel RFC, which the mktme_encrypt design (D12) calls.
     mktme_arch_register(kernel, mktme_platform_init(kernel, opts));
+    mktme_debug_register(root, kernel);
   };
 }
 

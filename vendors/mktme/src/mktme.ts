@@ -113,6 +113,18 @@ export class MktmePlatform {
     this.enc_algs = opts.enc_algs ?? MKTME_AES_XTS_128;
   }
 
+  /**
+   * The KeyID slots, the per-page KeyIDs and the dirty lines in the caches, read-only: for the
+   * state digest and the DEBUG_VM rules (mktme_debug.ts).
+   */
+  debug_tables(): {
+    readonly keys: ReadonlyMap<number, { readonly state: MktmeKeyState; readonly refcount: number }>;
+    readonly page_keyids: ReadonlyMap<number, number>;
+    readonly dirty: ReadonlyMap<number, { readonly keyid: number; readonly data: Uint8Array }>;
+  } {
+    return { keys: this.keys, page_keyids: this.page_keyids, dirty: this.dirty };
+  }
+
   private get phys(): PhysMem {
     return this.kernel.phys;
   }

@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Errno, PAGE_SIZE } from '@cocosim/core';
-import { KVM_ENABLE_CAP, __gfn_to_hva_memslot, fwcall, gfn_to_memslot, type CvmVendor, type CvmVm, type GuestCode } from '@cocosim/kvm';
+import { KVM_ENABLE_CAP, __gfn_to_hva_memslot, fwcall, gfn_to_memslot, type CvmVendor, type CvmVm, type GuestCode, type Kvm } from '@cocosim/kvm';
 import {
   ARM_SMCCC_VENDOR_HYP_KVM_HYP_MEMINFO_FUNC_ID, ARM_SMCCC_VENDOR_HYP_KVM_MEM_SHARE_FUNC_ID, ARM_SMCCC_VENDOR_HYP_KVM_MEM_UNSHARE_FUNC_ID,
   KVM_CAP_ARM_PROTECTED_VM, KVM_CAP_ARM_PROTECTED_VM_FLAGS_INFO, KVM_VM_TYPE_ARM_PROTECTED, SMCCC_RET_SUCCESS,
@@ -115,8 +115,13 @@ function pkvm_owner_name(id: number): string {
  * state of `pfn` is PKVM_NOPAGE with a guest as owner; otherwise the first thing that differs.
  */
 export function pkvm_cvm_private_owner(vm: CvmVm, ipa: bigint, pfn: number): string {
-  const hv = pkvm_vm(vm.kvm)?.hyp ?? null;
-  const hyp = pkvm_hyp_if_any(vm.kvm.kernel);
+  return pkvm_private_owner(vm.kvm, ipa, pfn);
+}
+
+/** pkvm_cvm_private_owner() of a protected VM `kvm` (also the DEBUG_VM rule's, pkvm_debug.ts). */
+export function pkvm_private_owner(kvm: Kvm, ipa: bigint, pfn: number): string {
+  const hv = pkvm_vm(kvm)?.hyp ?? null;
+  const hyp = pkvm_hyp_if_any(kvm.kernel);
   if (hv === null || hyp === undefined) return 'no hypervisor VM';
   const e = hv.pgt.get(Number(ipa / PAGE));
   if (e === undefined) return 'not in the guest stage-2';

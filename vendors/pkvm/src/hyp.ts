@@ -94,6 +94,18 @@ export class PkvmHyp {
     });
   }
 
+  /**
+   * The host's page states, the share counts and the DMA references, read-only: for the state
+   * digest and the DEBUG_VM rules (pkvm_debug.ts).
+   */
+  debug_tables(): {
+    readonly host_states: ReadonlyMap<number, { readonly state: PkvmPageState; readonly owner: number }>;
+    readonly share_count: ReadonlyMap<number, number>;
+    readonly dma_refs: ReadonlyMap<number, number>;
+  } {
+    return { host_states: this.host_states, share_count: this.share_count, dma_refs: this.dma_refs };
+  }
+
   /** The host's state of a page (hyp_phys_to_page(addr)->host_state). */
   host_state(pfn: number): PkvmPageState {
     return this.host_states.get(pfn)?.state ?? PKVM_PAGE_OWNED;

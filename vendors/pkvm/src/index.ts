@@ -15,6 +15,7 @@ import type { CvmVendor, HostAccessOutcome, KvmX86Ops } from '@cocosim/kvm';
 import type { Device, DmaAccessOutcome, IommuVendorOps } from '@cocosim/vfio';
 import { PKVM_COSTS } from './costs.js';
 import { pkvm_cvm } from './cvm.js';
+import { pkvm_debug_register } from './pkvm_debug.js';
 import { PKVM_NOPAGE, pkvm_hyp, pkvm_hyp_if_any } from './hyp.js';
 import {
   pkvm_destroy_hyp_vm, pkvm_guest_fwcall, pkvm_init_host_vm, pkvm_remove_external_spte, pkvm_set_external_spte,
@@ -27,6 +28,7 @@ export * from './pkvm.js';
 export * from './pvmfw.js';
 export * from './uapi.js';
 export * from './cvm.js';
+export * from './pkvm_debug.js';
 export { PKVM_COSTS } from './costs.js';
 
 /** The options of a pKVM host. */
@@ -79,7 +81,9 @@ export const pkvm_iommu_ops: IommuVendorOps = {
 /** Creates the host's hypervisor (its cost entries, its check of host accesses) when the host boots. */
 export function pkvmRegistrar(opts: PkvmHostOptions = {}): HostRegistrar {
   return (root) => {
-    pkvm_hyp(root.resolve(Kernel), opts.pvmfw ?? null);
+    const kernel = root.resolve(Kernel);
+    pkvm_hyp(kernel, opts.pvmfw ?? null);
+    pkvm_debug_register(root, kernel);
   };
 }
 

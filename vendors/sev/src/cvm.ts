@@ -25,7 +25,7 @@ import { Errno } from '@cocosim/core';
 import { MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE } from '@cocosim/mm';
 import {
   KVM_SET_USER_MEMORY_REGION2, KVM_USER_MEM_SLOTS, cvm_enable_map_gpa_range, map_gpa_range_exit, type CvmVendor, type CvmVm,
-  type GuestCode,
+  type GuestCode, type Kvm,
 } from '@cocosim/kvm';
 import { psc_entries, snp_set_memory_private, snp_set_memory_shared } from './guest.js';
 import { sev_host } from './host.js';
@@ -86,16 +86,26 @@ function* snp_guest_convert(vm: CvmVm, gpa: bigint, npages: bigint, to_private: 
  * validated; otherwise the first thing that differs.
  */
 export function snp_cvm_private_owner(vm: CvmVm, gpa: bigint, pfn: number): string {
-  const { rmp } = sev_host(vm.kvm.kernel);
+  return snp_private_owner(vm.kvm, gpa, pfn);
+}
+
+/**
+ * snp_cvm_private_owner() of an SNP VM `kvm`; with `unvalidated_ok`, a page assigned to the VM
+ * that the guest has not PVALIDATEd yet counts as the guest's too ('guest'), as it does for the
+ * DEBUG_VM rule (sev_debug.ts): sev_gmem_prepare() assigns the page when KVM faults it in, and
+ * the guest validates it later.
+ */
+export function snp_private_owner(kvm: Kvm, gpa: bigint, pfn: number, unvalidated_ok = false): string {
+  const { rmp } = sev_host(kvm.kernel);
   if (!rmp.covers(pfn)) return 'outside the RMP';
   const { e } = rmp.authoritative(pfn);
   if (!e.assigned) return 'hypervisor-owned (RMP not assigned)';
-  const asid = to_kvm_sev_info(vm.kvm).asid;
+  const asid = to_kvm_sev_info(kvm).asid;
   const at = rmp.gpa_of(pfn);
   if (e.asid !== asid) return `RMP assigned to ASID ${e.asid} at gpa 0x${at.toString(16)}`;
   if (at !== gpa) return `RMP assigned to ASID ${e.asid} at another GPA (0x${at.toString(16)})`;
   if (e.immutable) return 'RMP assigned but immutable (pre-guest or firmware page)';
-  return e.validated ? 'guest' : 'RMP assigned, not validated';
+  return e.validated || unvalidated_ok ? 'guest' : 'RMP assigned, not validated';
 }
 
 /** SEV-SNP: a VM created, launched and converted through KVM's SEV uAPI and the GHCB protocol of a Linux guest. */

@@ -14,6 +14,7 @@
  * and for VFIO, sevVendorPlugin.iommu_ops as the IOMMU vendor table.
  */
 import type { CostEntry, HostRegistrar } from '@cocosim/core';
+import { Kernel } from '@cocosim/mm';
 import type { CvmVendor, KvmX86Ops } from '@cocosim/kvm';
 import type { IommuVendorOps } from '@cocosim/vfio';
 import { SEV_COST_ENTRIES } from './costs.js';
@@ -26,6 +27,7 @@ import {
 } from './sev.js';
 import { KVM_X86_SEV_ES_VM, KVM_X86_SEV_VM, KVM_X86_SNP_VM } from './uapi.js';
 import { snp_cvm } from './cvm.js';
+import { sev_debug_register } from './sev_debug.js';
 
 export * from './uapi.js';
 export * from './rmp.js';
@@ -37,6 +39,7 @@ export * from './iommu.js';
 export * from './guest.js';
 export * from './sev_util.js';
 export * from './cvm.js';
+export * from './sev_debug.js';
 
 /**
  * kvm_x86_ops of an SVM host with SEV, SEV-ES and SEV-SNP (sev_set_cpu_caps():
@@ -81,6 +84,9 @@ export const sevVendorPlugin: SevVendorPlugin = {
   x86_ops: sev_x86_ops,
   costs: SEV_COST_ENTRIES,
   iommu_ops: snp_iommu_vendor_ops,
-  registrar: (opts = {}) => sevHostRegistrar(opts),
+  registrar: (opts = {}) => (root) => {
+    sevHostRegistrar(opts)(root);
+    sev_debug_register(root, root.resolve(Kernel));
+  },
   cvm: snp_cvm,
 };

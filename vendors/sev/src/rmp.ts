@@ -84,6 +84,14 @@ export class Rmp {
     return this.entries.size;
   }
 
+  /**
+   * The entries not in the Hypervisor state, by pfn, read-only: for the state digest and the
+   * DEBUG_VM rules (sev_debug.ts).
+   */
+  debug_entries(): ReadonlyMap<number, RmpEntry> {
+    return this.entries;
+  }
+
   /** The raw entry of `pfn` (its own, even inside a 2 MiB page). */
   raw(pfn: number): RmpEntry {
     return this.entries.get(pfn) ?? HYPERVISOR;

@@ -17,9 +17,9 @@
  *     TDVMCALL_STATUS_INVALID_OPERAND, R11 the chunk it stopped at).
  */
 import { Errno } from '@cocosim/core';
-import { KVM_X86_TDX_VM, cvm_enable_map_gpa_range, kvm_gfn_direct_bits, map_gpa_range_exit, type CvmVendor, type CvmVm } from '@cocosim/kvm';
+import { KVM_X86_TDX_VM, cvm_enable_map_gpa_range, kvm_gfn_direct_bits, map_gpa_range_exit, type CvmVendor, type CvmVm, type Kvm } from '@cocosim/kvm';
 import { tdx_mrtd, tdx_td } from './tdx.js';
-import { SEPT_MAPPED, sept_state_name, tdx_module_of } from './tdx_module.js';
+import { SEPT_MAPPED, SEPT_PENDING, sept_state_name, tdx_module_of } from './tdx_module.js';
 import { tdx_enc_status_changed } from './tdx_guest.js';
 import { tdx_guest_page_tables, vm_tdx_finalize, vm_tdx_init_mem_region, vm_tdx_init_vcpu, vm_tdx_init_vm } from './tdx_util.js';
 
@@ -40,13 +40,22 @@ export function tdx_cvm_shared_mask(vm: CvmVm): bigint {
  * has `pfn` as a PT_REG page of this TD (its TDR and HKID); otherwise the first thing that differs.
  */
 export function tdx_cvm_private_owner(vm: CvmVm, gpa: bigint, pfn: number): string {
-  const td = tdx_td(vm.kvm);
+  return tdx_private_owner(vm.kvm, gpa, pfn);
+}
+
+/**
+ * tdx_cvm_private_owner() of a TD `kvm`; with `pending_ok`, an S-EPT leaf the guest has not yet
+ * accepted (PENDING, from TDH.MEM.PAGE.AUG) counts as the TD's too ('guest'), as it does for the
+ * DEBUG_VM rule (tdx_debug.ts): KVM maps it and the module holds it for the TD.
+ */
+export function tdx_private_owner(kvm: Kvm, gpa: bigint, pfn: number, pending_ok = false): string {
+  const td = tdx_td(kvm);
   if (td === null) return 'no TD';
-  const module = tdx_module_of(vm.kvm.kernel);
+  const module = tdx_module_of(kvm.kernel);
   const gfn = Number(gpa / PAGE);
   const leaf = module.sept_leaf(td, gfn);
   if (leaf === undefined) return 'S-EPT FREE at this GPA';
-  if (leaf.entry.state !== SEPT_MAPPED) return `S-EPT ${sept_state_name(leaf.entry.state)} at this GPA`;
+  if (leaf.entry.state !== SEPT_MAPPED && !(pending_ok && leaf.entry.state === SEPT_PENDING)) return `S-EPT ${sept_state_name(leaf.entry.state)} at this GPA`;
   const mapped = leaf.entry.pfn + (gfn % 512 ** leaf.level);
   if (mapped !== pfn) return `S-EPT maps this GPA to pfn 0x${mapped.toString(16)}`;
   const e = module.pamt_get(pfn);

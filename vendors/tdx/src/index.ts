@@ -14,6 +14,7 @@ import { TDX_COST_ENTRIES, tdx_define_costs } from './costs.js';
 import { tdx_x86_ops } from './tdx.js';
 import { tdx_module_init, tdx_module_of, type TdxPlatformOptions } from './tdx_module.js';
 import { tdx_cvm } from './cvm.js';
+import { tdx_debug_register } from './tdx_debug.js';
 
 export * from './uapi.js';
 export * from './tdx_errno.js';
@@ -23,6 +24,7 @@ export * from './tdx.js';
 export * from './tdx_guest.js';
 export * from './tdx_util.js';
 export * from './cvm.js';
+export * from './tdx_debug.js';
 
 /**
  * The IOMMU of a TDX host (VT-d without TDX Connect): it does not know which pages are TD-private
@@ -49,6 +51,7 @@ export function tdxRegistrar(opts: TdxPlatformOptions = {}): HostRegistrar {
     const kernel = root.resolve(Kernel);
     tdx_define_costs(kernel.cost);
     tdx_module_init(kernel, opts);
+    tdx_debug_register(root, kernel);
   };
 }
 

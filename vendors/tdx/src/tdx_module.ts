@@ -300,6 +300,19 @@ export class TdxModule {
 
   /* ---- inspection ---- */
 
+  /**
+   * The module's tables as they are, read-only, for the state digest and the DEBUG_VM rules
+   * (tdx_debug.ts): the host's guest KeyIDs, the KOT, the PAMT and the per-line owner state.
+   */
+  debug_tables(): {
+    readonly keyids: ReadonlySet<number>;
+    readonly kot: ReadonlyMap<number, Td>;
+    readonly pamt: ReadonlyMap<number, Readonly<PamtEntry>>;
+    readonly lines: ReadonlyMap<number, { readonly td: Td; readonly host_written: bigint }>;
+  } {
+    return { keyids: this.keyids_in_use, kot: this.kot, pamt: this.pamt, lines: this.lines };
+  }
+
   /** The PAMT entry of `pfn` (PT_NDA for a page the module does not track). */
   pamt_get(pfn: number): Readonly<PamtEntry> {
     return this.pamt.get(pfn) ?? { pt: 'PT_NDA', owner: null, bepoch: 0 };

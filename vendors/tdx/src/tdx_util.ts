@@ -17,6 +17,7 @@ import {
 import { tdx_x86_ops } from './tdx.js';
 import { tdx_module_init, type TdxPlatformOptions } from './tdx_module.js';
 import { tdx_define_costs } from './costs.js';
+import { tdx_debug_register } from './tdx_debug.js';
 import {
   KVM_TDX_CAPABILITIES, KVM_TDX_FINALIZE_VM, KVM_TDX_INIT_MEM_REGION, KVM_TDX_INIT_VCPU,
   KVM_TDX_INIT_VM, KVM_TDX_MEASURE_MEMORY_REGION, TDX_TD_ATTR_SEPT_VE_DISABLE, type KvmTdxCmd,
@@ -39,6 +40,7 @@ export function tdx_host(opts: HostOptions & { nr_pages?: number; platform?: Tdx
     const kernel = root.resolve(Kernel);
     tdx_define_costs(kernel.cost);
     tdx_module_init(kernel, opts.platform ?? {});
+    tdx_debug_register(root, kernel);
   };
   const container = createRootContainer(opts, mmRegistrar({ nr_pages: opts.nr_pages ?? 2 ** 16 }), tdx, kvmRegistrar({ x86_ops: tdx_x86_ops }),
     ...(opts.registrars ?? []));
