@@ -568,9 +568,13 @@ const RANGE_CALLS: ReadonlySet<string> = new Set(['madvise', 'mprotect', 'mlock'
  * - process_vm_readv/writev fault the pages in through GUP (process_vm_rw_core()): the fault
  *   that fails may first map, by fault-around (do_read_fault() -> do_fault_around()), the
  *   page-cache pages around it, with their mapcounts and LRU state (mm.page_store, mm.tasks,
- *   mm.lru, mm.folio_flags); no page may be allocated or freed for good.
+ *   mm.lru, mm.folio_flags), and in a VM_LOCKED VMA mlocked with their mlock_count (mm/rmap.c
+ *   __folio_add_file_rmap() -> mlock_vma_folio(): mm.misc); no page may be allocated or freed
+ *   for good.
  * - KVM_RUN, and guest_load/guest_store which run the vCPU: what the guest did before the exit
  *   that makes the call fail (KVM_EXIT_MEMORY_FAULT with -EFAULT) is done, as on hardware.
+ * - KVM_PRE_FAULT_MEMORY failing on its first page leaves the MMU root loaded and the vCPU's
+ *   kvm_run holding the KVM_EXIT_MEMORY_FAULT the fault prepared (kvm.vms).
  * - mlock and mlock2 lock the VMAs, then populate them (do_mlock()): a fault that fails there
  *   comes back as ENOMEM or EAGAIN (__mlock_posix_error_return()) with the VMAs locked.
  * - fallocate() marks each folio of the range dirty as it goes (shmem_fallocate(): "mark it
@@ -591,11 +595,21 @@ export function failed_call_may_change(method: string, errno: number, args: read
   /* the fault on the page that fails may first map what fault-around finds in the page cache
    * (do_read_fault() -> do_fault_around()) and allocate page tables and an anon_vma */
   if ((method === 'process_vm_readv' || method === 'process_vm_writev') && (errno === EFAULT || errno === ENOMEM || errno === EHWPOISON)) {
-    return ['mm.page_store', 'mm.tasks', 'mm.lru', 'mm.folio_flags'];
+    return ['mm.page_store', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];
   }
   /* KVM_RUN (_IO(KVMIO, 0x80)) and the guest accesses made through it: the guest's stores and
    * the faults they took before the exit that fails stay done */
   if (method === 'guest_load' || method === 'guest_store' || (method === 'ioctl' && Number(args[1]) === 0xae80)) return 'all';
+  /* KVM_PRE_FAULT_MEMORY (_IOWR(KVMIO, 0xd5, ...)) that failed on its first page: past the
+   * argument checks (EINVAL, EOPNOTSUPP, EINTR), arch/x86/kvm/mmu/mmu.c
+   * kvm_arch_vcpu_pre_fault_memory() has loaded the MMU root (kvm_mmu_reload()), and the fault
+   * that fails fills the vCPU's kvm_run with a KVM_EXIT_MEMORY_FAULT
+   * (kvm_mmu_prepare_memory_fault_exit()) that stays there: the VM's part may change */
+  if (method === 'ioctl' && Number(args[1]) === 0xc040aed5) {
+    const EINVAL = 22;
+    const EOPNOTSUPP = 95;
+    return errno === EINVAL || errno === EOPNOTSUPP || errno === EINTR ? [] : ['kvm.vms'];
+  }
   if (method === 'fallocate') return errno === ENOMEM || errno === ENOSPC || errno === EINTR ? ['mm.folio_flags'] : [];
   if (!RANGE_CALLS.has(method)) return [];
   if ((method === 'mlock' || method === 'mlock2') && (errno === ENOMEM || errno === EAGAIN)) return 'all';
@@ -617,6 +631,24 @@ export interface DebugVmOptions {
 /** What a call returned, read as C reads it: failed (-1, or MAP_FAILED) with errno. */
 function failed(ret: unknown): boolean {
   return ret === -1 || ret === -1n || ret === U64_MAX;
+}
+
+type OutsideHandler = <T>(what: string, fn: () => T) => T;
+
+/** Where a debug_vm_process() keeps its handler of events outside the process. */
+const DEBUG_VM_OUTSIDE = Symbol('debug_vm_outside');
+
+/**
+ * Runs `fn`, a change to the host that is no system call of `p` (hardware: a device plugged in,
+ * a device's DMA through the IOMMU), under the DEBUG_VM checks when p is a debug_vm_process():
+ * the digest it kept from before its last failed call is dropped, as the state moved under it
+ * (else the next failed call would be blamed for what fn did), and the invariants are checked
+ * after fn, naming `what`. There is no errno to judge, so no digest comparison. On any other
+ * process, fn just runs.
+ */
+export function debug_vm_outside<T>(p: object, what: string, fn: () => T): T {
+  const h = (p as { [DEBUG_VM_OUTSIDE]?: OutsideHandler })[DEBUG_VM_OUTSIDE];
+  return h === undefined ? fn() : h(what, fn);
 }
 
 /**
@@ -667,9 +699,27 @@ export function debug_vm_process<P extends Process>(p: P, opts: DebugVmOptions =
     }
     return ret;
   };
+  /* an event outside the process moves the state under the digest kept from before: drop it */
+  const outside: OutsideHandler = (what, fn) => {
+    if (depth > 0) return fn();
+    depth++;
+    let r;
+    try {
+      r = fn();
+    } finally {
+      depth--;
+      before = undefined;
+    }
+    if (invariants) {
+      const v = check_vm(kernel);
+      if (v.length > 0) emit({ kind: 'invariant', call: what, method: what, violations: v });
+    }
+    return r;
+  };
   const wrapped = new Map<string, (...a: unknown[]) => unknown>();
   return new Proxy(p, {
     get(target, prop, receiver) {
+      if (prop === DEBUG_VM_OUTSIDE) return outside;
       const v: unknown = Reflect.get(target, prop, receiver);
       if (typeof prop !== 'string' || typeof v !== 'function' || prop === 'constructor' || prop === 'sys') return v;
       let w = wrapped.get(prop);

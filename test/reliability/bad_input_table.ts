@@ -16,6 +16,8 @@
  * (test/traces/NAME.kernel.jsonl, call i).
  */
 import { fileURLToPath } from 'node:url';
+import type { Kernel } from '@cocosim/mm';
+import { vfio_sim_device_add } from '@cocosim/vfio';
 
 export const PAGE = 4096;
 const PG = BigInt(PAGE);
@@ -129,13 +131,20 @@ export function intValues(gen: GenerateModule, signed: boolean): Value[] {
 }
 
 /** The resources a host is prepared with, by the kind of fd each is. */
-export type FdKind = 'memfd' | 'devnull' | 'kvm' | 'vm' | 'vcpu' | 'gmem' | 'closed';
+export type FdKind = 'memfd' | 'devnull' | 'kvm' | 'vm' | 'vcpu' | 'gmem' | 'closed' | VfioFdKind;
 export const FD_KINDS: readonly FdKind[] = ['memfd', 'devnull', 'kvm', 'vm', 'vcpu', 'gmem', 'closed'];
+/**
+ * The VFIO files (setupResources()): the type1 container with its group, the iommufd, a device
+ * cdev bound to it and attached, and a device cdev opened but not bound. Only the VFIO and
+ * iommufd requests' rows use them (fdValues(gen, true)).
+ */
+export type VfioFdKind = 'container' | 'group' | 'iommufd' | 'vdev' | 'cdev';
+export const VFIO_FD_KINDS: readonly VfioFdKind[] = ['container', 'group', 'iommufd', 'vdev', 'cdev'];
 
-/** The fd values: one of each kind, the fuzzer's fd edges, and the JS-only values. */
-export function fdValues(gen: GenerateModule): Value[] {
+/** The fd values: one of each kind (with `vfio`, the VFIO files too), the fuzzer's fd edges, and the JS-only values. */
+export function fdValues(gen: GenerateModule, vfio = false): Value[] {
   return [
-    ...FD_KINDS.map((k) => ({ label: `$${k}`, js: undefined, fd: k })),
+    ...[...FD_KINDS, ...(vfio ? VFIO_FD_KINDS : [])].map((k) => ({ label: `$${k}`, js: undefined, fd: k })),
     ...gen.FD_EDGES.map((n) => ({ label: String(n), js: n })),
     ...JS_ONLY,
   ];
@@ -181,7 +190,22 @@ export interface Resources extends Readonly<Record<FdKind, number>> {
   readonly map: bigint;
   /** The guest physical address of memslot 0, which maps `map` (and the guest_memfd). */
   readonly gpa: bigint;
+  /** The DMA buffer: DMA_PAGES anonymous pages, DMA-mapped at IOVA 0 in the container and the IOAS. */
+  readonly dma: bigint;
+  /** The IOAS of the iommufd, the bound device's object id, and the HWPT it attached to (its pt_id). */
+  readonly ioas: number;
+  readonly devid: number;
+  readonly hwpt: number;
+  /** The devices (vfio_device_add indices): in the container's group, attached to the IOAS, and the unbound one. */
+  readonly dev0: number;
+  readonly dev1: number;
+  readonly dev2: number;
 }
+
+/** Pages of the DMA buffer. */
+export const DMA_PAGES = 16;
+/** The DMA buffer's address hint: far below the memfd mapping, so that no address row meets it. */
+const DMA_HINT = 0x10000000;
 
 /** Pages of the memfd, its mapping, the guest_memfd and memslot 0. */
 export const MAP_PAGES = 4;
@@ -268,6 +292,7 @@ export interface SetupProcess {
   open(path: string, flags?: number): number;
   close(fd: number): number;
   ioctl(fd: number, req: number, arg?: unknown): number;
+  readonly kernel: Kernel;
 }
 
 /** KVM request numbers by name (the trace name table's). */
@@ -301,9 +326,44 @@ export function setupResources(p: SetupProcess, req: ReqNumbers, vmType: number,
   }));
   /* a TD's vCPUs wait for KVM_TDX_INIT_VM (tdx_vcpu_create(): -EIO before it); KVM_SEV_INIT2 refuses a VM with vCPUs */
   const vcpu = withVcpu ? check('KVM_CREATE_VCPU', p.ioctl(vm, req('KVM_CREATE_VCPU'), 0)) : -1;
+  const vfio = setupVfio(p, req, check);
   const closed = check('open /dev/null', p.open('/dev/null'));
   check('close', p.close(closed));
-  return { memfd, devnull, kvm, vm, vcpu, gmem, closed, map, gpa: 0n };
+  return { memfd, devnull, kvm, vm, vcpu, gmem, closed, map, gpa: 0n, ...vfio };
+}
+
+/**
+ * The VFIO part of the host (test/vfio/vfio_util.ts's flows): the DMA buffer; device 0's group in
+ * a type1v2 container that maps the buffer at IOVA 0; an iommufd whose IOAS maps it at IOVA 0, with
+ * device 1's cdev bound and attached; device 2's cdev open and unbound.
+ */
+function setupVfio(p: SetupProcess, req: ReqNumbers, check: (what: string, r: number | bigint) => number): Omit<Resources, Exclude<FdKind, VfioFdKind> | 'map' | 'gpa'> {
+  const bytes = DMA_PAGES * PAGE;
+  const dma = p.mmap(DMA_HINT, bytes, 0x3 /* PROT_READ|PROT_WRITE */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0);
+  check('mmap', dma);
+  const dev0 = vfio_sim_device_add(p.kernel);
+  const container = check('open /dev/vfio/vfio', p.open('/dev/vfio/vfio'));
+  const group = check(`open ${dev0.group_path}`, p.open(dev0.group_path));
+  check('VFIO_GROUP_SET_CONTAINER', p.ioctl(group, req('VFIO_GROUP_SET_CONTAINER'), container));
+  check('VFIO_SET_IOMMU', p.ioctl(container, req('VFIO_SET_IOMMU'), 3 /* VFIO_TYPE1v2_IOMMU */));
+  check('VFIO_IOMMU_MAP_DMA', p.ioctl(container, req('VFIO_IOMMU_MAP_DMA'), { argsz: 32, flags: 0x3, vaddr: dma, iova: 0, size: bytes }));
+  const iommufd = check('open /dev/iommu', p.open('/dev/iommu'));
+  const alloc = { size: 12, flags: 0, out_ioas_id: 0 };
+  check('IOMMU_IOAS_ALLOC', p.ioctl(iommufd, req('IOMMU_IOAS_ALLOC'), alloc));
+  check('IOMMU_IOAS_MAP', p.ioctl(iommufd, req('IOMMU_IOAS_MAP'), {
+    size: 40, flags: 0x7 /* FIXED_IOVA|WRITEABLE|READABLE */, ioas_id: alloc.out_ioas_id, user_va: dma, length: bytes, iova: 0,
+  }));
+  const dev1 = vfio_sim_device_add(p.kernel);
+  const vdev = check(`open ${dev1.cdev_path}`, p.open(dev1.cdev_path));
+  const bind = { argsz: 16, flags: 0, iommufd, out_devid: 0 };
+  check('VFIO_DEVICE_BIND_IOMMUFD', p.ioctl(vdev, req('VFIO_DEVICE_BIND_IOMMUFD'), bind));
+  const attach = { argsz: 12, flags: 0, pt_id: alloc.out_ioas_id };
+  check('VFIO_DEVICE_ATTACH_IOMMUFD_PT', p.ioctl(vdev, req('VFIO_DEVICE_ATTACH_IOMMUFD_PT'), attach));
+  const dev2 = vfio_sim_device_add(p.kernel);
+  const cdev = check(`open ${dev2.cdev_path}`, p.open(dev2.cdev_path));
+  return {
+    container, group, iommufd, vdev, cdev, dma, ioas: alloc.out_ioas_id, devid: bind.out_devid, hwpt: attach.pt_id, dev0: dev0.index, dev1: dev1.index, dev2: dev2.index,
+  };
 }
 
 /** The simulated host's RAM: the rows run on a small host so that each is cheap. */
@@ -937,6 +997,54 @@ export function buildCases(gen: GenerateModule, req: ReqNumbers): Case[] {
     },
   });
 
+  /* ---- the simulated VFIO device: bench/src/trace/vfio_ops.ts, vfio/src/device_dma.ts ---- */
+  add({
+    name: 'vfio_device_add', op: 'vfio_device_add', vendors: V,
+    base: () => [],
+    baseExpect: () => ok('vfio/src/vfio_main.ts vfio_sim_device_add(): a new device in a new IOMMU group'),
+    args: {},
+  });
+  const OPS = 'bench/src/trace/vfio_ops.ts';
+  const dmaBytes = BigInt(DMA_PAGES) * PG;
+  const ioFault = (why: string): Expect => err('EFAULT', `vfio/src/device_dma.ts translate(): an I/O page fault, ${why} (the op's errno for it)`);
+  /*
+   * Device 0's container and device 1's IOAS both map the DMA buffer at IOVA 0; device 2 is
+   * unclaimed. One vendor: both base vendors drive the same IOMMU (no vendor iommu_ops).
+   */
+  const dmaDevice = withJs(noC('EINVAL', `${OPS} deviceArg()`), (r, _v, ctx) => {
+    if (r === BigInt(ctx.res.dev0) || r === BigInt(ctx.res.dev1)) return ok('the device\'s domain maps the buffer at IOVA 0');
+    if (r === BigInt(ctx.res.dev2)) return ioFault('the group of a device no one bound has no domain ("blocked")');
+    return err('ENODEV', `${OPS} deviceArg(): no device has that index (the op's own answer: a DMA is no system call)`);
+  });
+  const dmaRange = (iova: bigint, len: bigint): Expect => {
+    if (len === 0n) return ok('a transfer of no bytes translates nothing');
+    return iova + len <= dmaBytes ? ok('every page of the transfer is mapped, read and write')
+      : ioFault('an IOVA past the mapping is unmapped (the transfer stops at the first page that faults)');
+  };
+  add({
+    name: 'dma_read', op: 'dma_read', vendors: ['none'],
+    base: (r) => [r.dev0, 0, 16],
+    baseExpect: () => dmaRange(0n, 16n),
+    args: {
+      device: { values: ints, rule: dmaDevice },
+      iova: { values: uints, rule: withJs(noC('EINVAL', `${OPS} u64Arg()`), (r) => dmaRange(r, 16n)) },
+      len: { values: counts, rule: (_v, r) => dmaRange(0n, r!) },
+    },
+  });
+  add({
+    name: 'dma_write', op: 'dma_write', vendors: ['none'],
+    base: (r) => [r.dev0, 0, Uint8Array.of(1, 2, 3, 4)],
+    baseExpect: () => dmaRange(0n, 4n),
+    args: {
+      device: { values: ints, rule: dmaDevice },
+      iova: { values: uints, rule: withJs(noC('EINVAL', `${OPS} u64Arg()`), (r) => dmaRange(r, 4n)) },
+      data: {
+        values: data,
+        rule: (v) => (v.js instanceof Uint8Array ? dmaRange(0n, BigInt(v.js.length)) : noC('EINVAL', `${OPS}: no bytes to write`)),
+      },
+    },
+  });
+
   /* ---- ioctl: the generic part (fs/ioctl.c) ---- */
   add({
     name: 'ioctl', op: 'ioctl', vendors: V,
@@ -1227,6 +1335,330 @@ export function buildCases(gen: GenerateModule, req: ReqNumbers): Case[] {
       'arg.sev_fd': { values: uints, rule: withJs(fieldNoC, () => ok('arch/x86/kvm/svm/sev.c sev_guest_init2(): KVM_SEV_INIT2 does not use sev_fd')) },
     },
   });
+
+  /* ---- ioctl: VFIO type1 and iommufd requests, on setupResources()'s VFIO files ---- */
+  /*
+   * Where each kind of file sends a VFIO or iommufd request that is not its own. The iommufd is
+   * left out of the VFIO requests' fd rows: drivers/iommu/iommufd/main.c iommufd_fops_ioctl()
+   * hands a number below IOMMUFD_CMD_BASE to vfio_compat.c iommufd_vfio_ioctl() (built whatever
+   * the config), which answers VFIO_GET_API_VERSION with 0, and the rest from the compat IOAS
+   * (-ENODEV without one); vfio/src/iommufd/main.ts answers them all -ENOTTY.
+   */
+  const VT1 = 'drivers/vfio/vfio_iommu_type1.c';
+  const VC = 'drivers/vfio/container.c';
+  const VG = 'drivers/vfio/group.c';
+  const IF = 'drivers/iommu/iommufd/main.c iommufd_fops_ioctl()';
+  const IOP = 'drivers/iommu/iommufd/io_pagetable.c';
+  const notVfioFile: Partial<Record<FdKind, Expect>> = {
+    kvm: err('EINVAL', 'arch/x86/kvm/x86.c kvm_arch_dev_ioctl(): not a /dev/kvm request'),
+    vm: err('ENOTTY', 'arch/x86/kvm/x86.c kvm_arch_vm_ioctl(): not a VM request'),
+    vcpu: err('EINVAL', 'arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl(): not a vCPU request'),
+    container: err('ENOTTY', `${VT1} vfio_iommu_type1_ioctl(): vfio_fops_unl_ioctl() passes on what it does not know, and type1 does not know it either`),
+    group: err('ENOTTY', `${VG} vfio_group_fops_unl_ioctl(): not a group request`),
+    iommufd: err('ENOTTY', `${IF}: another command's number (-ENOIOCTLCMD)`),
+    vdev: err('ENOTTY', 'drivers/vfio/pci/vfio_pci_core.c vfio_pci_core_ioctl(): no such device request'),
+    cdev: err('EINVAL', 'drivers/vfio/vfio_main.c vfio_device_fops_unl_ioctl(): a device cdev takes nothing but VFIO_DEVICE_BIND_IOMMUFD before a bind'),
+  };
+  const vfioFds = fdValues(gen, true);
+  /* both base vendors drive the same IOMMU (no vendor iommu_ops: bench/src/host.ts VENDORS), so one runs the rows */
+  const VFIO_VENDORS = ['none'] as const;
+  const vfioIoctl = (name: string, target: VfioFdKind, arg: (r: Resources) => unknown, own: (ctx: RuleCtx) => Expect,
+    rows: Readonly<Record<string, ArgRows['rule'] | ArgRows>>, opts: { keepHostOnSuccess?: boolean; fds?: Partial<Record<FdKind, Expect>> } = {}): void => {
+    const values = name.startsWith('VFIO_') ? vfioFds.filter((v) => v.fd !== 'iommufd') : vfioFds;
+    const fd: ArgRows['rule'] = (v, r, ctx) => fdRule({ ...notVfioFile, ...opts.fds, [target]: own(ctx) },
+      err('ENOTTY', 'fs/ioctl.c vfs_ioctl(): the file has no unlocked_ioctl'))(v, r, ctx);
+    const args: Record<string, ArgRows> = { fd: { values, rule: fd } };
+    for (const [k, rule] of Object.entries(rows)) args[k] = typeof rule === 'function' ? { values: uints, rule } : rule;
+    add({
+      name: `ioctl ${name}`, op: 'ioctl', req: name, vendors: VFIO_VENDORS,
+      base: (r) => [r[target], req(name), arg(r)],
+      baseExpect: own,
+      args,
+      ...(opts.keepHostOnSuccess === true && { keepHostOnSuccess: true }),
+    });
+  };
+  const U64 = 1n << 64n;
+  const ULONG_MAX = U64 - 1n;
+  /* the IOVA space of both paths: the domain's 48-bit aperture less the x86 MSI window */
+  const MSI_FIRST = 0xfee00000n;
+  const MSI_LAST = 0xfeefffffn;
+  const iovaValid = (first: bigint, last: bigint): boolean => last < 1n << 48n && (last < MSI_FIRST || first > MSI_LAST);
+  /** Whether [va, va + len) lies in the DMA buffer or the memfd mapping (what a pin can reach). */
+  const userMapped = (va: bigint, len: bigint, ctx: RuleCtx): boolean =>
+    (va >= ctx.res.dma && va + len <= ctx.res.dma + dmaBytes) || (va >= ctx.res.map && va + len <= ctx.res.map + mapLen);
+  /* an out-field's value does not matter: the edges of its width and the JS-only values show it */
+  const outValues = uints.filter((v) => isJs(v) || v.js === 0 || v.js === 0xffffffff || v.js === '0xffffffffffffffff');
+  const notRead = (what: string): ArgRows => ({ values: outValues, rule: () => ok(`${what}: an out-field, not read`) });
+  /*
+   * Left out of the size rows: sizes that pin the DMA buffer's pages and then fault past its end.
+   * The kernel unpins what it pinned, but not what pinning did to the folios (accessed and LRU
+   * state, a FOLL_LONGTERM migration), which mm/src/debug_vm.ts failed_call_may_change() does not
+   * list for these requests: DEBUG_VM would call the failed call's changes a simulator bug.
+   */
+  const partialPin = (v: Value): boolean => {
+    const r = reg(v.js);
+    return r !== undefined && !isJs(v) && r > dmaBytes && (r & (PG - 1n)) === 0n && iovaValid(dmaBytes, dmaBytes + r - 1n);
+  };
+  const pinSizes = uints.filter((v) => !partialPin(v));
+
+  /* the container: drivers/vfio/container.c vfio_fops_unl_ioctl() */
+  const apiVersion = ok(`${VC} vfio_fops_unl_ioctl(): VFIO_API_VERSION, whatever the argument`);
+  vfioIoctl('VFIO_GET_API_VERSION', 'container', () => 0, () => apiVersion, { arg: () => apiVersion }, { keepHostOnSuccess: true });
+  const checkExt = ok(`${VT1} vfio_iommu_type1_check_extension(): 1 or 0, never an error`);
+  vfioIoctl('VFIO_CHECK_EXTENSION', 'container', () => 3, () => checkExt, { arg: () => checkExt }, { keepHostOnSuccess: true });
+  const iommuSet = err('EINVAL', `${VC} vfio_ioctl_set_iommu(): the container has its IOMMU driver already`);
+  vfioIoctl('VFIO_SET_IOMMU', 'container', () => 3, () => iommuSet, { arg: () => iommuSet });
+
+  /* the group: drivers/vfio/group.c vfio_group_fops_unl_ioctl() */
+  const status = ok(`${VG} vfio_group_ioctl_get_status()`);
+  vfioIoctl('VFIO_GROUP_GET_STATUS', 'group', () => ({ argsz: 8 }), () => status, {
+    arg: () => efaultStruct,
+    'arg.argsz': withJs(fieldNoC, (r) => (u32(r) < 8n ? err('EINVAL', `${VG} vfio_group_ioctl_get_status(): argsz below minsz (8)`) : status)),
+    'arg.flags': notRead(`${VG} vfio_group_ioctl_get_status()`),
+  }, { keepHostOnSuccess: true });
+  const inContainer = err('EINVAL', `${VG} vfio_group_ioctl_set_container(): the group is in a container already`);
+  vfioIoctl('VFIO_GROUP_SET_CONTAINER', 'group', (r) => r.container, () => inContainer, {
+    arg: {
+      values: vfioFds,
+      rule: (v, r, ctx) => (isJs(v) ? noC('EFAULT', `${VG} vfio_group_ioctl_set_container(): get_user() of the fd`)
+        : fdRule({}, inContainer)(v, r, ctx)),
+    },
+  });
+  const unset = ok(`${VG} vfio_group_ioctl_unset_container(): the argument is not read`);
+  vfioIoctl('VFIO_GROUP_UNSET_CONTAINER', 'group', () => 0, () => unset, { arg: () => unset });
+
+  /* type1: drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_ioctl() */
+  const info = ok(`${VT1} vfio_iommu_type1_get_info()`);
+  vfioIoctl('VFIO_IOMMU_GET_INFO', 'container', () => ({ argsz: 16 }), () => info, {
+    arg: () => efaultStruct,
+    'arg.argsz': withJs(fieldNoC, (r) => (u32(r) < 16n ? err('EINVAL', `${VT1} vfio_iommu_type1_get_info(): argsz below minsz (16)`) : info)),
+    'arg.flags': notRead(`${VT1} vfio_iommu_type1_get_info()`),
+    'arg.iova_pgsizes': notRead(`${VT1} vfio_iommu_type1_get_info()`),
+    'arg.cap_offset': notRead(`${VT1} vfio_iommu_type1_get_info()`),
+  }, { keepHostOnSuccess: true });
+
+  interface DmaMap { argsz: bigint; flags: bigint; vaddr: bigint; iova: bigint; size: bigint }
+  const DM = `${VT1} vfio_dma_do_map()`;
+  const dmaMap = (m: DmaMap, ctx: RuleCtx): Expect => {
+    const f = u32(m.flags);
+    if (u32(m.argsz) < 32n || (f & ~7n) !== 0n) return err('EINVAL', `${VT1} vfio_iommu_type1_map_dma(): argsz below minsz (32), or a flag beyond READ|WRITE|VADDR`);
+    const setVaddr = (f & 4n) !== 0n;
+    if (((f & 3n) !== 0n) === setVaddr) return err('EINVAL', `${DM}: VADDR together with READ/WRITE, or none of them`);
+    if (m.size === 0n || ((m.size | m.iova | m.vaddr) & (PG - 1n)) !== 0n) return err('EINVAL', `${DM}: size 0, or size, iova or vaddr not page aligned`);
+    if (m.iova + m.size - 1n >= U64 || m.vaddr + m.size - 1n >= U64) return err('EINVAL', `${DM}: the IOVA or the user range wraps`);
+    const overlaps = m.iova < dmaBytes;
+    if (setVaddr) return overlaps ? err('EINVAL', `${DM}: VADDR of a mapping whose vaddr is valid`) : err('ENOENT', `${DM}: VADDR where nothing is mapped`);
+    if (overlaps) return err('EEXIST', `${DM}: vfio_find_dma() finds the DMA buffer's mapping`);
+    if (!iovaValid(m.iova, m.iova + m.size - 1n)) return err('EINVAL', `${DM}: vfio_iommu_iova_dma_valid(): beyond the aperture or over the MSI window`);
+    return userMapped(m.vaddr, m.size, ctx) ? ok(`${DM}: pinned and mapped`) : err('EFAULT', `${VT1} vaddr_get_pfns(): no VMA at part of the user range`);
+  };
+  const mapBase = (ctx: RuleCtx): DmaMap => ({ argsz: 32n, flags: 3n, vaddr: ctx.res.dma, iova: dmaBytes, size: PG });
+  const mapField = (key: keyof DmaMap): ArgRows['rule'] => withJs(fieldNoC, (r, _v, ctx) => dmaMap({ ...mapBase(ctx), [key]: r }, ctx));
+  vfioIoctl('VFIO_IOMMU_MAP_DMA', 'container', (r) => ({ argsz: 32, flags: 3, vaddr: r.dma, iova: Number(dmaBytes), size: PAGE }), (ctx) => dmaMap(mapBase(ctx), ctx), {
+    arg: () => efaultStruct,
+    'arg.argsz': mapField('argsz'), 'arg.flags': mapField('flags'), 'arg.vaddr': { values: addrs, rule: mapField('vaddr') },
+    'arg.iova': mapField('iova'), 'arg.size': { values: pinSizes, rule: mapField('size') },
+  });
+
+  interface DmaUnmap { argsz: bigint; flags: bigint; iova: bigint; size: bigint }
+  const DU = `${VT1} vfio_dma_do_unmap()`;
+  const dmaUnmap = (u: DmaUnmap): Expect => {
+    const f = u32(u.flags);
+    if (u32(u.argsz) < 24n || (f & ~7n) !== 0n) return err('EINVAL', `${VT1} vfio_iommu_type1_unmap_dma(): argsz below minsz (24), or a flag beyond GET_DIRTY_BITMAP|ALL|VADDR`);
+    if ((f & 1n) !== 0n) return err('EINVAL', `${VT1} vfio_iommu_type1_unmap_dma(): GET_DIRTY_BITMAP with ALL or VADDR, or with no room for the bitmap in argsz`);
+    if ((u.iova & (PG - 1n)) !== 0n) return err('EINVAL', `${DU}: iova not page aligned`);
+    if ((f & 2n) !== 0n) return u.iova === 0n && u.size === 0n ? ok(`${DU}: UNMAP_ALL`) : err('EINVAL', `${DU}: UNMAP_ALL with an iova or a size`);
+    if (u.size === 0n || (u.size & (PG - 1n)) !== 0n || u.iova + u.size - 1n >= U64) return err('EINVAL', `${DU}: size 0 or not page aligned, or the range wraps`);
+    const end = u.iova + u.size - 1n;
+    if ((u.iova > 0n && u.iova < dmaBytes) || (end < dmaBytes - 1n)) return err('EINVAL', `${DU}: type1v2 refuses a range that cuts the DMA buffer's mapping`);
+    return ok(`${DU}: unmaps the mappings inside the range (none is no error)`);
+  };
+  const unmapBase: DmaUnmap = { argsz: 24n, flags: 0n, iova: 0n, size: dmaBytes };
+  const unmapField = (key: keyof DmaUnmap): ArgRows['rule'] => withJs(fieldNoC, (r) => dmaUnmap({ ...unmapBase, [key]: r }));
+  vfioIoctl('VFIO_IOMMU_UNMAP_DMA', 'container', () => ({ argsz: 24, flags: 0, iova: 0, size: Number(dmaBytes) }), () => dmaUnmap(unmapBase), {
+    arg: () => efaultStruct,
+    'arg.argsz': unmapField('argsz'), 'arg.flags': unmapField('flags'), 'arg.iova': unmapField('iova'), 'arg.size': unmapField('size'),
+  });
+
+  /* the device cdev: drivers/vfio/device_cdev.c */
+  const VB = 'drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd()';
+  const bindArgs = (argsz: bigint, flags: bigint): Expect | undefined => {
+    if (u32(argsz) < 16n) return err('EINVAL', `${VB}: argsz below minsz (16)`);
+    if ((u32(flags) & ~1n) !== 0n) return err('EINVAL', `${VB}: a flag beyond VFIO_DEVICE_BIND_FLAG_TOKEN`);
+    if ((u32(flags) & 1n) !== 0n) return err('EINVAL', `${VB}: vfio_df_check_token(): a VF token for a device that takes none`);
+    return undefined;
+  };
+  const bound = ok(`${VB}: bound to the iommufd`);
+  vfioIoctl('VFIO_DEVICE_BIND_IOMMUFD', 'cdev', (r) => ({ argsz: 16, flags: 0, iommufd: r.iommufd }), () => bound, {
+    arg: () => efaultStruct,
+    'arg.argsz': withJs(fieldNoC, (r) => bindArgs(r, 0n) ?? bound),
+    'arg.flags': withJs(fieldNoC, (r) => bindArgs(16n, r) ?? bound),
+    'arg.iommufd': {
+      values: vfioFds,
+      rule: (v, r) => {
+        if (isJs(v) || r === undefined) return fieldNoC;
+        const fdn = i32(r);
+        if (fdn < 0n) return err('EINVAL', `${VB}: iommufd < 0 (an __s32)`);
+        if (v.fd === 'iommufd') return bound;
+        if (v.fd === 'closed' || (v.fd === undefined && fdn > 3n)) return err('EBADF', 'drivers/iommu/iommufd/main.c iommufd_ctx_from_fd(): no file at that fd');
+        return err('EBADFD', 'drivers/iommu/iommufd/main.c iommufd_ctx_from_fd(): not an iommufd');
+      },
+    },
+    'arg.out_devid': notRead(VB),
+  }, { fds: { vdev: err('EINVAL', `${VB}: one device file cannot be bound twice`) } });
+
+  const VA = 'drivers/vfio/device_cdev.c vfio_df_ioctl_attach_pt()';
+  const attach = (argsz: bigint, flags: bigint, ptId: bigint, ctx: RuleCtx): Expect => {
+    if (u32(argsz) < 12n || (u32(flags) & ~1n) !== 0n) return err('EINVAL', `${VA}: argsz below minsz (12), or a flag beyond VFIO_DEVICE_ATTACH_PASID`);
+    if ((u32(flags) & 1n) !== 0n) return err('EINVAL', `${VA}: a PASID attach needs argsz to cover pasid, and the device has no PASID`);
+    const id = u32(ptId);
+    if (id === BigInt(ctx.res.ioas) || id === BigInt(ctx.res.hwpt)) return ok(`${VA}: iommufd_device_replace() to where it is attached already`);
+    if (id === BigInt(ctx.res.devid)) return err('EINVAL', 'drivers/iommu/iommufd/device.c iommufd_device_change_pt(): the object is neither an IOAS nor a HWPT');
+    return err('ENOENT', 'drivers/iommu/iommufd/main.c iommufd_get_object(): no object has that id');
+  };
+  vfioIoctl('VFIO_DEVICE_ATTACH_IOMMUFD_PT', 'vdev', (r) => ({ argsz: 12, flags: 0, pt_id: r.ioas }), (ctx) => attach(12n, 0n, BigInt(ctx.res.ioas), ctx), {
+    arg: () => efaultStruct,
+    'arg.argsz': withJs(fieldNoC, (r, _v, ctx) => attach(r, 0n, BigInt(ctx.res.ioas), ctx)),
+    'arg.flags': withJs(fieldNoC, (r, _v, ctx) => attach(12n, r, BigInt(ctx.res.ioas), ctx)),
+    'arg.pt_id': withJs(fieldNoC, (r, _v, ctx) => attach(12n, 0n, r, ctx)),
+  });
+
+  /* iommufd: drivers/iommu/iommufd/main.c iommufd_fops_ioctl(), ioas.c */
+  const tooSmall = err('EINVAL', `${IF}: size below the command's min_size`);
+  /* bytes past the kernel's struct are zero (a trace struct is zero-filled), which copy_struct_from_user() accepts */
+  const sizeRow = (min: bigint, then: (ctx: RuleCtx) => Expect): ArgRows['rule'] =>
+    withJs(err('EFAULT', `${IF}: get_user() of size`), (r, _v, ctx) => (u32(r) < min ? tooSmall : then(ctx)));
+  const noIoas = err('ENOENT', 'drivers/iommu/iommufd/main.c iommufd_get_object(): no IOAS has that id');
+  const IA = 'drivers/iommu/iommufd/ioas.c iommufd_ioas_alloc_ioctl()';
+  /* another IOAS changes nothing the later rows of this case look at: the host is kept */
+  vfioIoctl('IOMMU_IOAS_ALLOC', 'iommufd', () => ({ size: 12, flags: 0 }), () => ok(IA), {
+    arg: () => efaultStruct,
+    'arg.size': sizeRow(12n, () => ok(IA)),
+    'arg.flags': withJs(fieldNoC, (r) => (u32(r) !== 0n ? err('EOPNOTSUPP', `${IA}: flags`) : ok(IA))),
+    'arg.out_ioas_id': notRead(IA),
+  }, { keepHostOnSuccess: true });
+
+  const checkIova = (iova: bigint, length: bigint): Expect | undefined => {
+    if ((iova & (PG - 1n)) !== 0n) return err('EINVAL', `${IOP} iopt_check_iova(): iova not aligned to the IOAS's iova_alignment`);
+    if (iova + length - 1n > ULONG_MAX) return err('EOVERFLOW', `${IOP} iopt_check_iova(): the range passes 2^64`);
+    if (!iovaValid(iova, iova + length - 1n)) return err('EINVAL', `${IOP} iopt_check_iova(): a reserved range (beyond the aperture, or the MSI window) intersects it`);
+    if (iova < dmaBytes) return err('EEXIST', `${IOP} iopt_check_iova(): the DMA buffer's area is there`);
+    return undefined;
+  };
+  /** The checks IOAS_MAP and IOAS_MAP_FILE share, up to the pages: iommufd_ioas_map() and iopt_alloc_pages_check(). */
+  interface IoasMapCmd { size: bigint; flags: bigint; ioas_id: bigint; reserved: bigint; va: bigint; length: bigint; iova: bigint }
+  const mapCommon = (m: IoasMapCmd, ctx: RuleCtx, where: string): Expect | undefined => {
+    if (u32(m.size) < 40n) return tooSmall;
+    const f = u32(m.flags);
+    if ((f & ~7n) !== 0n || u32(m.reserved) !== 0n) return err('EOPNOTSUPP', `${where}: a flag beyond FIXED_IOVA|WRITEABLE|READABLE, or __reserved set`);
+    if (m.iova >= ULONG_MAX || m.length >= ULONG_MAX) return err('EOVERFLOW', `${where}: iova or length is ULONG_MAX`);
+    if ((f & 6n) === 0n) return err('EINVAL', `${where}: neither READABLE nor WRITEABLE`);
+    if (u32(m.ioas_id) !== BigInt(ctx.res.ioas)) return noIoas;
+    return undefined;
+  };
+  const pagesAndArea = (m: IoasMapCmd): Expect | undefined => {
+    if (m.length === 0n || m.length > ULONG_MAX - PG) return err('EINVAL', 'drivers/iommu/iommufd/pages.c iopt_alloc_pages(): length 0, or too long for the page count');
+    if ((m.length & (PG - 1n)) !== 0n) return err('EINVAL', `${IOP} iopt_alloc_area_pages(): length not a multiple of the IOAS's iova_alignment`);
+    if ((u32(m.flags) & 1n) !== 0n) return checkIova(m.iova, m.length);
+    return undefined;
+  };
+  const IM = 'drivers/iommu/iommufd/ioas.c iommufd_ioas_map()';
+  const ioasMap = (m: IoasMapCmd, ctx: RuleCtx): Expect => {
+    const common = mapCommon(m, ctx, IM);
+    if (common !== undefined) return common;
+    if (m.va + m.length > ULONG_MAX) return err('EOVERFLOW', 'drivers/iommu/iommufd/pages.c iopt_alloc_user_pages(): the user range passes 2^64');
+    const area = pagesAndArea(m);
+    if (area !== undefined) return area;
+    if ((m.va & (PG - 1n)) !== 0n) return err('EINVAL', `${IOP} iopt_insert_area(): the user address's offset in its page breaks the IOVA alignment`);
+    return userMapped(m.va, m.length, ctx) ? ok(`${IM}: pinned into the attached domain`)
+      : err('EFAULT', 'drivers/iommu/iommufd/pages.c pfn_reader_user_pin(): no VMA at part of the user range');
+  };
+  const ioasMapBase = (ctx: RuleCtx): IoasMapCmd => ({ size: 40n, flags: 7n, ioas_id: BigInt(ctx.res.ioas), reserved: 0n, va: ctx.res.dma, length: PG, iova: dmaBytes });
+  const ioasMapField = (key: keyof IoasMapCmd): ArgRows['rule'] => withJs(fieldNoC, (r, _v, ctx) => ioasMap({ ...ioasMapBase(ctx), [key]: r }, ctx));
+  vfioIoctl('IOMMU_IOAS_MAP', 'iommufd', (r) => ({ size: 40, flags: 7, ioas_id: r.ioas, user_va: r.dma, length: PAGE, iova: Number(dmaBytes) }), (ctx) => ioasMap(ioasMapBase(ctx), ctx), {
+    arg: () => efaultStruct,
+    'arg.size': sizeRow(40n, (ctx) => ioasMap(ioasMapBase(ctx), ctx)),
+    'arg.flags': ioasMapField('flags'), 'arg.ioas_id': ioasMapField('ioas_id'), 'arg.__reserved': ioasMapField('reserved'),
+    'arg.user_va': { values: addrs, rule: ioasMapField('va') }, 'arg.length': { values: pinSizes, rule: ioasMapField('length') },
+    'arg.iova': ioasMapField('iova'),
+  });
+
+  const IMF = 'drivers/iommu/iommufd/ioas.c iommufd_ioas_map_file()';
+  const memfdBytes = BigInt(MAP_PAGES) * PG;
+  /** fd: 'memfd', 'file' (another open file), 'none' (no file there). */
+  const ioasMapFile = (m: IoasMapCmd, fd: 'memfd' | 'file' | 'none', ctx: RuleCtx): Expect => {
+    const common = mapCommon(m, ctx, IMF);
+    if (common !== undefined) return common;
+    if (fd === 'none') return err('EBADF', `${IMF}: fget() finds no file`);
+    if (m.length !== 0n && m.va + m.length - 1n > ULONG_MAX) return err('EOVERFLOW', 'drivers/iommu/iommufd/pages.c iopt_alloc_file_pages(): the file range passes 2^64');
+    const area = pagesAndArea(m);
+    if (area !== undefined) return area;
+    if ((m.va & (PG - 1n)) !== 0n) return err('EINVAL', `${IOP} iopt_insert_area(): start's offset in its page breaks the IOVA alignment`);
+    if (fd === 'file') return err('EINVAL', 'mm/gup.c memfd_pin_folios(): not a shmem or hugetlbfs file');
+    return m.va + m.length <= memfdBytes ? ok(`${IMF}: the memfd's pages pinned into the attached domain`)
+      : err('EINVAL', 'mm/shmem.c shmem_get_folio_gfp(): memfd_pin_folios() reads past the end of the file');
+  };
+  const mapFileBase = (ctx: RuleCtx): IoasMapCmd => ({ ...ioasMapBase(ctx), va: 0n });
+  const mapFileField = (key: keyof IoasMapCmd): ArgRows['rule'] => withJs(fieldNoC, (r, _v, ctx) => ioasMapFile({ ...mapFileBase(ctx), [key]: r }, 'memfd', ctx));
+  vfioIoctl('IOMMU_IOAS_MAP_FILE', 'iommufd', (r) => ({ size: 40, flags: 7, ioas_id: r.ioas, fd: r.memfd, start: 0, length: PAGE, iova: Number(dmaBytes) }),
+    (ctx) => ioasMapFile(mapFileBase(ctx), 'memfd', ctx), {
+      arg: () => efaultStruct,
+      'arg.size': sizeRow(40n, (ctx) => ioasMapFile(mapFileBase(ctx), 'memfd', ctx)),
+      'arg.flags': mapFileField('flags'), 'arg.ioas_id': mapFileField('ioas_id'),
+      'arg.fd': {
+        values: vfioFds,
+        rule: (v, r, ctx) => {
+          if (isJs(v) || r === undefined) return fieldNoC;
+          const fdn = i32(r);
+          const kind = v.fd === 'memfd' || (v.fd === undefined && fdn === 3n) ? 'memfd'
+            : v.fd === 'closed' || (v.fd === undefined && (fdn < 0n || fdn > 3n)) ? 'none' : 'file';
+          return ioasMapFile(mapFileBase(ctx), kind, ctx);
+        },
+      },
+      'arg.start': mapFileField('va'), 'arg.length': mapFileField('length'), 'arg.iova': mapFileField('iova'),
+    });
+
+  const IU = 'drivers/iommu/iommufd/ioas.c iommufd_ioas_unmap()';
+  interface IoasUnmap { size: bigint; ioas_id: bigint; iova: bigint; length: bigint }
+  const ioasUnmap = (u: IoasUnmap, ctx: RuleCtx): Expect => {
+    if (u32(u.size) < 24n) return tooSmall;
+    if (u32(u.ioas_id) !== BigInt(ctx.res.ioas)) return noIoas;
+    if (u.iova === 0n && u.length === ULONG_MAX) return ok(`${IU}: iopt_unmap_all()`);
+    if (u.iova >= ULONG_MAX || u.length >= ULONG_MAX) return err('EOVERFLOW', `${IU}: iova or length is ULONG_MAX`);
+    if (u.length === 0n) return err('EINVAL', `${IOP} iopt_unmap_iova(): length 0`);
+    if (u.iova + u.length - 1n > ULONG_MAX) return err('EOVERFLOW', `${IOP} iopt_unmap_iova(): the range passes 2^64`);
+    return u.iova === 0n && u.length >= dmaBytes ? ok(`${IOP} iopt_unmap_iova_range(): the DMA buffer's area lies inside`)
+      : err('ENOENT', `${IOP} iopt_unmap_iova_range(): the range cuts the area, or holds none`);
+  };
+  const ioasUnmapBase = (ctx: RuleCtx): IoasUnmap => ({ size: 24n, ioas_id: BigInt(ctx.res.ioas), iova: 0n, length: dmaBytes });
+  const ioasUnmapField = (key: keyof IoasUnmap): ArgRows['rule'] => withJs(fieldNoC, (r, _v, ctx) => ioasUnmap({ ...ioasUnmapBase(ctx), [key]: r }, ctx));
+  vfioIoctl('IOMMU_IOAS_UNMAP', 'iommufd', (r) => ({ size: 24, ioas_id: r.ioas, iova: 0, length: Number(dmaBytes) }), (ctx) => ioasUnmap(ioasUnmapBase(ctx), ctx), {
+    arg: () => efaultStruct,
+    'arg.size': sizeRow(24n, (ctx) => ioasUnmap(ioasUnmapBase(ctx), ctx)),
+    'arg.ioas_id': ioasUnmapField('ioas_id'), 'arg.iova': ioasUnmapField('iova'), 'arg.length': ioasUnmapField('length'),
+  });
+
+  const IR = 'drivers/iommu/iommufd/ioas.c iommufd_ioas_iova_ranges()';
+  interface IovaRanges { size: bigint; ioas_id: bigint; num_iovas: bigint; reserved: bigint; array: boolean }
+  /* the IOAS has two ranges: below the MSI window, and from it to the aperture's end */
+  const iovaRanges = (c: IovaRanges, ctx: RuleCtx): Expect => {
+    if (u32(c.size) < 32n) return tooSmall;
+    if (u32(c.reserved) !== 0n) return err('EOPNOTSUPP', `${IR}: __reserved set`);
+    if (u32(c.ioas_id) !== BigInt(ctx.res.ioas)) return noIoas;
+    if (u32(c.num_iovas) > 0n && !c.array) return err('EFAULT', `${IR}: copy_to_user() to allowed_iovas, which points at nothing`);
+    return u32(c.num_iovas) < 2n ? err('EMSGSIZE', `${IR}: more ranges than num_iovas (the count is written back)`) : ok(IR);
+  };
+  const rangesBase = (ctx: RuleCtx): IovaRanges => ({ size: 32n, ioas_id: BigInt(ctx.res.ioas), num_iovas: 2n, reserved: 0n, array: true });
+  const rangesField = (key: keyof IovaRanges): ArgRows['rule'] => withJs(fieldNoC, (r, _v, ctx) => iovaRanges({ ...rangesBase(ctx), [key]: r }, ctx));
+  vfioIoctl('IOMMU_IOAS_IOVA_RANGES', 'iommufd', (r) => ({
+    size: 32, ioas_id: r.ioas, num_iovas: 2, allowed_iovas: [{ start: 0, last: 0 }, { start: 0, last: 0 }],
+  }), (ctx) => iovaRanges(rangesBase(ctx), ctx), {
+    arg: () => efaultStruct,
+    'arg.size': sizeRow(32n, (ctx) => iovaRanges(rangesBase(ctx), ctx)),
+    'arg.ioas_id': rangesField('ioas_id'), 'arg.num_iovas': rangesField('num_iovas'), 'arg.__reserved': rangesField('reserved'),
+    'arg.allowed_iovas': withJs(err('EFAULT', `${IR}: copy_to_user() to allowed_iovas`), (_r, _v, ctx) => iovaRanges({ ...rangesBase(ctx), array: false }, ctx)),
+    'arg.out_iova_alignment': notRead(IR),
+  }, { keepHostOnSuccess: true });
 
   return cases;
 }

@@ -8,8 +8,9 @@
  *   new request is picked up when its constant is exported.
  * - Resources flow from call to call: the fd a memfd_create, open or fd-returning ioctl would
  *   return is bound with "as" and passed on, typed by what made it (a memfd, /dev/kvm, a VM, a
- *   vCPU, a guest_memfd) so that most calls get the kind they want; mmap's address is bound and
- *   used with offsets inside and around the mapping.
+ *   vCPU, a guest_memfd, a VFIO container, group or device cdev, an iommufd) so that most calls
+ *   get the kind they want; mmap's address is bound and used with offsets inside and around the
+ *   mapping; a simulated VFIO device's index is bound for its DMA ops.
  * - Arguments lean to the edges: 0, 1, PAGE_SIZE - 1, PAGE_SIZE, PAGE_SIZE + 1, 2^31, 2^32,
  *   2^52, 2^63, 2^64 - 1, negative values where the C type is signed, unknown flag bits,
  *   reserved struct fields set, huge strings, the wrong kind of fd, closed fds; and about half
@@ -48,7 +49,7 @@ function safeNumbers(v: unknown): unknown {
 }
 
 /** What a bound handle holds, by the call that made it. */
-export type Kind = 'memfd' | 'kvm' | 'vm' | 'vcpu' | 'gmem' | 'dev' | 'fd' | 'addr';
+export type Kind = 'memfd' | 'kvm' | 'vm' | 'vcpu' | 'gmem' | 'dev' | 'fd' | 'addr' | 'vfio' | 'vgroup' | 'iommufd' | 'vdev' | 'device';
 
 interface Handle {
   readonly name: string;
@@ -80,8 +81,22 @@ export const REQ_TARGET: Readonly<Record<string, Kind>> = {
   KVM_SET_TSS_ADDR: 'vm', KVM_CREATE_IRQCHIP: 'vm', KVM_ENABLE_CAP: 'vm',
   KVM_RUN: 'vcpu', KVM_GET_REGS: 'vcpu', KVM_SET_REGS: 'vcpu', KVM_PRE_FAULT_MEMORY: 'vcpu',
 };
+/**
+ * The VFIO and iommufd requests (include/uapi/linux/vfio.h, iommufd.h) and the file each wants:
+ * the container, a group, a device cdev, an iommufd. They are drawn from their own random
+ * stream (see Generator.vrng).
+ */
+export const VFIO_REQ_TARGET: Readonly<Record<string, Kind>> = {
+  VFIO_GET_API_VERSION: 'vfio', VFIO_CHECK_EXTENSION: 'vfio', VFIO_SET_IOMMU: 'vfio', VFIO_IOMMU_GET_INFO: 'vfio',
+  VFIO_IOMMU_MAP_DMA: 'vfio', VFIO_IOMMU_UNMAP_DMA: 'vfio',
+  VFIO_GROUP_GET_STATUS: 'vgroup', VFIO_GROUP_SET_CONTAINER: 'vgroup', VFIO_GROUP_UNSET_CONTAINER: 'vgroup',
+  VFIO_DEVICE_BIND_IOMMUFD: 'vdev', VFIO_DEVICE_ATTACH_IOMMUFD_PT: 'vdev',
+  IOMMU_IOAS_ALLOC: 'iommufd', IOMMU_IOAS_MAP: 'iommufd', IOMMU_IOAS_MAP_FILE: 'iommufd', IOMMU_IOAS_UNMAP: 'iommufd',
+  IOMMU_IOAS_IOVA_RANGES: 'iommufd',
+};
 
-export type FieldKind = 'slot' | 'gpa' | 'size' | 'hva' | 'gmem_fd' | 'memflags' | 'attrs' | 'flags' | 'u32' | 'reserved';
+export type FieldKind = 'slot' | 'gpa' | 'size' | 'hva' | 'gmem_fd' | 'memflags' | 'attrs' | 'flags' | 'u32' | 'reserved'
+  | 'argsz' | 'iova' | 'obj_id' | 'iommufd_fd' | 'memfd_fd' | 'dma_flags' | 'ioas_flags';
 
 /** Struct layouts of the requests the fuzzer knows (include/uapi/linux/kvm.h), field -> kind. */
 export const STRUCTS: Readonly<Record<string, Readonly<Record<string, FieldKind>>>> = {
@@ -95,6 +110,24 @@ export const STRUCTS: Readonly<Record<string, Readonly<Record<string, FieldKind>
   KVM_SET_MEMORY_ATTRIBUTES2: { address: 'gpa', size: 'size', attributes: 'attrs', flags: 'reserved' },
   KVM_PRE_FAULT_MEMORY: { gpa: 'gpa', size: 'size', flags: 'reserved' },
   KVM_ENABLE_CAP: { cap: 'u32', flags: 'reserved' },
+  /* VFIO's structs start with argsz, iommufd's with size: 'argsz' is the struct's own size (STRUCT_SIZES) */
+  VFIO_GROUP_GET_STATUS: { argsz: 'argsz' },
+  VFIO_IOMMU_GET_INFO: { argsz: 'argsz' },
+  VFIO_IOMMU_MAP_DMA: { argsz: 'argsz', flags: 'dma_flags', vaddr: 'hva', iova: 'iova', size: 'size' },
+  VFIO_IOMMU_UNMAP_DMA: { argsz: 'argsz', flags: 'dma_flags', iova: 'iova', size: 'size' },
+  VFIO_DEVICE_BIND_IOMMUFD: { argsz: 'argsz', flags: 'reserved', iommufd: 'iommufd_fd' },
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT: { argsz: 'argsz', flags: 'reserved', pt_id: 'obj_id' },
+  IOMMU_IOAS_ALLOC: { size: 'argsz', flags: 'reserved' },
+  IOMMU_IOAS_MAP: { size: 'argsz', flags: 'ioas_flags', ioas_id: 'obj_id', user_va: 'hva', length: 'size', iova: 'iova' },
+  IOMMU_IOAS_MAP_FILE: { size: 'argsz', flags: 'ioas_flags', ioas_id: 'obj_id', fd: 'memfd_fd', start: 'size', length: 'size', iova: 'iova' },
+  IOMMU_IOAS_UNMAP: { size: 'argsz', ioas_id: 'obj_id', iova: 'iova', length: 'size' },
+  IOMMU_IOAS_IOVA_RANGES: { size: 'argsz', ioas_id: 'obj_id', num_iovas: 'u32' },
+};
+/** sizeof() of the VFIO and iommufd structs (vfio/src/uapi.ts): what an 'argsz' field mostly holds. */
+const STRUCT_SIZES: Readonly<Record<string, number>> = {
+  VFIO_GROUP_GET_STATUS: 8, VFIO_IOMMU_GET_INFO: 16, VFIO_IOMMU_MAP_DMA: 32, VFIO_IOMMU_UNMAP_DMA: 24,
+  VFIO_DEVICE_BIND_IOMMUFD: 16, VFIO_DEVICE_ATTACH_IOMMUFD_PT: 12, IOMMU_IOAS_ALLOC: 12, IOMMU_IOAS_MAP: 40,
+  IOMMU_IOAS_MAP_FILE: 40, IOMMU_IOAS_UNMAP: 24, IOMMU_IOAS_IOVA_RANGES: 32,
 };
 /** Reserved arrays a struct may carry (set non-zero to test that they are refused). */
 export const RESERVED_ARRAYS: Readonly<Record<string, readonly [string, number]>> = {
@@ -123,7 +156,7 @@ export interface GenerateOptions {
 
 /** Generates one program; `seed` decides everything. */
 export function generateProgram(seed: string | number | bigint, opts: GenerateOptions): FuzzProgram {
-  return new Generator(new PRandom(seed), opts).run();
+  return new Generator(new PRandom(seed), opts, new PRandom(`vfio:${String(seed)}`)).run();
 }
 
 class Generator {
@@ -132,11 +165,21 @@ class Generator {
   private readonly ops: readonly OpSpec[];
   private readonly requests: readonly string[];
   private next = 0;
+  /** Simulated VFIO devices added so far: device N is alone in IOMMU group N (vfio_sim_device_add()). */
+  private devices = 0;
+  /** The stream choices draw from: rng, or vrng while VFIO lines are made. */
+  private cur: PRandom;
 
   constructor(
     private readonly rng: PRandom,
     private readonly opts: GenerateOptions,
+    /**
+     * The VFIO lines' own stream: they are added between the others, which draw from rng exactly
+     * as without them, so that a seed keeps the program it had before VFIO was fuzzed.
+     */
+    private readonly vrng: PRandom,
   ) {
+    this.cur = rng;
     this.ops = opts.ops ?? allOps();
     this.requests = ioctlRequestNames();
   }
@@ -145,6 +188,7 @@ class Generator {
     while (this.lines.length < this.opts.calls) {
       if (this.chance(0.12)) this.recipe();
       else this.emit(this.call(this.pickOp()));
+      this.withVfio(() => this.vfioCalls());
     }
     return { platform: { vendor: this.opts.vendor, design: this.opts.design }, lines: this.lines.slice(0, this.opts.calls) };
   }
@@ -182,13 +226,79 @@ class Generator {
     this.emit({ op: 'ioctl', fd: `$${vm}`, req: 'KVM_CREATE_VCPU', arg: 0, as: vcpu });
   }
 
+  /**
+   * A simulated device set up for DMA the way test/vfio's flows do it, through a type1
+   * container or an iommufd IOAS, over an anonymous mapping, then a DMA through it.
+   */
+  private vfioRecipe(): void {
+    if (getOp('vfio_device_add') === undefined || names.get('VFIO_IOMMU_MAP_DMA') === undefined) return;
+    const dev = this.handle('device');
+    const index = this.devices++;
+    this.emit({ op: 'vfio_device_add', as: dev });
+    const size = (1 + this.below(4)) * PAGE;
+    const map = this.handle('addr', size);
+    this.emit({ op: 'mmap', addr: 0, length: size, prot: 'PROT_READ|PROT_WRITE', flags: 'MAP_PRIVATE|MAP_ANONYMOUS', as: map });
+    const iova = this.pick([0, 0x100000, 0x200000]);
+    if (this.chance(0.5)) {
+      const c = this.handle('vfio');
+      this.emit({ op: 'open', path: '/dev/vfio/vfio', as: c });
+      const g = this.handle('vgroup');
+      this.emit({ op: 'open', path: `/dev/vfio/${index}`, as: g });
+      this.emit({ op: 'ioctl', fd: `$${g}`, req: 'VFIO_GROUP_SET_CONTAINER', arg: `$${c}` });
+      this.emit({ op: 'ioctl', fd: `$${c}`, req: 'VFIO_SET_IOMMU', arg: 'VFIO_TYPE1v2_IOMMU' });
+      this.emit({ op: 'ioctl', fd: `$${c}`, req: 'VFIO_IOMMU_MAP_DMA', arg: { argsz: 32, flags: 'VFIO_DMA_MAP_FLAG_READ|VFIO_DMA_MAP_FLAG_WRITE', vaddr: `$${map}`, iova, size } });
+    } else {
+      const i = this.handle('iommufd');
+      this.emit({ op: 'open', path: '/dev/iommu', as: i });
+      /* a new iommufd numbers its objects from 1: the IOAS */
+      this.emit({ op: 'ioctl', fd: `$${i}`, req: 'IOMMU_IOAS_ALLOC', arg: { size: 12, flags: 0 } });
+      const v = this.handle('vdev');
+      this.emit({ op: 'open', path: `/dev/vfio/devices/vfio${index}`, as: v });
+      this.emit({ op: 'ioctl', fd: `$${v}`, req: 'VFIO_DEVICE_BIND_IOMMUFD', arg: { argsz: 16, flags: 0, iommufd: `$${i}` } });
+      this.emit({ op: 'ioctl', fd: `$${v}`, req: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', arg: { argsz: 12, flags: 0, pt_id: 1 } });
+      this.emit({
+        op: 'ioctl', fd: `$${i}`, req: 'IOMMU_IOAS_MAP',
+        arg: { size: 40, flags: 'IOMMU_IOAS_MAP_FIXED_IOVA|IOMMU_IOAS_MAP_READABLE|IOMMU_IOAS_MAP_WRITEABLE', ioas_id: 1, user_va: `$${map}`, length: size, iova },
+      });
+    }
+    this.emit({ op: 'dma_write', device: `$${dev}`, iova, data: this.data() });
+  }
+
+  /** Now and then a device set up for DMA, or a VFIO or iommufd request (from the VFIO stream). */
+  private vfioCalls(): void {
+    if (this.chance(0.015)) this.vfioRecipe();
+    else if (this.devices > 0 && this.chance(0.05)) this.emit(this.vfioIoctl());
+  }
+
+  private vfioIoctl(): FuzzLine | undefined {
+    const known = Object.keys(VFIO_REQ_TARGET).filter((r) => names.get(r) !== undefined);
+    if (known.length === 0) return undefined;
+    const req = this.pick(known);
+    const line: Record<string, unknown> = { op: 'ioctl', fd: this.fd([VFIO_REQ_TARGET[req]]), req };
+    /* VFIO's requests are _IO() numbers whatever their argument: the layout tells a struct */
+    if (STRUCTS[req] === undefined) line.arg = this.scalarArg(req);
+    else line.arg = this.chance(0.05) ? this.pick([0, 1, '0xffffffffffffffff']) : this.struct(req);
+    return this.bind(getOp('ioctl')!, line, req);
+  }
+
   /* ---- random choices ---- */
 
   private chance(p: number): boolean {
-    return this.rng.float() < p;
+    return this.cur.float() < p;
   }
   private below(n: number): number {
-    return this.rng.below(n);
+    return this.cur.below(n);
+  }
+
+  /** Runs `fn` drawing from the VFIO stream. */
+  private withVfio<T>(fn: () => T): T {
+    const saved = this.cur;
+    this.cur = this.vrng;
+    try {
+      return fn();
+    } finally {
+      this.cur = saved;
+    }
   }
   private pick<T>(xs: readonly T[]): T {
     return xs[this.below(xs.length)];
@@ -230,10 +340,10 @@ class Generator {
 
   /** An fd: of the wanted kinds mostly, else another kind, a closed one or an edge number. */
   private fd(want: readonly Kind[]): string | number {
-    const r = this.rng.float();
+    const r = this.cur.float();
     const right = this.live(want);
     if (r < 0.75 && right.length > 0) return `$${this.pick(right).name}`;
-    const any = this.handles.filter((h) => h.kind !== 'addr');
+    const any = this.handles.filter((h) => h.kind !== 'addr' && h.kind !== 'device');
     if (r < 0.87 && any.length > 0) return `$${this.pick(any).name}`;
     return this.pick(FD_EDGES);
   }
@@ -279,7 +389,15 @@ class Generator {
   }
 
   private string(op: string): string | null {
-    if (op === 'open') return this.chance(0.85) ? this.pick(['/dev/kvm', '/dev/kvm', '/dev/null', '/dev/zero']) : this.pick<string | null>(['', '/dev/nope', null]);
+    if (op === 'open') {
+      const vfio = this.withVfio(() => {
+        if (!this.chance(0.1)) return undefined;
+        const k = this.below(this.devices + 1);
+        return this.pick(['/dev/vfio/vfio', '/dev/iommu', `/dev/vfio/${k}`, `/dev/vfio/devices/vfio${k}`]);
+      });
+      if (vfio !== undefined) return vfio;
+      return this.chance(0.85) ? this.pick(['/dev/kvm', '/dev/kvm', '/dev/null', '/dev/zero']) : this.pick<string | null>(['', '/dev/nope', null]);
+    }
     if (this.chance(0.8)) return `fuzz${this.below(10)}`;
     return this.chance(0.2) ? null : 'x'.repeat(this.pick(NAME_LENS));
   }
@@ -290,7 +408,7 @@ class Generator {
   private fdKinds(op: string): readonly Kind[] {
     if (op === 'guest_load' || op === 'guest_store') return ['vcpu'];
     if (op === 'mmap') return ['memfd', 'gmem', 'dev'];
-    if (op === 'close') return ['memfd', 'kvm', 'vm', 'vcpu', 'gmem', 'dev', 'fd'];
+    if (op === 'close') return ['memfd', 'kvm', 'vm', 'vcpu', 'gmem', 'dev', 'fd', 'vfio', 'vgroup', 'iommufd', 'vdev'];
     return ['memfd', 'gmem'];
   }
 
@@ -311,11 +429,19 @@ class Generator {
     switch (a.kind) {
       case 'fd':
         return this.fd(this.fdKinds(op.name));
-      case 'int':
-        return this.int(true);
+      case 'int': {
+        const n = this.int(true);
+        const devs = this.live(['device']);
+        if (a.name !== 'device' || devs.length === 0) return n;
+        return this.withVfio(() => (this.chance(0.8) ? `$${this.pick(devs).name}` : n));
+      }
       case 'u64':
         if (a.addr === true) return this.addr();
         if (a.name === 'gpa') return this.field('gpa');
+        if (a.name === 'iova') {
+          const n = this.int(false);
+          return this.withVfio(() => (this.chance(0.7) ? this.field('iova') : n));
+        }
         /* a size the replayer allocates a buffer of: up to 64 KiB */
         if (a.max !== undefined) return this.pick([0, 1, 16, PAGE - 1, PAGE, PAGE + 1, 0x10000]);
         if (a.name === 'length' || a.name === 'len') return this.length();
@@ -348,7 +474,11 @@ class Generator {
   private bind(op: OpSpec, line: Record<string, unknown>, req?: string): FuzzLine {
     let kind: Kind | undefined;
     if (op.name === 'memfd_create') kind = 'memfd';
-    else if (op.name === 'open') kind = line.path === '/dev/kvm' ? 'kvm' : 'dev';
+    else if (op.name === 'open') kind = openKind(line.path);
+    else if (op.name === 'vfio_device_add') {
+      kind = 'device';
+      this.devices++;
+    }
     else if (op.name === 'mmap') kind = 'addr';
     else if (op.name === 'close' && typeof line.fd === 'string') {
       const h = this.handles.find((x) => `$${x.name}` === line.fd);
@@ -393,6 +523,11 @@ class Generator {
         return this.pick(names.names('KVM_CAP_'));
       case 'KVM_CREATE_VCPU':
         return this.below(4);
+      case 'VFIO_CHECK_EXTENSION':
+      case 'VFIO_SET_IOMMU':
+        return this.pick(['VFIO_TYPE1v2_IOMMU', 'VFIO_TYPE1v2_IOMMU', 'VFIO_TYPE1_IOMMU', 'VFIO_NOIOMMU_IOMMU', 'VFIO_UNMAP_ALL', 0]);
+      case 'VFIO_GROUP_SET_CONTAINER':
+        return this.fd(['vfio']);
       default:
         return this.below(2);
     }
@@ -422,6 +557,19 @@ class Generator {
       }
       case 'reserved':
         return this.chance(0.85) ? 0 : this.pick([1, 0x80000000]);
+      case 'iova':
+        return this.pick([0, 0, 0x100000, 0x200000, PAGE, 0x10000, 0xfee00000, 2 ** 48]);
+      case 'obj_id':
+        return this.pick([1, 1, 1, 2, 3, 0, 100]);
+      case 'iommufd_fd':
+        return this.fd(['iommufd']);
+      case 'memfd_fd':
+        return this.fd(['memfd']);
+      case 'dma_flags':
+        return this.pick(['VFIO_DMA_MAP_FLAG_READ|VFIO_DMA_MAP_FLAG_WRITE', 'VFIO_DMA_MAP_FLAG_READ', 0, 'VFIO_DMA_UNMAP_FLAG_ALL', 4, 0xff]);
+      case 'ioas_flags':
+        return this.pick(['IOMMU_IOAS_MAP_FIXED_IOVA|IOMMU_IOAS_MAP_READABLE|IOMMU_IOAS_MAP_WRITEABLE', 'IOMMU_IOAS_MAP_READABLE|IOMMU_IOAS_MAP_WRITEABLE',
+          'IOMMU_IOAS_MAP_READABLE', 0, 8]);
       default:
         return this.int(false);
     }
@@ -435,9 +583,22 @@ class Generator {
       for (const f of ['flags', 'size', 'gpa', 'address'].slice(0, 1 + this.below(4))) s[f] = this.int(false);
       return s;
     }
-    for (const [name, kind] of Object.entries(layout)) if (this.chance(0.9)) s[name] = this.field(kind);
+    for (const [name, kind] of Object.entries(layout)) {
+      if (!this.chance(0.9)) continue;
+      s[name] = kind === 'argsz' && this.chance(0.85) ? STRUCT_SIZES[req] ?? 0 : this.field(kind);
+    }
     const arr = RESERVED_ARRAYS[req];
     if (arr !== undefined && this.chance(0.1)) s[arr[0]] = Array.from({ length: arr[1] }, (_, k) => (k === arr[1] - 1 ? 1 : 0));
     return s;
   }
+}
+
+/** What an opened path is, for the calls that want it. */
+function openKind(path: unknown): Kind {
+  if (path === '/dev/kvm') return 'kvm';
+  if (path === '/dev/vfio/vfio') return 'vfio';
+  if (path === '/dev/iommu') return 'iommufd';
+  if (typeof path === 'string' && path.startsWith('/dev/vfio/devices/')) return 'vdev';
+  if (typeof path === 'string' && /^\/dev\/vfio\/[0-9]+$/.test(path)) return 'vgroup';
+  return 'dev';
 }

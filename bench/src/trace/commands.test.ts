@@ -117,7 +117,7 @@ describe('cocosim ops', () => {
 });
 
 describe('the sample traces in test/traces', () => {
-  const named = ['fd-basics.trace.jsonl', 'ioctl-basics.trace.jsonl', 'memfd-basics.trace.jsonl', 'mmap-basics.trace.jsonl'];
+  const named = ['fd-basics.trace.jsonl', 'ioctl-basics.trace.jsonl', 'memfd-basics.trace.jsonl', 'mmap-basics.trace.jsonl', 'vfio-basics.trace.jsonl'];
 
   test.each(named)('%s replays with every expectation met', (name) => {
     const r = replay(readFileSync(join(samples, name), 'utf8'), { file: name });

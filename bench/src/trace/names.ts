@@ -9,6 +9,7 @@
  */
 import * as mm from '@cocosim/mm';
 import * as kvm from '@cocosim/kvm';
+import * as vfio from '@cocosim/vfio';
 import { BUG_ON, Errno } from '@cocosim/core';
 
 /** Where an unknown name sits in a flags string, for a precise column. */
@@ -154,6 +155,12 @@ export function registerNames(module: object, pattern: RegExp): void {
 
 registerNames(mm, /^(MFD|F_SEAL|F|FD|FALLOC_FL|PROT|MAP|MADV|MCL|MLOCK|O|SEEK)_|^FION?CLEX$/);
 registerNames(kvm, /^(KVM|GUEST_MEMFD)_/);
+/*
+ * include/uapi/linux/vfio.h and iommufd.h. The vfio package also exports kernel-internal names
+ * (IOMMU_READ, IOMMUFD_OBJ_*, enum vfio_group_type's VFIO_IOMMU, its module parameter default)
+ * and struct sizes (_SIZE, _MINSZ): none is a uAPI macro, so they are left out.
+ */
+registerNames(vfio, /^(VFIO_(?!(DEFAULT_DMA_ENTRY_LIMIT|EMULATED_IOMMU|IOMMU|NO_IOMMU)$)|IOMMUFD_(CMD_|TYPE$)|IOMMU_(DESTROY|IOAS_|OPTION))(?!.*_(SIZE|MINSZ)$)/);
 
 /* ---- errno, signal and si_code names, as results spell them ---- */
 

@@ -14,7 +14,7 @@
  * adds the method.
  */
 import { BUG_ON, Errno, U64_MAX } from '@cocosim/core';
-import type { Process } from '@cocosim/mm';
+import { debug_vm_outside, type Process } from '@cocosim/mm';
 import {
   KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_EXIT_MEMORY_FAULT, KVM_PRE_FAULT_MEMORY, KVM_RUN,
   KVM_SET_MEMORY_ATTRIBUTES2, file_is_kvm_vcpu, kvm_run_exit, type KvmVcpu,
@@ -22,6 +22,7 @@ import {
 import type { Platform } from '../host.js';
 import type { OpResult, SignalInfo } from './results.js';
 import { MAX_DATA_LEN, type ArgKind } from './values.js';
+import { registerVfioOps } from './vfio_ops.js';
 
 export interface ArgSpec {
   readonly name: string;
@@ -85,6 +86,12 @@ export interface OpSpec {
   toResult(ret: unknown, p: Process, jsArgs: readonly unknown[], before: readonly unknown[]): OpResult;
   /** The method writes into its arguments (a struct's out-fields): copy them before the call. */
   readonly snapshot?: boolean;
+  /**
+   * An op that is no Process method (simulated hardware: a device plugged in, its DMA) performs
+   * itself on the context; the process's methods are not consulted, and the op is on every
+   * platform that registers what it needs (it answers `missing` where that is absent).
+   */
+  run?(args: readonly unknown[], ctx: OpContext): OpResult;
   /** What a successful call returns, for the trace writer's "as": an fd, or an address. */
   binds?(traceArgs: readonly unknown[]): 'fd' | 'addr' | undefined;
   /** The handle name the trace writer gives the result ("memfd", then "memfd2"...). */
@@ -191,6 +198,11 @@ export function allOps(): OpSpec[] {
  * op's `missing` errno, as a kernel without the system call would.
  */
 export function runOp(op: OpSpec, ctx: OpContext, args: readonly unknown[]): OpResult {
+  /* hardware, not a system call: DEBUG_VM, if on, must see it (debug_vm_outside()) */
+  if (op.run !== undefined) {
+    const run = op.run;
+    return debug_vm_outside(ctx.process, op.name, () => run(args, ctx));
+  }
   const f = methodOf(ctx.process, op.variant?.when(args) === true ? op.variant.method : op.method);
   if (f === undefined) return { ret: -1, errno: op.missing };
   const jsArgs = op.toCall(args, ctx);
@@ -201,7 +213,7 @@ export function runOp(op: OpSpec, ctx: OpContext, args: readonly unknown[]): OpR
 
 /** Whether a process (or Process.prototype) has the op. */
 export function hasOp(op: OpSpec, p: object): boolean {
-  return methodOf(p, op.method) !== undefined;
+  return op.run !== undefined || methodOf(p, op.method) !== undefined;
 }
 
 /* ---- result readers shared by several ops ---- */
@@ -419,7 +431,7 @@ registerOp({
   name: 'open',
   args: [{ name: 'path', kind: 'string' }, { name: 'flags', kind: 'flags', names: 'O_', default: 'O_RDWR' }],
   returns: 'fd',
-  doc: 'open(2) of a device node (/dev/kvm, /dev/null, /dev/zero).',
+  doc: 'open(2) of a device node (/dev/kvm, /dev/null, /dev/zero; /dev/vfio/vfio, /dev/vfio/GROUP, /dev/vfio/devices/vfioN, /dev/iommu).',
   binds: () => 'fd',
   handle: 'fd',
 });
@@ -467,7 +479,7 @@ function ioctlArg(req: unknown, failed: boolean, before: unknown, after: unknown
 
 registerOp({
   name: 'ioctl',
-  args: [fd, { name: 'req', kind: 'flags', enum: true, names: ['KVM_', 'FIO'] }, { name: 'arg', kind: 'struct', default: 0 }],
+  args: [fd, { name: 'req', kind: 'flags', enum: true, names: ['KVM_', 'FIO', 'VFIO_', 'IOMMU_'] }, { name: 'arg', kind: 'struct', default: 0 }],
   returns: 'the ioctl\'s result; out-fields of the struct come back in `"arg"`',
   doc: 'ioctl(2): `req` by kernel name or number, `arg` a number or a struct with kernel field names.',
   snapshot: true,
@@ -532,3 +544,7 @@ registerOp({
   doc: 'fchmod(2): `mode` as a number (0o755 is 493); F_SEAL_EXEC freezes the execute bits.',
   generic: false,
 });
+
+/* ---- VFIO and iommufd: their ioctls' out-fields, and the simulated device's ops (vfio_ops.ts) ---- */
+
+registerVfioOps();
