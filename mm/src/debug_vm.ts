@@ -556,6 +556,14 @@ function range_before(mm: MmStruct, start: unknown, len: unknown): RangeBefore |
 const RANGE_CALLS: ReadonlySet<string> = new Set(['madvise', 'mprotect', 'mlock', 'mlock2', 'munlock']);
 
 /**
+ * The ioctls that pin user memory for DMA through GUP or the file's pin_folios hook:
+ * VFIO_IOMMU_MAP_DMA (_IO(';', 113): drivers/vfio/vfio_iommu_type1.c vfio_pin_map_dma()),
+ * IOMMU_IOAS_MAP and IOMMU_IOAS_MAP_FILE (_IO(';', 0x85) and 0x8f: drivers/iommu/iommufd/pages.c
+ * pfn_reader_user_pin(), memfd_pin_folios()).
+ */
+const PIN_REQUESTS: ReadonlySet<number> = new Set([0x3b71, 0x3b85, 0x3b8f]);
+
+/**
  * What a failed call may have changed, as Linux's would: 'all' (partial work done before the
  * error), the names of the digest parts it may touch, or nothing ([]).
  *
@@ -570,7 +578,11 @@ const RANGE_CALLS: ReadonlySet<string> = new Set(['madvise', 'mprotect', 'mlock'
  *   page-cache pages around it, with their mapcounts and LRU state (mm.page_store, mm.tasks,
  *   mm.lru, mm.folio_flags), and in a VM_LOCKED VMA mlocked with their mlock_count (mm/rmap.c
  *   __folio_add_file_rmap() -> mlock_vma_folio(): mm.misc); no page may be allocated or freed
- *   for good.
+ *   for good. The DMA-mapping ioctls (PIN_REQUESTS) pin through the same faults and, on a page
+ *   that fails or beyond RLIMIT_MEMLOCK, unpin what they pinned (vfio_unmap_unpin(),
+ *   iopt_area_unfill_domains()) but leave what the faults mapped or allocated (a file's page
+ *   cache folios from memfd_pin_folios() are its file's, in mm.tasks), and a FOLL_LONGTERM pin
+ *   may first have migrated pages out of ZONE_MOVABLE (check_and_migrate_movable_folios()).
  * - KVM_RUN, and guest_load/guest_store which run the vCPU: what the guest did before the exit
  *   that makes the call fail (KVM_EXIT_MEMORY_FAULT with -EFAULT) is done, as on hardware.
  * - KVM_PRE_FAULT_MEMORY failing on its first page leaves the MMU root loaded and the vCPU's
@@ -594,7 +606,8 @@ export function failed_call_may_change(method: string, errno: number, args: read
   const EHWPOISON = 133;
   /* the fault on the page that fails may first map what fault-around finds in the page cache
    * (do_read_fault() -> do_fault_around()) and allocate page tables and an anon_vma */
-  if ((method === 'process_vm_readv' || method === 'process_vm_writev') && (errno === EFAULT || errno === ENOMEM || errno === EHWPOISON)) {
+  const gup = (method === 'process_vm_readv' || method === 'process_vm_writev') || (method === 'ioctl' && PIN_REQUESTS.has(Number(args[1])));
+  if (gup && (errno === EFAULT || errno === ENOMEM || errno === EHWPOISON)) {
     return ['mm.page_store', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];
   }
   /* KVM_RUN (_IO(KVMIO, 0x80)) and the guest accesses made through it: the guest's stores and
