@@ -6,11 +6,11 @@
  * times side by side and, as its last line, `SUITE/real-kernel speedup: X`: the smallest of the
  * per-case ratios real / simulator, over the cases both ran.
  *
- * It runs only where the comparison means something, as the kernel oracle does: on Linux, with
- * /dev/kvm usable (the mm cases themselves do not need KVM: the requirement is the issue's, so
- * that a machine either compares or does not), memfd working (the program checks that one and
- * says so) and a C compiler when the program must be built. Otherwise the last line says why
- * there is no comparison instead of giving a speedup.
+ * It runs only where the comparison means something: on Linux, with /dev/kvm usable when the
+ * suite's cases need KVM (`needs_kvm`: guest_memfd does, the mm cases do not, so that a host
+ * without KVM, such as a PVM guest, still compares mm), memfd working (the program checks that
+ * one and says so) and a C compiler when the program must be built. Otherwise the last line
+ * says why there is no comparison instead of giving a speedup.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -42,6 +42,8 @@ export interface RealKernelResult {
 export interface RealKernelSide {
   /** The C source in bench/real/, e.g. `mm_bench.c`. */
   readonly source: string;
+  /** The program needs /dev/kvm (it creates VMs or guest_memfds). */
+  readonly needs_kvm: boolean;
 }
 
 /** A case of the side-by-side table. */
@@ -54,10 +56,10 @@ export interface ComparedCase {
 }
 
 /** What stops the comparison on this machine, in plain words; empty when nothing does. */
-export function realKernelProblems(): string[] {
+export function realKernelProblems(needs_kvm: boolean): string[] {
   const problems: string[] = [];
   if (process.platform !== 'linux') problems.push(`this is ${process.platform}, not Linux`);
-  else if (!kvmUsable()) problems.push('/dev/kvm is missing or not readable and writable by this user');
+  else if (needs_kvm && !kvmUsable()) problems.push('/dev/kvm is missing or not readable and writable by this user');
   return problems;
 }
 
@@ -124,7 +126,7 @@ export function compareWithRealKernel(
     log(`${sim.suite}/real-kernel: no comparison: ${why}`);
     return undefined;
   };
-  const problems = realKernelProblems();
+  const problems = realKernelProblems(side.needs_kvm);
   if (problems.length !== 0) return none(problems.join('; '));
   const built = buildRealProgram(side.source);
   if ('error' in built) return none(built.error);

@@ -162,6 +162,36 @@ describe('xarray: ranges', () => {
     expect(all(xa)).toEqual([[2 ** 40, 'far']]);
   });
 
+  test('erasing a range drops whole leaves and leaves the array as erasing entry by entry would', () => {
+    /* dense runs over several leaves, a marked entry inside the range, entries just outside it */
+    for (const [first, last] of [[64, 191], [60, 200], [0, 4095], [130, 130], [2 ** 32 - 70, 2 ** 32 + 70]]) {
+      const a = new XArray<number>();
+      const b = new XArray<number>();
+      for (const xa of [a, b]) {
+        for (let i = Math.max(0, first - 5); i <= last + 5; i++) if (i % 7 !== 3) xa.xa_store(i, i + 1);
+        xa.xa_set_mark(first + 1, XA_MARK_1);
+        xa.xa_set_mark(first, XA_MARK_1);
+        xa.xa_set_mark(last + 2, XA_MARK_0);
+      }
+      a.xa_store_range(first, last, null);
+      for (let i = first; i <= last; i++) b.xa_erase(i);
+      expect(all(a), `[${first}, ${last}]`).toEqual(all(b));
+      expect(a.size).toBe(b.size);
+      for (const m of [XA_MARK_0, XA_MARK_1]) expect(a.xa_marked(m)).toBe(b.xa_marked(m));
+      expect(a.xa_get_mark(first, XA_MARK_1)).toBe(false);
+      expect(a.xa_get_mark(first + 1, XA_MARK_1)).toBe(b.xa_get_mark(first + 1, XA_MARK_1));
+      expect(a.xa_get_mark(last + 2, XA_MARK_0)).toBe(b.xa_get_mark(last + 2, XA_MARK_0));
+      /* the array still grows and walks after the leaves went */
+      a.xa_store(first, 1);
+      expect(a.xa_load(first)).toBe(1);
+      expect(all(a, first, last)).toEqual([[first, 1]]);
+    }
+    const e = new XArray<number>();
+    for (let i = 0; i < 128; i++) e.xa_store(i, i + 1);
+    e.xa_store_range(0, 127, null);
+    expect(e.xa_empty()).toBe(true);
+  });
+
   test('xa_for_each_range clips to the range and stops on false', () => {
     const xa = new XArray<number>();
     for (let i = 0; i < 300; i += 3) xa.xa_store(i, i);

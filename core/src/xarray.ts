@@ -247,7 +247,7 @@ export class XArray<T> {
    * Store entry at every index of [first, last] (null/undefined erases them). O(last - first)
    * node visits here: the kernel stores one multi-index entry (CONFIG_XARRAY_MULTI), which this
    * port does not have, so callers with big ranges use MapleTree. Erasing only visits present
-   * entries.
+   * entries, and drops a leaf the range covers whole at once.
    * @see lib/xarray.c xa_store_range()
    */
   xa_store_range(first: number, last: number, entry: T | null | undefined): void {
@@ -255,10 +255,34 @@ export class XArray<T> {
     xa_check_index(last, 'last');
     if (first > last) throw new RangeError(`xarray: first ${first} > last ${last}`);
     if (entry === undefined || entry === null) {
-      for (let e = this.xa_find(first, last); e; e = this.xa_find_after(e.index, last)) this.xa_erase(e.index);
+      this.erase_range(first, last);
       return;
     }
     for (let i = first; i <= last; i++) this.xa_store(i, entry);
+  }
+
+  /**
+   * Erase [first, last]: a leaf inside the range without marks is unlinked whole (what erasing
+   * its entries one by one would end in: the empty leaf freed), the others entry by entry with
+   * their marks.
+   */
+  private erase_range(first: number, last: number): void {
+    let leaf = this.seek(first, PRESENT_BITS);
+    while (leaf !== null && leaf.base <= last) {
+      const base = leaf.base;
+      const end = base + XA_CHUNK_SIZE - 1;
+      if (base >= first && end <= last && !anyMarkBit(leaf)) {
+        this.count -= leaf.count;
+        leaf.count = 0;
+        leaf.bits[PRESENT_BITS] = 0;
+        leaf.bits[PRESENT_BITS + 1] = 0;
+        this.deleteNode(leaf);
+      } else {
+        for (let off = this.foundOff; off >= 0 && base + off <= last; off = nextBit(leaf, PRESENT_BITS, off + 1)) this.xa_erase(base + off);
+      }
+      if (end >= last) return;
+      leaf = this.seek(end + 1, PRESENT_BITS);
+    }
   }
 
   /**

@@ -70,7 +70,22 @@ function map_pages(vmf: VmFault, start_pgoff: PgOff, end_pgoff: PgOff, xas: XaSt
   let folio_type = -1;
   let t: PteTable | undefined;
   let t_pmd = -1;
-  let folio = start_pgoff <= end ? xas.xas_find(end) : undefined;
+  /*
+   * The walk passes over a folio whose pages in the window all have PTEs, untouched (below), so
+   * it may as well start at the first page without one: a fault in a file read in order finds
+   * the pages before it mapped, and then looks up nothing it will not map.
+   */
+  let from = start_pgoff;
+  for (; from <= end; from++) {
+    const vpn = vma.start_vpn + (from - vma.vm_pgoff);
+    if (pmd_index_of(vpn) !== t_pmd) {
+      t_pmd = pmd_index_of(vpn);
+      t = pte_offset_map(mm.pgd, vpn);
+    }
+    if (t === undefined || t.flags[pte_index(vpn)] === 0) break;
+  }
+  if (from !== start_pgoff) xas.xas_set(from);
+  let folio = from <= end ? xas.xas_find(end) : undefined;
   while (folio !== undefined) {
     if (xa_is_value(folio)) {
       /* a shmem swap entry: next_uptodate_folio() passes over it, the fault reads it back */

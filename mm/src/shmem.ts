@@ -588,7 +588,7 @@ function shmem_truncate_batch(kernel: Kernel, mapping: AddressSpace, fbatch: Fol
  * within the loop, so they are not taken.)
  * @returns where the general loop goes on: `end`, or the index of the first entry of another kind.
  */
-function shmem_undo_small_folios(kernel: Kernel, mapping: AddressSpace, start: number, end: number, folios: Folio[]): number {
+function shmem_undo_small_folios(kernel: Kernel, mapping: AddressSpace, start: number, end: number): number {
   const store = kernel.store;
   const base = store.base_pfn;
   const nr_pages = store.nr_pages;
@@ -599,8 +599,29 @@ function shmem_undo_small_folios(kernel: Kernel, mapping: AddressSpace, start: n
   const i_pages = mapping.i_pages;
   const id = mapping.id;
   const other = (1 << PG_head) | (1 << PG_locked) | (1 << PG_writeback);
+  /* a multiple of PAGEVEC_SIZE, no larger than the range needs */
+  const folios = new Float64Array(PAGEVEC_SIZE * Math.min(128, Math.ceil((end - start) / PAGEVEC_SIZE)));
   let n = 0;
   let stop = end;
+  /* the entries taken and not erased yet: [first, last] of the page cache holds nothing else */
+  let first = -1;
+  let last = -1;
+  /*
+   * The page-cache entries go before their pages are freed, as in the kernel, but a run of them
+   * at a time (xa_store_range() drops whole XArray leaves): the walk passes only over entries it
+   * takes, so [first, last] holds just those. The frees and charges keep their PAGEVEC_SIZE
+   * batches.
+   */
+  const flush = (): void => {
+    i_pages.xa_store_range(first, last, null);
+    first = -1;
+    for (let k = 0; k < n; k += PAGEVEC_SIZE) {
+      const nr = Math.min(PAGEVEC_SIZE, n - k);
+      folios_free_frozen(store, folios.subarray(k, k + nr), nr);
+      kernel.cost.chargeId(PAGE_FREE, nr);
+    }
+    n = 0;
+  };
   const xas = new XaState(i_pages, start);
   for (let folio = xas.xas_find(end - 1); folio !== undefined; folio = xas.xas_next_entry(end - 1)) {
     const i = folio - base;
@@ -609,22 +630,16 @@ function shmem_undo_small_folios(kernel: Kernel, mapping: AddressSpace, start: n
       stop = xas.xa_index;
       break;
     }
-    i_pages.xa_erase(xas.xa_index);
+    if (first < 0) first = xas.xa_index;
+    last = xas.xa_index;
     mappings[i] = 0;
     mapping.nrpages--;
     flags[i] &= ~(1 << PG_dirty);
     refcount[i] = 0;
     folios[n++] = folio;
-    if (n === PAGEVEC_SIZE) {
-      folios_free_frozen(store, folios, n);
-      kernel.cost.chargeId(PAGE_FREE, n);
-      n = 0;
-    }
+    if (n === folios.length) flush();
   }
-  if (n !== 0) {
-    folios_free_frozen(store, folios, n);
-    kernel.cost.chargeId(PAGE_FREE, n);
-  }
+  if (n !== 0) flush();
   return stop;
 }
 
@@ -649,7 +664,7 @@ export function shmem_undo_range(inode: Inode, lstart: bigint, lend: bigint, unf
   kernel.page_alloc.free_unref_defer();
   try {
     if (!unfalloc && index.index < end && mapping.a_ops.free_folio === undefined && !kernel.tracer.enabled('mm_filemap_delete_from_page_cache')) {
-      index.index = shmem_undo_small_folios(kernel, mapping, index.index, end, fbatch.folios);
+      index.index = shmem_undo_small_folios(kernel, mapping, index.index, end);
     }
     while (index.index < end && find_lock_entries(kernel, mapping, index, end - 1, fbatch)) {
       shmem_truncate_batch(kernel, mapping, fbatch, unfalloc);

@@ -217,7 +217,7 @@ export const conversionSuite: BenchSuite = {
   name: 'conversion',
   description: 'shared <-> private conversion of 4 GiB of mapped guest memory against a typed-array pass; unmapped 64 GiB vs 4 KiB; guest_memfd fault-in and punch hole of 1 GiB',
   cases,
-  realKernel: { source: 'gmem_bench.c' },
+  realKernel: { source: 'gmem_bench.c', needs_kvm: true },
   summary: (result) => {
     const conversion = Math.max(ms_of(result, 'to-private'), ms_of(result, 'to-shared'));
     const typed = ms_of(result, TYPED_ARRAY_CASE);

@@ -198,5 +198,5 @@ export const mmSuite: BenchSuite = {
   name: 'mm',
   description: 'user page faults, punch hole and try_to_unmap over 1 GiB of mapped memfd; compared with the real kernel',
   cases,
-  realKernel: { source: 'mm_bench.c' },
+  realKernel: { source: 'mm_bench.c', needs_kvm: false },
 };
