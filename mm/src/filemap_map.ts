@@ -12,7 +12,7 @@ import { folio_nr_pages, folio_put, folio_try_get, folio_unlock, type Folio } fr
 import { mm_counter_file, set_pte_range } from './memory.js';
 import { VM_FAULT_NOPAGE, type VmFault } from './mm_types.js';
 import { PG_head, PG_hwpoison, PG_locked, PG_readahead, PG_uptodate } from './page-flags.js';
-import { pmd_index_of, pte_alloc, pte_index, pte_offset_map, type PteTable } from './pgtable.js';
+import { PTRS_PER_PTE, pmd_index_of, pte_alloc, pte_index, pte_offset_map, type PteTable } from './pgtable.js';
 import { xa_is_value } from './swapops.js';
 
 /** DIV_ROUND_UP(i_size, PAGE_SIZE), exactly: in numbers up to 2^53 bytes, in bigints beyond. */
@@ -76,13 +76,15 @@ function map_pages(vmf: VmFault, start_pgoff: PgOff, end_pgoff: PgOff, xas: XaSt
    * the pages before it mapped, and then looks up nothing it will not map.
    */
   let from = start_pgoff;
-  for (; from <= end; from++) {
+  if (from <= end) {
     const vpn = vma.start_vpn + (from - vma.vm_pgoff);
-    if (pmd_index_of(vpn) !== t_pmd) {
-      t_pmd = pmd_index_of(vpn);
-      t = pte_offset_map(mm.pgd, vpn);
+    t_pmd = pmd_index_of(vpn);
+    t = pte_offset_map(mm.pgd, vpn);
+    if (t !== undefined) {
+      /* do_fault_around()'s window is within one PTE table: the scan stops at its end anyway */
+      const pte_flags = t.flags;
+      for (let pi = pte_index(vpn); from <= end && pi < PTRS_PER_PTE && pte_flags[pi] !== 0; pi++) from++;
     }
-    if (t === undefined || t.flags[pte_index(vpn)] === 0) break;
   }
   if (from !== start_pgoff) xas.xas_set(from);
   let folio = from <= end ? xas.xas_find(end) : undefined;

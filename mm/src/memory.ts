@@ -1036,6 +1036,37 @@ class ZapState {
     this.gather[this.nr_gathered++] = folio;
   }
   readonly rss = new Float64Array(4);
+
+  /** Back to a fresh gather (tlb_gather_mmu()), keeping the arrays. */
+  reset(): void {
+    this.nr_cleared = 0;
+    this.nr_present = 0;
+    this.flush_start = Infinity;
+    this.flush_end = -Infinity;
+    this.nr_freed = 0;
+    this.nr_gathered = 0;
+    this.rss.fill(0);
+    /* a GiB's gather is not kept for the zaps of a page that follow */
+    if (this.gather.length > 4096) this.gather = new Float64Array(64);
+  }
+}
+
+/**
+ * ZapStates not in use. A zap of one folio (truncate_cleanup_folio() -> unmap_mapping_folio(),
+ * once per folio of a guest_memfd punch) would otherwise spend most of its time making the two
+ * typed arrays; a zap that starts inside another (a notifier's) takes another state.
+ */
+const zap_states: ZapState[] = [];
+
+/** tlb_gather_mmu(): a fresh gather. */
+function zap_state_get(): ZapState {
+  return zap_states.pop() ?? new ZapState();
+}
+
+/** After tlb_finish_mmu(): the gather goes back for the next zap. */
+function zap_state_put(zs: ZapState): void {
+  zs.reset();
+  zap_states.push(zs);
 }
 
 function should_zap_cows(details: ZapDetails | null): boolean {
@@ -1219,9 +1250,13 @@ export function zap_page_range_single(vma: VmAreaStruct, start: number, nr: numb
   const e = Math.min(start + nr, vma.end_vpn);
   if (s >= e) return;
   mmu_notifier_invalidate_range_start(mm, s, e);
-  const zs = new ZapState();
-  unmap_page_range(zs, vma, s, e, details);
-  zap_finish(mm, zs);
+  const zs = zap_state_get();
+  try {
+    unmap_page_range(zs, vma, s, e, details);
+    zap_finish(mm, zs);
+  } finally {
+    zap_state_put(zs);
+  }
   mmu_notifier_invalidate_range_end(mm, s, e);
 }
 
@@ -1232,13 +1267,17 @@ export function zap_page_range_single(vma: VmAreaStruct, start: number, nr: numb
 export function unmap_vmas(mm: MmStruct, vmas: readonly VmAreaStruct[], start: number, end: number): void {
   if (vmas.length === 0) return;
   mmu_notifier_invalidate_range_start(mm, start, end);
-  const zs = new ZapState();
-  for (const vma of vmas) {
-    const s = Math.max(start, vma.start_vpn);
-    const e = Math.min(end, vma.end_vpn);
-    if (s < e) unmap_page_range(zs, vma, s, e, ZAP_ALL);
+  const zs = zap_state_get();
+  try {
+    for (const vma of vmas) {
+      const s = Math.max(start, vma.start_vpn);
+      const e = Math.min(end, vma.end_vpn);
+      if (s < e) unmap_page_range(zs, vma, s, e, ZAP_ALL);
+    }
+    zap_finish(mm, zs);
+  } finally {
+    zap_state_put(zs);
   }
-  zap_finish(mm, zs);
   mmu_notifier_invalidate_range_end(mm, start, end);
 }
 

@@ -17,11 +17,12 @@
  * - gmem fault / punch hole: user loads from each page of a 1 GiB guest_memfd mapped MAP_SHARED
  *   (GUEST_MEMFD_FLAG_MMAP | INIT_SHARED, a default VM: kvm_gmem_fault_user_mapping() allocates
  *   and zeroes), then fallocate(PUNCH_HOLE) of all of it; bench/real/gmem_bench.c runs the same
- *   two cases on this machine's kernel where /dev/kvm is usable.
+ *   two cases on this machine's kernel where /dev/kvm is usable. The host and the loads are the
+ *   mm suite's (freshProcess(), load_pages(): LRU lists made, one byte read into one buffer).
  *
  * Tracing is off (no sink), as on a production kernel.
  */
-import { PAGE_SIZE, Tracer } from '@cocosim/core';
+import { PAGE_SIZE } from '@cocosim/core';
 import {
   FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FAILED, MAP_NORESERVE, MAP_PRIVATE,
   MAP_SHARED, PROT_READ, PROT_WRITE, type Process,
@@ -33,7 +34,7 @@ import {
   type Kvm,
 } from '@cocosim/kvm';
 import type { BenchCase, BenchSuite, SuiteResult } from '../harness.js';
-import { createPlatform } from '../host.js';
+import { freshProcess, load_pages } from './mm.js';
 
 /** 4 GiB of 4 KiB pages. */
 const NR_CONV = 1048576;
@@ -49,12 +50,6 @@ function check(ok: boolean, what: string, p: Process): void {
 }
 
 /** A process on a fresh host of `nr_pages` pages of RAM and KVM with `vendor`, tracing off. */
-function freshProcess(nr_pages: number, vendor: string): Process {
-  const platform = createPlatform({ mm: { nr_pages }, vendor });
-  platform.container.resolve(Tracer).removeSink(platform.trace);
-  return platform.process();
-}
-
 function ioctl(p: Process, fd: number, cmd: number, arg: unknown, what: string): number {
   const r = p.ioctl(fd, cmd, arg);
   check(r >= 0, what, p);
@@ -156,13 +151,6 @@ function gmem_prepare(): { p: Process; fd: number; addr: number } {
   const addr = p.mmap(0, NR_GIB * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   check(addr !== MAP_FAILED, 'mmap of guest_memfd', p);
   return { p, fd, addr: Number(addr) };
-}
-
-function load_pages(p: Process, addr: number, nr: number): void {
-  for (let i = 0; i < nr; i++) {
-    const r = p.load(addr + i * PAGE_SIZE, 1);
-    if (!(r instanceof Uint8Array)) throw new Error(`conversion bench: load at page ${i} raised ${r.signo}`);
-  }
 }
 
 const cases: BenchCase[] = [

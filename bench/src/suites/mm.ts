@@ -62,9 +62,12 @@ const NR_FAULT = 16384;
 /** 1 GiB of 4 KiB pages. */
 const NR_GIB = 262144;
 
-/** A process on a fresh host of `nr_pages` pages of RAM, with tracing off and its LRU lists made. */
-function freshProcess(nr_pages: number): Process {
-  const platform = createPlatform({ mm: { nr_pages } });
+/**
+ * A process on a fresh host of `nr_pages` pages of RAM (with `vendor`'s KVM, the built-in one by
+ * default), with tracing off and its LRU lists made. The conversion suite's hosts too.
+ */
+export function freshProcess(nr_pages: number, vendor?: string): Process {
+  const platform = createPlatform({ mm: { nr_pages }, vendor });
   platform.container.resolve(Tracer).removeSink(platform.trace);
   lru_lists(platform.kernel.store);
   return platform.process();
@@ -94,7 +97,7 @@ function memfd_of(p: Process, nr: number): number {
 const byte = new Uint8Array(1);
 
 /** A load of one byte from each of `nr` pages at `addr`: a fault per page not mapped yet. */
-function load_pages(p: Process, addr: number, nr: number): void {
+export function load_pages(p: Process, addr: number, nr: number): void {
   for (let i = 0; i < nr; i++) {
     const r = p.load_into(addr + i * PAGE_SIZE, byte);
     if (r !== 0) throw new Error(`mm bench: load at page ${i} raised ${r.signo}`);
