@@ -29,14 +29,17 @@ export function mmu_notifier_invalidate_range_start(mm: MmStruct, start_vpn: num
   const subs = mm.notifier_subscriptions;
   if (subs.length === 0) return;
   mm.kernel.cost.charge('mmu_notifier_invalidate', subs.length);
-  for (const s of [...subs]) s.invalidate_range_start?.(mm, start_vpn, end_vpn);
+  /* each subscriber of the time is told, whoever (un)subscribes meanwhile: one needs no copy */
+  if (subs.length === 1) subs[0].invalidate_range_start?.(mm, start_vpn, end_vpn);
+  else for (const s of [...subs]) s.invalidate_range_start?.(mm, start_vpn, end_vpn);
 }
 
 /** mmu_notifier_invalidate_range_end(). */
 export function mmu_notifier_invalidate_range_end(mm: MmStruct, start_vpn: number, end_vpn: number): void {
   const subs = mm.notifier_subscriptions;
   if (subs.length === 0) return;
-  for (const s of [...subs]) s.invalidate_range_end?.(mm, start_vpn, end_vpn);
+  if (subs.length === 1) subs[0].invalidate_range_end?.(mm, start_vpn, end_vpn);
+  else for (const s of [...subs]) s.invalidate_range_end?.(mm, start_vpn, end_vpn);
 }
 
 /** mmu_notifier_release() (__mmu_notifier_release): the mm is being torn down. */

@@ -329,6 +329,13 @@ export function vma_interval_tree_foreach(
 ): void {
   const s = i_mmaps.get(mapping);
   if (s === undefined || s.size === 0) return;
+  /* fn may map or unmap: it walks what was there when the walk began (one VMA needs no copy) */
+  if (s.size === 1) {
+    for (const vma of s) {
+      if (vma.vm_pgoff <= last && vma.vm_pgoff + (vma.end_vpn - vma.start_vpn) - 1 >= first) fn(vma);
+      return;
+    }
+  }
   for (const vma of [...s]) {
     const vfirst = vma.vm_pgoff;
     const vlast = vma.vm_pgoff + (vma.end_vpn - vma.start_vpn) - 1;
