@@ -578,8 +578,9 @@ const PIN_REQUESTS: ReadonlySet<number> = new Set([0x3b71, 0x3b85, 0x3b8f]);
  *   page-cache pages around it, with their mapcounts and LRU state (mm.page_store, mm.tasks,
  *   mm.lru, mm.folio_flags), and in a VM_LOCKED VMA mlocked with their mlock_count (mm/rmap.c
  *   __folio_add_file_rmap() -> mlock_vma_folio(): mm.misc); no page may be allocated or freed
- *   for good. The DMA-mapping ioctls (PIN_REQUESTS) pin through the same faults and, on a page
- *   that fails or beyond RLIMIT_MEMLOCK, unpin what they pinned (vfio_unmap_unpin(),
+ *   for good (a failure is a first page that failed: after one that did not, the call returns
+ *   what it copied). The DMA-mapping ioctls (PIN_REQUESTS) pin through the same faults and, on a
+ *   page that fails or beyond RLIMIT_MEMLOCK, unpin what they pinned (vfio_unmap_unpin(),
  *   iopt_area_unfill_domains()) but leave what the faults mapped or allocated (a file's page
  *   cache folios from memfd_pin_folios() are its file's, in mm.tasks), and a FOLL_LONGTERM pin
  *   may first have migrated pages out of ZONE_MOVABLE (check_and_migrate_movable_folios()).
@@ -606,9 +607,12 @@ export function failed_call_may_change(method: string, errno: number, args: read
   const EHWPOISON = 133;
   /* the fault on the page that fails may first map what fault-around finds in the page cache
    * (do_read_fault() -> do_fault_around()) and allocate page tables and an anon_vma */
-  const gup = (method === 'process_vm_readv' || method === 'process_vm_writev') || (method === 'ioctl' && PIN_REQUESTS.has(Number(args[1])));
-  if (gup && (errno === EFAULT || errno === ENOMEM || errno === EHWPOISON)) {
+  if ((method === 'process_vm_readv' || method === 'process_vm_writev') && (errno === EFAULT || errno === ENOMEM || errno === EHWPOISON)) {
     return ['mm.page_store', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];
+  }
+  /* the pins before the page that failed were faults too: what they allocated stays, zeroed */
+  if (method === 'ioctl' && PIN_REQUESTS.has(Number(args[1])) && (errno === EFAULT || errno === ENOMEM || errno === EHWPOISON)) {
+    return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];
   }
   /* KVM_RUN (_IO(KVMIO, 0x80)) and the guest accesses made through it: the guest's stores and
    * the faults they took before the exit that fails stay done */
