@@ -111,7 +111,7 @@ describe('runProgram, runTwice, minimize', () => {
       return original.call(this, fd, len);
     });
     const dir = mkdtempSync(join(tmpdir(), 'cocosim-found-'));
-    const report = fuzz({ calls: 600, seed: 'planted', platforms: [platform], saveDir: dir, jsShapes: 0, determinism: false });
+    const report = fuzz({ calls: 1200, seed: 'planted', platforms: [platform], saveDir: dir, jsShapes: 0, determinism: false });
     const crashes = report.bugs.filter((b) => b.finding.kind === 'crash');
     expect(crashes.map((b) => b.finding.signature)).toEqual(['crash ftruncate RangeError: planted at three pages']);
     expect(crashes[0].count).toBeGreaterThan(1);
