@@ -584,6 +584,8 @@ const PIN_REQUESTS: ReadonlySet<number> = new Set([0x3b71, 0x3b85, 0x3b8f]);
  *   iopt_area_unfill_domains()) but leave what the faults mapped or allocated (a file's page
  *   cache folios from memfd_pin_folios() are its file's, in mm.tasks), and a FOLL_LONGTERM pin
  *   may first have migrated pages out of ZONE_MOVABLE (check_and_migrate_movable_folios()).
+ * - mmap with MAP_FIXED over existing mappings whose file's ->mmap (or a later step) fails:
+ *   the old mappings are gone (vms_abort_munmap_vmas() leaves a gap), as Linux does.
  * - KVM_RUN, and guest_load/guest_store which run the vCPU: what the guest did before the exit
  *   that makes the call fail (KVM_EXIT_MEMORY_FAULT with -EFAULT) is done, as on hardware.
  * - KVM_PRE_FAULT_MEMORY failing on its first page leaves the MMU root loaded and the vCPU's
@@ -628,6 +630,11 @@ export function failed_call_may_change(method: string, errno: number, args: read
     return errno === EINVAL || errno === EOPNOTSUPP || errno === EINTR ? [] : ['kvm.vms'];
   }
   if (method === 'fallocate') return errno === ENOMEM || errno === ENOSPC || errno === EINTR ? ['mm.folio_flags'] : [];
+  /* MAP_FIXED over mappings: __mmap_prepare() zaps the old range (vms_clean_up_area()) before
+   * the file's ->mmap, and when that fails vms_abort_munmap_vmas() leaves a gap where the old
+   * mappings were (checked on Linux 6.18: a perf fd's failing mmap over a memfd mapping) */
+  const MAP_FIXED = 0x10;
+  if (method === 'mmap') return (Number(args[3]) & MAP_FIXED) !== 0 && range !== undefined && range.vmas > 0 ? 'all' : [];
   if (!RANGE_CALLS.has(method)) return [];
   if ((method === 'mlock' || method === 'mlock2') && (errno === ENOMEM || errno === EAGAIN)) return 'all';
   const MADV_POPULATE_READ = 22;
@@ -687,7 +694,7 @@ export function debug_vm_process<P extends Process>(p: P, opts: DebugVmOptions =
   const wrap = (method: string, fn: (...a: unknown[]) => unknown) => function (this: unknown, ...args: unknown[]): unknown {
     if (depth > 0) return fn.apply(this, args);
     if (digest && before === undefined) before = mm_state_digest(kernel);
-    const range = digest && RANGE_CALLS.has(method) ? range_before(p.mm, args[0], args[1]) : undefined;
+    const range = digest && (RANGE_CALLS.has(method) || method === 'mmap') ? range_before(p.mm, args[0], args[1]) : undefined;
     depth++;
     let ret: unknown;
     try {
