@@ -6,14 +6,15 @@
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { createRootContainer } from '@cocosim/core';
 import { Process } from '@cocosim/mm';
 import { main } from '../cli.js';
 import { allOps, names } from '../trace/index.js';
 import { fuzz } from './fuzz.js';
 import { generateProgram, ioctlRequestNames, programText, type FuzzProgram } from './generate.js';
 import { minimize } from './minimize.js';
-import { runProgram, runTwice } from './run.js';
+import { jsShapeCalls, runProgram, runTwice } from './run.js';
 
 const proto = Process.prototype as unknown as Record<string, unknown>;
 const saved = new Map<string, unknown>();
@@ -93,6 +94,22 @@ describe('runProgram, runTwice, minimize', () => {
     });
     const out = runProgram(programText({ platform, lines: [{ op: 'memfd_create', name: 'm', as: 'm' }, { op: 'fchmod', fd: '$m', mode: 0 }] }));
     expect(out.findings).toEqual([expect.objectContaining({ kind: 'failed-call-changed-state', i: 1, op: 'fchmod', signature: 'failed-call-changed-state fchmod 1 mm.tasks' })]);
+  });
+
+  test('a program leaves nothing queued that holds its host (a million calls run in one synchronous loop)', () => {
+    /*
+     * tsyringe's dispose() is async: each call queued a continuation holding the whole host,
+     * and a long fuzz run, which never lets the event loop turn, ran out of heap.
+     */
+    const containerProto = Object.getPrototypeOf(createRootContainer()) as { dispose: () => Promise<void> };
+    const dispose = vi.spyOn(containerProto, 'dispose');
+    try {
+      expect(runProgram(programText({ platform, lines: [{ op: 'memfd_create', name: 'x', flags: 0 }] })).findings).toEqual([]);
+      expect(jsShapeCalls('leak', 5)).toEqual([]);
+      expect(dispose).not.toHaveBeenCalled();
+    } finally {
+      dispose.mockRestore();
+    }
   });
 
   test('a second run that differs is nondeterminism', () => {
