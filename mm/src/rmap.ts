@@ -331,16 +331,16 @@ export function vma_interval_tree_foreach(
   if (s === undefined || s.size === 0) return;
   /* fn may map or unmap: it walks what was there when the walk began (one VMA needs no copy) */
   if (s.size === 1) {
-    for (const vma of s) {
-      if (vma.vm_pgoff <= last && vma.vm_pgoff + (vma.end_vpn - vma.start_vpn) - 1 >= first) fn(vma);
-      return;
-    }
+    const vma: VmAreaStruct = s.values().next().value!;
+    if (vma_overlaps_pgoff(vma, first, last)) fn(vma);
+    return;
   }
-  for (const vma of [...s]) {
-    const vfirst = vma.vm_pgoff;
-    const vlast = vma.vm_pgoff + (vma.end_vpn - vma.start_vpn) - 1;
-    if (vfirst <= last && vlast >= first) fn(vma);
-  }
+  for (const vma of [...s]) if (vma_overlaps_pgoff(vma, first, last)) fn(vma);
+}
+
+/** The VMA maps some of file pages [first, last]. */
+function vma_overlaps_pgoff(vma: VmAreaStruct, first: number, last: number): boolean {
+  return vma.vm_pgoff <= last && vma.vm_pgoff + (vma.end_vpn - vma.start_vpn) - 1 >= first;
 }
 
 /* Mapcounts (mm/rmap.c __folio_add_rmap / __folio_remove_rmap) */

@@ -32,8 +32,8 @@
  * index no device has, EINVAL for an argument no C program could pass (not an integer, or a
  * length beyond what the replayer allocates), ENOSYS on a host without VFIO.
  */
-import { Errno, U64_MAX } from '@cocosim/core';
-import { debug_vm_outside, type Kernel } from '@cocosim/mm';
+import { Errno } from '@cocosim/core';
+import { ulong_arg } from '@cocosim/mm';
 import {
   IOMMU_IOAS_ALLOC, IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_UNMAP, VFIO_CHECK_EXTENSION,
   VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_GET_API_VERSION, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER,
@@ -44,23 +44,11 @@ import { registerIoctl, registerOp, type OpContext } from './ops.js';
 import type { OpResult } from './results.js';
 import { MAX_DATA_LEN } from './values.js';
 
-/** The simulated host's kernel: the process's, so that a caller passing only a process works too. */
-function kernelOf(ctx: OpContext): Kernel {
-  return ctx.process.kernel;
-}
-
-/** A C unsigned 64-bit value of an argument (a negative one wraps, as C's conversion does), or undefined. */
-function u64Arg(v: unknown): bigint | undefined {
-  if (typeof v === 'number') return Number.isSafeInteger(v) ? BigInt.asUintN(64, BigInt(v)) : undefined;
-  if (typeof v === 'bigint') return v >= -(2n ** 63n) && v <= U64_MAX ? BigInt.asUintN(64, v) : undefined;
-  return undefined;
-}
-
 /** The device with that index, or the errno of the op. */
 function deviceArg(ctx: OpContext, index: unknown): VfioDevice | number {
-  const module = vfio_module(kernelOf(ctx));
+  const module = vfio_module(ctx.process.kernel);
   if (module === undefined) return Errno.ENOSYS;
-  const i = u64Arg(index);
+  const i = ulong_arg(index);
   if (i === undefined) return Errno.EINVAL;
   return module.devices.find((d) => BigInt(d.index) === i) ?? Errno.ENODEV;
 }
@@ -110,10 +98,9 @@ export function registerVfioOps(): void {
     doc: 'Plugs in a simulated PCI device bound to vfio-pci, alone in a new IOMMU group: open its group node (type1) or its cdev (iommufd); bind ret with "as" for dma_read/dma_write.',
     generic: false,
     run: (_args, ctx) => {
-      const kernel = kernelOf(ctx);
+      const kernel = ctx.process.kernel;
       if (vfio_module(kernel) === undefined) return { ret: -1, errno: Errno.ENOSYS };
-      // Hardware, not a call of the process: under DEBUG_VM the state moves outside any call.
-      const dev = debug_vm_outside(ctx.process, 'vfio_device_add', () => vfio_sim_device_add(kernel));
+      const dev = vfio_sim_device_add(kernel);
       return { ret: dev.index, arg: { name: dev.dev.name, group: dev.group_path, cdev: dev.cdev_path, iommu_group: dev.group.iommu_group.id } };
     },
   });
@@ -126,10 +113,10 @@ export function registerVfioOps(): void {
     run: ([device, iova, len], ctx) => {
       const dev = deviceArg(ctx, device);
       if (typeof dev === 'number') return { ret: -1, errno: dev };
-      const a = u64Arg(iova);
-      const n = u64Arg(len);
+      const a = ulong_arg(iova);
+      const n = ulong_arg(len);
       if (a === undefined || n === undefined || n > BigInt(MAX_DATA_LEN)) return { ret: -1, errno: Errno.EINVAL };
-      const r = debug_vm_outside(ctx.process, 'dma_read', () => dma_read(dev.dev, a, Number(n)));
+      const r = dma_read(dev.dev, a, Number(n));
       return isDmaError(r) ? dmaErrorResult(r) : { ret: 0, data: r };
     },
   });
@@ -142,9 +129,9 @@ export function registerVfioOps(): void {
     run: ([device, iova, data], ctx) => {
       const dev = deviceArg(ctx, device);
       if (typeof dev === 'number') return { ret: -1, errno: dev };
-      const a = u64Arg(iova);
+      const a = ulong_arg(iova);
       if (a === undefined || !(data instanceof Uint8Array)) return { ret: -1, errno: Errno.EINVAL };
-      const r = debug_vm_outside(ctx.process, 'dma_write', () => dma_write(dev.dev, a, data));
+      const r = dma_write(dev.dev, a, data);
       return isDmaError(r) ? dmaErrorResult(r) : { ret: 0 };
     },
   });
