@@ -75,6 +75,9 @@ options:
   --js-shapes N      fuzz: direct calls with JS values no trace can spell (default calls/10)
   --save DIR         fuzz: where minimized findings go (default test/fuzz/found if present)
   --no-check         fuzz: no invariant or digest checks (to measure what they cost)
+  --kernel-diff      fuzz: generic programs (memfd, files, mappings, no KVM) replayed on this
+                     machine's kernel (the oracle, test/oracle; needs cc) and on the simulator,
+                     each distinct difference reported with the program that shows it
   --json             vendors, designs: print the comparison as JSON
   --debug-vm         replay, diff-kernel: check the invariants after every call and that a failed
                      call changed nothing (DEBUG_VM); a broken rule is a simulator bug (exit 3)
@@ -123,6 +126,7 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
         platform: { type: 'string', multiple: true },
         'program-length': { type: 'string' },
         'js-shapes': { type: 'string' },
+        'kernel-diff': { type: 'boolean' },
         save: { type: 'string' },
         'no-check': { type: 'boolean', default: false },
         'debug-vm': { type: 'boolean', default: false },
@@ -170,7 +174,7 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
       case 'fuzz':
         return fuzzCommand({
           calls: values.calls, seed: values.seed!, platforms: values.platform, programLength: values['program-length'],
-          save: values.save, noCheck: values['no-check'], jsShapes: values['js-shapes'],
+          save: values.save, noCheck: values['no-check'], jsShapes: values['js-shapes'], kernelDiff: values['kernel-diff'],
         }, out, err);
       case 'compare':
         return compareCommand({

@@ -210,6 +210,7 @@ function hash_inode(h: StateHash, w: Walk, inode: Inode): void {
   h.big(inode.i_blocks - BigInt(unsettled * (PAGE_SIZE / 512)));
   h.u32(inode.i_flags);
   h.u32(inode.i_nlink);
+  h.u32(inode.i_write_hint);
   h.u32(icount(inode));
   if (p instanceof ShmemInodeInfo) {
     h.u32(1);
@@ -268,6 +269,11 @@ function hash_file(h: StateHash, w: Walk, file: File): void {
   h.big(file.f_pos);
   h.u32(file.f_flags);
   h.u32(file.f_mode);
+  /* what fcntl() sets: F_SETOWN, F_SETSIG, F_SETLEASE */
+  h.num(file.f_owner_pid);
+  h.u32(file.f_owner_type);
+  h.u32(file.f_owner_signum);
+  h.u32(file.f_lease);
   hash_inode(h, w, file.f_inode);
 }
 

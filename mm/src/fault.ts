@@ -270,31 +270,26 @@ function translate(mm: MmStruct, vpn: number, write: boolean): number {
   return e.val + (vpn % (pmd !== undefined ? PTRS_PER_PTE : PAGES_PER_PUD));
 }
 
-/** The user address range checks of the CPU: a signal for addresses no user access reaches. */
-function check_address(addr: bigint, len: number): SigInfo | null {
-  const last = addr + BigInt(Math.max(len, 1)) - 1n;
-  for (const a of [addr, last]) {
-    if (a >= NONCANONICAL_LOW && a < KERNEL_START) return sig('SIGSEGV', 'SI_KERNEL', 0n);
-  }
-  if (last > 0xffff_ffff_ffff_ffffn) return sig('SIGSEGV', 'SI_KERNEL', 0n);
-  return null;
-}
+/** The first non-canonical address, as a number: an access that reaches it raises #GP. */
+const NONCANONICAL_LOW_NR = 2 ** 47;
 
 /**
  * Where a user access of `len` bytes at `uaddr` (any JS integer shape, see ulong_arg()) starts, as
- * a number, or the signal it raises before touching a page. The CPU's checks leave either a range
- * below 2^47, whose addresses are exact numbers (the common case, taken without bigints), or one in
- * the kernel half, whose first page faults with SEGV_MAPERR.
+ * a number, or the signal it raises before touching a page. The CPU takes the bytes in order, so
+ * the first one decides: an access of no bytes touches nothing; a non-canonical first address is
+ * #GP (SIGSEGV SI_KERNEL); one in the kernel half is a #PF on a supervisor page (SEGV_MAPERR, as
+ * Linux 6.18 says for 0xffffffffffffffff); a user address starts the access, and a range that runs
+ * on into the non-canonical hole faults on its first missing page before it gets there (load_to()
+ * and userStore() raise the #GP at 2^47).
  */
 function user_access_start(uaddr: unknown, len: number): number | SigInfo {
-  if (typeof uaddr === 'number' && Number.isSafeInteger(uaddr) && uaddr >= 0 && uaddr + len <= 2 ** 47) return uaddr;
+  if (typeof uaddr === 'number' && Number.isSafeInteger(uaddr) && uaddr >= 0 && uaddr + len <= NONCANONICAL_LOW_NR) return uaddr;
   const addr = ulong_arg(uaddr);
   if (addr === undefined) return sig('SIGSEGV', 'SI_KERNEL', 0n);
-  const bad = check_address(addr, len);
-  if (bad !== null) return bad;
-  if (addr < NONCANONICAL_LOW) return Number(addr);
-  /* a kernel address: an access of no bytes touches no page */
-  return len === 0 ? 0 : sig('SIGSEGV', 'SEGV_MAPERR', addr);
+  if (len === 0) return 0;
+  if (addr >= KERNEL_START) return sig('SIGSEGV', 'SEGV_MAPERR', addr);
+  if (addr >= NONCANONICAL_LOW) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+  return Number(addr);
 }
 
 /** Get the pfn backing page `vpn` (below 2^35) for an access, faulting as needed; or the signal. */
@@ -369,6 +364,7 @@ function load_to(mm: MmStruct, addr: number, len: number, out: Uint8Array, zeroe
   let mce_vpn = -1;
   while (done < len) {
     const a = addr + done;
+    if (a >= NONCANONICAL_LOW_NR) return sig('SIGSEGV', 'SI_KERNEL', 0n);
     const vpn = Math.floor(a / PAGE_SIZE);
     const off = a - vpn * PAGE_SIZE;
     const n = Math.min(len - done, PAGE_SIZE - off);
@@ -408,6 +404,7 @@ export function userStore(mm: MmStruct, uaddr: unknown, data: Uint8Array): 0 | S
   let done = 0;
   while (done < len) {
     const a = addr + done;
+    if (a >= NONCANONICAL_LOW_NR) return sig('SIGSEGV', 'SI_KERNEL', 0n);
     const vpn = Math.floor(a / PAGE_SIZE);
     const off = a - vpn * PAGE_SIZE;
     const n = Math.min(len - done, PAGE_SIZE - off);

@@ -29,6 +29,8 @@ export const O_TRUNC = 0o1000;
 export const O_APPEND = 0o2000;
 export const O_NONBLOCK = 0o4000;
 export const O_DSYNC = 0o10000;
+/** O_SYNC: __O_SYNC (0o4000000) with O_DSYNC. */
+export const O_SYNC = 0o4010000;
 export const O_DIRECT = 0o40000;
 export const O_LARGEFILE = 0o100000;
 export const O_DIRECTORY = 0o200000;
@@ -256,6 +258,8 @@ export class Inode {
   private nr_blocks = 0;
   i_flags = 0;
   i_nlink = 1;
+  /** i_write_hint (F_SET_RW_HINT): an RWH_WRITE_LIFE_* value. */
+  i_write_hint = 0;
   /** File-type private data (shmem_inode_info, gmem_inode...). */
   i_private: unknown = undefined;
   i_mapping: AddressSpace;
@@ -289,6 +293,14 @@ export class File {
   f_count = 1;
   f_pos = 0n;
   private_data: unknown = undefined;
+  /** f_owner (F_SETOWN, F_SETOWN_EX): the pid or process group SIGIO goes to, 0 for none. */
+  f_owner_pid = 0;
+  /** f_owner.pid_type as the F_OWNER_* type F_GETOWN_EX reports (F_OWNER_PID: PIDTYPE_TGID). */
+  f_owner_type = 1;
+  /** f_owner.signum (F_SETSIG): 0 is SIGIO. */
+  f_owner_signum = 0;
+  /** The lease this open file holds (F_SETLEASE): F_RDLCK, F_WRLCK, or F_UNLCK (2) for none. */
+  f_lease = 2;
   readonly f_mapping: AddressSpace;
 
   constructor(

@@ -14,7 +14,8 @@
 import { Errno } from '@cocosim/core';
 import { FilesStruct } from './fdtable.js';
 import {
-  O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, type File, type GuestAccessExit,
+  O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOCTTY, O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, type File,
+  type GuestAccessExit,
 } from './fs.js';
 import type { Kernel } from './kernel.js';
 import { ksys_ioctl } from './ioctl.js';
@@ -130,12 +131,14 @@ export class Process {
    * build_open_flags() refuses O_CREAT|O_DIRECTORY and a malformed O_TMPFILE (-EINVAL); getname()
    * reads the name (-EFAULT, -ENAMETOOLONG at PATH_MAX bytes); the lookup gives -ENAMETOOLONG for
    * a component beyond NAME_MAX and -ENOENT for no node; do_open() gives -EEXIST for
-   * O_CREAT|O_EXCL and -ENOTDIR for O_DIRECTORY, the nodes being neither new nor directories.
+   * O_CREAT|O_EXCL and -ENOTDIR for O_DIRECTORY, the nodes being neither new nor directories;
+   * do_dentry_open() refuses O_DIRECT (-EINVAL).
    */
   open(path: unknown, flags: unknown = O_RDWR): number {
     const f = int_arg(flags);
     if (f === undefined) return this.sys(-Errno.EINVAL);
-    let how = f & VALID_OPEN_FLAGS;
+    /* force_o_largefile(): open() and openat() on 64-bit add O_LARGEFILE */
+    let how = (f | O_LARGEFILE) & VALID_OPEN_FLAGS;
     if (how & O_PATH) how &= O_PATH_FLAGS;
     if (how & O_CREAT && how & O_DIRECTORY) return this.sys(-Errno.EINVAL);
     if (how & O_TMPFILE_BIT && (!(how & O_DIRECTORY) || (how & O_ACCMODE) === O_RDONLY)) return this.sys(-Errno.EINVAL);
@@ -149,6 +152,13 @@ export class Process {
       file.fput();
       return this.sys(how & O_DIRECTORY ? -Errno.ENOTDIR : -Errno.EEXIST);
     }
+    /* do_dentry_open(): no device node here sets FMODE_CAN_ODIRECT (Linux 6.18: /dev/zero EINVAL) */
+    if (how & O_DIRECT) {
+      file.fput();
+      return this.sys(-Errno.EINVAL);
+    }
+    /* do_dentry_open() drops the open-time flags (F_GETFL on Linux 6.18 shows none of them) */
+    file.f_flags = how & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
     const fd = this.task.files.install(file, (how & O_CLOEXEC) !== 0);
     if (fd < 0) file.fput();
     return this.sys(fd);

@@ -1061,7 +1061,8 @@ function shmem_falloc_folios(kernel: Kernel, inode: Inode, start: number, end: n
 function mapping_seek_hole_data(mapping: AddressSpace, start: bigint, end: bigint, whence: number): bigint | number {
   const store = shmem_kernel(mapping.host).store;
   const seek_data = whence === 3;
-  if (start >= end) return seek_data ? -Errno.ENXIO : end;
+  /* at or past i_size there is neither data nor a hole: -ENXIO for both (Linux 6.18) */
+  if (start >= end) return -Errno.ENXIO;
   const P = BigInt(PAGE_SIZE);
   const last = pos_to_index(end - 1n);
   let index = pos_to_index(start);

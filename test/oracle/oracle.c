@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1165,6 +1166,104 @@ static bool guest_access(struct vcpurec *vc, uint64_t gpa, uint8_t *buf, size_t 
 /* ------------------------------------------------------------------------------------------------ */
 /* Ops                                                                                               */
 
+/* ------------------------------------------------------------------------------------------------ */
+/* --guard: the oracle's own memory, which a trace's address ranges must not reach                  */
+
+/*
+ * A trace replayed on the simulator runs in a process with no other mappings; here the oracle's
+ * binary, libraries, heap and stack sit beside the trace's mappings (the first mmap lands right
+ * below the libraries). A call whose range reaches them would answer for the oracle's memory, or
+ * unmap it. With --guard the oracle reads its mappings before the first call and stops at the
+ * first call that would touch one: it prints {"i", "op", "guarded": true} and exits 0, so that a
+ * fuzzer compares the calls before it only. It stops in the same way at a call that would make
+ * the kernel allocate beyond GUARD_BUDGET in all.
+ */
+struct own_range {
+	uint64_t start, end;
+};
+static struct own_range own[512];
+static size_t nown;
+static bool guard;
+
+static void read_own_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char buf[512];
+
+	if (!f)
+		die_at(0, 0, "--guard: cannot read /proc/self/maps: %s", strerror(errno));
+	while (fgets(buf, sizeof(buf), f) && nown < sizeof(own) / sizeof(own[0])) {
+		unsigned long long s, e;
+
+		if (sscanf(buf, "%llx-%llx", &s, &e) == 2) {
+			own[nown].start = s;
+			own[nown].end = e;
+			nown++;
+		}
+	}
+	fclose(f);
+	/*
+	 * The holes between the libraries (alignment gaps, guard pages) would take a trace's small
+	 * mappings where the simulated process, which has no libraries, puts them below the last:
+	 * fill every hole under 1 GiB with PROT_NONE, so that the kernel's top-down search places
+	 * the trace's mappings one below the other, under everything the oracle has.
+	 */
+	for (size_t k = 0, n = nown; k + 1 < n; k++) {
+		uint64_t lo = own[k].end, hi = own[k + 1].start;
+
+		if (hi > lo && hi - lo < (1ULL << 30) && nown < sizeof(own) / sizeof(own[0]) &&
+		    mmap((void *)(uintptr_t)lo, hi - lo, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0) != MAP_FAILED) {
+			own[nown].start = lo;
+			own[nown].end = hi;
+			nown++;
+		}
+	}
+}
+
+/*
+ * Memory a guarded trace may have the kernel allocate (fallocate, populating mmap, mlock,
+ * MADV_POPULATE_*): a memfd has no size limit, and a fuzzer's fallocate of 2^40 bytes would
+ * run this machine out of memory. A call beyond the budget stops the replay as a guarded one.
+ */
+#define GUARD_BUDGET (512ULL << 20)
+static uint64_t guard_spent;
+
+static void guard_stop(struct call *c)
+{
+	fprintf(out, "{\"i\":%d,\"op\":\"%s\",\"guarded\":true}\n", c->index, c->op);
+	fflush(out);
+	exit(0);
+}
+
+static void guard_alloc(struct call *c, uint64_t len)
+{
+	if (!guard || c->validate)
+		return;
+	if (len > GUARD_BUDGET - guard_spent)
+		guard_stop(c);
+	guard_spent += len;
+}
+
+static void guard_range(struct call *c, uint64_t addr, uint64_t len)
+{
+	uint64_t end = addr + len < addr ? UINT64_MAX : addr + len;
+
+	if (!guard || c->validate || len == 0)
+		return;
+	/*
+	 * Nothing is mapped from TASK_SIZE (47 bits) up, and munmap() and mmap(MAP_FIXED) refuse a
+	 * range that ends beyond it before looking at any mapping (mprotect(), madvise() and mlock()
+	 * do not: they act on the mappings before the first hole).
+	 */
+	if (addr >= (1ULL << 47) || ((!strcmp(c->op, "munmap") || !strcmp(c->op, "mmap")) && end > (1ULL << 47)))
+		return;
+	for (size_t k = 0; k < nown; k++) {
+		if (addr < own[k].end && end > own[k].start)
+			guard_stop(c);
+	}
+}
+
 static void op_memfd_create(struct call *c)
 {
 	struct jval *nv = arg(c, "name");
@@ -1209,6 +1308,10 @@ static void op_fallocate(struct call *c)
 
 	if (c->validate)
 		return;
+	/* what vfs_fallocate() refuses first allocates nothing */
+	if (!(mode & 0x02 /* FALLOC_FL_PUNCH_HOLE */) && (int64_t)offset >= 0 && (int64_t)len > 0 &&
+	    fcntl((int)fd, F_GETFD) >= 0)
+		guard_alloc(c, len);
 	SYS(SYS_fallocate, fd, mode, offset, len);
 }
 
@@ -1316,6 +1419,10 @@ static void op_mmap(struct call *c)
 
 	if (c->validate)
 		return;
+	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+		guard_range(c, addr, length);
+	if (flags & (MAP_POPULATE | MAP_LOCKED))
+		guard_alloc(c, length);
 	SYS(SYS_mmap, addr, length, prot, flags, fd, offset);
 }
 
@@ -1325,6 +1432,7 @@ static void op_munmap(struct call *c)
 
 	if (c->validate)
 		return;
+	guard_range(c, addr, length);
 	SYS(SYS_munmap, addr, length);
 }
 
@@ -1335,6 +1443,7 @@ static void op_mprotect(struct call *c)
 
 	if (c->validate)
 		return;
+	guard_range(c, addr, length);
 	SYS(SYS_mprotect, addr, length, prot);
 }
 
@@ -1345,6 +1454,9 @@ static void op_madvise(struct call *c)
 
 	if (c->validate)
 		return;
+	guard_range(c, addr, length);
+	if (advice == 3 /* MADV_WILLNEED */ || advice == 22 /* MADV_POPULATE_READ */ || advice == 23 /* MADV_POPULATE_WRITE */)
+		guard_alloc(c, length);
 	SYS(SYS_madvise, addr, length, advice);
 }
 
@@ -1356,6 +1468,8 @@ static void op_mlock(struct call *c)
 
 	if (c->validate)
 		return;
+	guard_range(c, addr, length);
+	guard_alloc(c, length);
 	if (fv)
 		SYS(SYS_mlock2, addr, length, flags);
 	else
@@ -1368,6 +1482,7 @@ static void op_munlock(struct call *c)
 
 	if (c->validate)
 		return;
+	guard_range(c, addr, length);
 	SYS(SYS_munlock, addr, length);
 }
 
@@ -1379,6 +1494,7 @@ static void op_load(struct call *c)
 		die_v(arg(c, "len"), "\"len\" %" PRIu64 " is larger than the oracle replays", len);
 	if (c->validate)
 		return;
+	guard_range(c, addr, len);
 	R.data = buf_alloc((size_t)len);
 	R.dsize = (size_t)len;
 	__asm__ volatile("" ::: "memory");
@@ -1398,6 +1514,7 @@ static void op_store(struct call *c)
 	R.in = eval_data(c, dv, "data", &R.inlen);
 	if (c->validate)
 		return;
+	guard_range(c, addr, R.inlen);
 	__asm__ volatile("" ::: "memory");
 	copy_by_page((void *)(uintptr_t)addr, R.in, R.inlen, true);
 	R.ret = 0;
@@ -1412,6 +1529,7 @@ static void op_process_vm_readv(struct call *c)
 		die_v(arg(c, "len"), "\"len\" %" PRIu64 " is larger than the oracle replays", len);
 	if (c->validate)
 		return;
+	guard_range(c, addr, len);
 	R.data = buf_alloc((size_t)len);
 	R.dsize = (size_t)len;
 	local.iov_base = R.data;
@@ -1436,6 +1554,7 @@ static void op_process_vm_writev(struct call *c)
 	R.in = eval_data(c, dv, "data", &R.inlen);
 	if (c->validate)
 		return;
+	guard_range(c, addr, R.inlen);
 	local.iov_base = R.in;
 	local.iov_len = R.inlen;
 	remote.iov_base = (void *)(uintptr_t)addr;
@@ -1920,7 +2039,9 @@ static void usage(void)
 		"usage: cocosim-oracle [--header] [--no-check] [TRACE.jsonl | -]\n"
 		"  Replays the generic part of a cocosim trace on this kernel; one result line per call.\n"
 		"  --header    print {\"kernel\": \"<uname -r>\"} as the first line\n"
-		"  --no-check  do not compare results with the trace's \"expect\" fields\n");
+		"  --no-check  do not compare results with the trace's \"expect\" fields\n"
+		"  --guard     stop, printing {\"i\", \"op\", \"guarded\": true}, at the first call whose\n"
+		"              address range reaches the oracle's own memory (for fuzzers)\n");
 	exit(2);
 }
 
@@ -1994,6 +2115,8 @@ int main(int argc, char **argv)
 			header = true;
 		else if (!strcmp(argv[i], "--no-check"))
 			check = false;
+		else if (!strcmp(argv[i], "--guard"))
+			guard = true;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
 			usage();
 		else if (argv[i][0] == '-' && argv[i][1])
@@ -2074,6 +2197,22 @@ int main(int argc, char **argv)
 		fflush(out);
 	}
 	install_signals();
+	if (guard) {
+		/*
+		 * stdin, stdout and stderr are /dev/null, as in the simulated process (mm's Process),
+		 * not the pipes of whoever runs the oracle: results go to the private dup of stdout.
+		 */
+		int null_fd = open("/dev/null", O_RDWR);
+
+		for (int fd = 0; fd < 3 && null_fd >= 0; fd++)
+			if (fd != null_fd)
+				dup2(null_fd, fd);
+		if (null_fd > 2)
+			close(null_fd);
+		/* keep malloc off mmap, so that the mappings read now stay all the oracle has */
+		mallopt(M_MMAP_THRESHOLD, BIG_BUF);
+		read_own_maps();
+	}
 	for (size_t i = 0; i < nlines; i++) {
 		struct call c = { .line = lines[i].line, .index = (int)i, .obj = lines[i].obj };
 		struct jval *ex = check ? json_get(c.obj, "expect") : NULL;

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { platformChoices, type PlatformChoice } from '../trace/index.js';
 import { fuzz } from './fuzz.js';
+import { kernelDiff } from './kernel_diff.js';
 
 type Out = (s: string) => void;
 
@@ -20,6 +21,8 @@ export interface FuzzCommandOptions {
   readonly save?: string;
   readonly noCheck?: boolean;
   readonly jsShapes?: string;
+  /** Differential mode: generic programs on this machine's kernel and on the simulator (kernel_diff.ts). */
+  readonly kernelDiff?: boolean;
 }
 
 function count(s: string | undefined, def: number, what: string, err: Out): number | undefined {
@@ -37,6 +40,7 @@ export function fuzzCommand(o: FuzzCommandOptions, out: Out, err: Out): number {
   const len = count(o.programLength, 100, '--program-length', err);
   const js = count(o.jsShapes, Math.ceil((calls ?? 0) / 10), '--js-shapes', err);
   if (calls === undefined || len === undefined || js === undefined || len === 0) return 2;
+  if (o.kernelDiff === true) return kernelDiffCommand(o.seed, calls, len, out, err);
   const known = platformChoices();
   let platforms: PlatformChoice[] = known;
   if (o.platforms !== undefined && o.platforms.length > 0) {
@@ -71,4 +75,34 @@ export function fuzzCommand(o: FuzzCommandOptions, out: Out, err: Out): number {
     `(${us(report.ms)} us a call; CPU ${(report.cpuMs / 1000).toFixed(1)} s, ${us(report.cpuMs)} us a call), ` +
     `${report.bugs.length} distinct findings${kinds === '' ? '' : ` (${kinds})`}`);
   return report.bugs.length === 0 ? 0 : 1;
+}
+
+/**
+ * `cocosim fuzz --kernel-diff`: `calls` calls of generic programs on this machine's kernel (the
+ * oracle, no /dev/kvm needed) and on the simulator; exit 0 when they agree, 1 when some differ,
+ * 4 when the oracle cannot be built or run here.
+ */
+function kernelDiffCommand(seed: string, calls: number, len: number, out: Out, err: Out): number {
+  if (process.platform !== 'linux') {
+    err(`cocosim fuzz --kernel-diff: this is ${process.platform}, not Linux: there is no kernel to compare with`);
+    return 4;
+  }
+  const t0 = performance.now();
+  const report = kernelDiff({
+    programs: Math.ceil(calls / len), seed, programLength: len,
+    onProgress: (done, distinct) => { if (done % 50 === 0) err(`kernel-diff: ${done} programs, ${distinct} distinct differences`); },
+  });
+  if (typeof report === 'string') {
+    err(`cocosim fuzz --kernel-diff: ${report}`);
+    return 4;
+  }
+  for (const d of report.differences) {
+    out(`${d.count}x ${d.signature}`);
+    for (const l of d.details) out(`  ${l}`);
+    out(d.program.trimEnd().split('\n').map((l) => `    ${l}`).join('\n'));
+  }
+  out(`kernel-diff: ${report.programs} programs, ${report.calls} calls generated, ${report.compared} compared ` +
+    `(${report.guarded} programs stopped by the oracle's guard, ${report.refused} refused, ${report.environment} out-of-memory differences set aside): ` +
+    `${report.differences.length} distinct differences, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return report.differences.length === 0 ? 0 : 1;
 }

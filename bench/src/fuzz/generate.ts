@@ -152,7 +152,19 @@ export interface GenerateOptions {
   readonly calls: number;
   /** Ops to draw from (default: every registered op). */
   readonly ops?: readonly OpSpec[];
+  /**
+   * Programs any Linux can replay without KVM or VFIO, for the kernel oracle (kernel_diff.ts):
+   * no KVM half in the resource recipe, no VFIO lines, open() of /dev/null, /dev/zero and a
+   * missing /dev/cocosim- path only. `ops` should hold the generic ops (GENERIC_OPS).
+   */
+  readonly generic?: boolean;
 }
+
+/** The ops of the generic part of the trace format that the kernel oracle replays without /dev/kvm. */
+export const GENERIC_OPS: readonly string[] = [
+  'memfd_create', 'close', 'ftruncate', 'fallocate', 'fcntl', 'fstat', 'read', 'pread', 'write', 'pwrite', 'mmap', 'munmap',
+  'mprotect', 'madvise', 'mlock', 'munlock', 'load', 'store', 'process_vm_readv', 'process_vm_writev', 'open', 'lseek', 'fchmod',
+];
 
 /** Generates one program; `seed` decides everything. */
 export function generateProgram(seed: string | number | bigint, opts: GenerateOptions): FuzzProgram {
@@ -188,7 +200,7 @@ class Generator {
     while (this.lines.length < this.opts.calls) {
       if (this.chance(0.12)) this.recipe();
       else this.emit(this.call(this.pickOp()));
-      this.withVfio(() => this.vfioCalls());
+      if (this.opts.generic !== true) this.withVfio(() => this.vfioCalls());
     }
     return { platform: { vendor: this.opts.vendor, design: this.opts.design }, lines: this.lines.slice(0, this.opts.calls) };
   }
@@ -209,7 +221,7 @@ class Generator {
     this.emit({ op: 'ftruncate', fd: `$${memfd}`, length: size });
     const map = this.handle('addr', size);
     this.emit({ op: 'mmap', addr: 0, length: size, prot: 'PROT_READ|PROT_WRITE', flags: this.pick(['MAP_SHARED', 'MAP_PRIVATE']), fd: `$${memfd}`, offset: 0, as: map });
-    if (!this.chance(0.5) || names.get('KVM_CREATE_VM') === undefined) return;
+    if (!this.chance(0.5) || names.get('KVM_CREATE_VM') === undefined || this.opts.generic === true) return;
     const kvm = this.live(['kvm'])[0]?.name ?? this.handle('kvm');
     if (!this.lines.some((l) => l.as === kvm)) this.emit({ op: 'open', path: '/dev/kvm', as: kvm });
     const vm = this.handle('vm');
@@ -373,9 +385,15 @@ class Generator {
     const prefixes = spec.names === undefined ? [] : typeof spec.names === 'string' ? [spec.names] : spec.names;
     const pool = prefixes.flatMap((p) => names.names(p));
     if (pool.length === 0 || this.chance(0.1)) return this.chance(0.5) ? 0 : this.pick([1, 0x80000000, 0xffffffff, 1 << this.below(31)]);
-    if (spec.enum === true) return this.chance(0.9) ? this.pick(pool) : this.pick([-1, 0x7fffffff, 1000]);
+    /* generic programs go to the kernel oracle, whose name table is the uapi's alone: numbers */
+    const spell = (name: string): string => {
+      if (this.opts.generic !== true) return name;
+      const v = names.get(name)!;
+      return v < 0n ? v.toString() : `0x${v.toString(16)}`;
+    };
+    if (spec.enum === true) return this.chance(0.9) ? spell(this.pick(pool)) : this.pick([-1, 0x7fffffff, 1000]);
     const n = this.below(3) + (this.chance(0.8) ? 1 : 0);
-    const parts = Array.from({ length: n }, () => this.pick(pool));
+    const parts = Array.from({ length: n }, () => spell(this.pick(pool)));
     if (this.chance(0.1)) parts.push(`0x${(2 ** this.below(32)).toString(16)}`);
     return parts.length === 0 ? 0 : [...new Set(parts)].join('|');
   }
@@ -389,6 +407,7 @@ class Generator {
   }
 
   private string(op: string): string | null {
+    if (op === 'open' && this.opts.generic === true) return this.pick(['/dev/null', '/dev/zero']);
     if (op === 'open') {
       const vfio = this.withVfio(() => {
         if (!this.chance(0.1)) return undefined;
