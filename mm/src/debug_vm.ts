@@ -53,7 +53,7 @@ import type { AddressSpace } from './fs.js';
 import { is_huge_zero_pfn } from './huge_memory.js';
 import type { Kernel } from './kernel.js';
 import { mm_counter } from './memory.js';
-import { ulong_arg } from './mman.js';
+import { int_arg, ulong_arg } from './mman.js';
 import { LRU_NAMES, NR_LRU_LISTS, lru_list_of_flags, lru_lists_if_any } from './mm_inline.js';
 import {
   MM_SWAPENTS, NR_MM_COUNTERS, linear_page_index, task_mm_if_any, type MmStruct, type VmAreaStruct,
@@ -564,6 +564,14 @@ const RANGE_CALLS: ReadonlySet<string> = new Set(['madvise', 'mprotect', 'mlock'
 const PIN_REQUESTS: ReadonlySet<number> = new Set([0x3b71, 0x3b85, 0x3b8f]);
 
 /**
+ * The fcntl commands that copy a struct from or to user memory before they can fail
+ * (fs/fcntl.c do_fcntl()): the record locks (F_GETLK 5, F_SETLK 6, F_SETLKW 7, F_OFD_GETLK 36,
+ * F_OFD_SETLK 37, F_OFD_SETLKW 38), F_SETOWN_EX 15, F_GETOWN_EX 16, F_GETOWNER_UIDS 17 and the
+ * write-life hints F_GET_RW_HINT/F_SET_RW_HINT (1035, 1036).
+ */
+const USER_COPY_FCNTLS: ReadonlySet<number> = new Set([5, 6, 7, 15, 16, 17, 36, 37, 38, 1035, 1036]);
+
+/**
  * What a failed call may have changed, as Linux's would: 'all' (partial work done before the
  * error), the names of the digest parts it may touch, or nothing ([]).
  *
@@ -584,6 +592,11 @@ const PIN_REQUESTS: ReadonlySet<number> = new Set([0x3b71, 0x3b85, 0x3b8f]);
  *   iopt_area_unfill_domains()) but leave what the faults mapped or allocated (a file's page
  *   cache folios from memfd_pin_folios() are its file's, in mm.tasks), and a FOLL_LONGTERM pin
  *   may first have migrated pages out of ZONE_MOVABLE (check_and_migrate_movable_folios()).
+ * - fcntl commands with a struct in user memory (USER_COPY_FCNTLS): copy_from_user() or
+ *   copy_to_user() faults the struct's pages in (a read maps the zero page or a file's page,
+ *   allocating page tables, page-cache pages and an anon_vma) before the command fails on what it
+ *   read (a bad l_type or owner type: EINVAL, an unknown pid: ESRCH) or on its second page
+ *   (EFAULT, with the bytes before the fault copied).
  * - mmap with MAP_FIXED over existing mappings whose file's ->mmap (or a later step) fails:
  *   the old mappings are gone (vms_abort_munmap_vmas() leaves a gap), as Linux does.
  * - KVM_RUN, and guest_load/guest_store which run the vCPU: what the guest did before the exit
@@ -628,6 +641,9 @@ export function failed_call_may_change(method: string, errno: number, args: read
     const EINVAL = 22;
     const EOPNOTSUPP = 95;
     return errno === EINVAL || errno === EOPNOTSUPP || errno === EINTR ? [] : ['kvm.vms'];
+  }
+  if (method === 'fcntl' && USER_COPY_FCNTLS.has((int_arg(args[1]) ?? -1) >>> 0)) {
+    return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];
   }
   if (method === 'fallocate') return errno === ENOMEM || errno === ENOSPC || errno === EINTR ? ['mm.folio_flags'] : [];
   /* MAP_FIXED over mappings: __mmap_prepare() zaps the old range (vms_clean_up_area()) before
