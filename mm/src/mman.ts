@@ -82,12 +82,13 @@ export const MAP_HUGE_1GB = 30 * 2 ** MAP_HUGE_SHIFT;
  * LEGACY_MAP_MASK (include/linux/mman.h): the flags every mmap implementation implicitly
  * supports. MAP_SHARED silently drops the others; MAP_SHARED_VALIDATE refuses them (EOPNOTSUPP).
  * Checked on Linux 6.18: MAP_SHARED_VALIDATE | MAP_FIXED_NOREPLACE or | MAP_SYNC on a memfd is
- * EOPNOTSUPP, | MAP_32BIT is accepted.
+ * EOPNOTSUPP, | MAP_32BIT or | MAP_ABOVE4G is accepted (x86 adds MAP_ABOVE4G to the mask: "x86/mm:
+ * Introduce MAP_ABOVE4G", Linux 6.6).
  */
 export const LEGACY_MAP_MASK =
   MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE | MAP_UNINITIALIZED |
   MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_32BIT |
-  MAP_HUGE_2MB | MAP_HUGE_1GB;
+  MAP_ABOVE4G | MAP_HUGE_2MB | MAP_HUGE_1GB;
 
 /* mlock2() and mlockall() */
 /** Lock pages in range after they are faulted in, do not prefault */

@@ -39,6 +39,8 @@ import { memfd_check_seals_mmap } from './memfd.js';
 import { unmap_vmas } from './memory.js';
 import {
   LEGACY_MAP_MASK,
+  MAP_32BIT,
+  MAP_ABOVE4G,
   MAP_ANONYMOUS,
   MAP_DROPPABLE,
   MAP_FIXED,
@@ -182,43 +184,70 @@ function mmap_address_hint_valid(addr: bigint, len: bigint): boolean {
   return (addr > DEFAULT_MAP_WINDOW) === (addr + len > DEFAULT_MAP_WINDOW);
 }
 
+/** SZ_4G in pages: MAP_ABOVE4G's floor. */
+const SZ_4G_PAGES = 2 ** 32 / PAGE_SIZE;
+
 /**
- * arch_get_unmapped_area_topdown() (x86-64) and its bottom-up fallback: a free range of `len`
- * bytes. Returns the address or -ENOMEM.
+ * find_start_end() (arch/x86/kernel/sys_x86_64.c): the bottom-up search window in pages.
+ * MAP_32BIT asks for the first 2 GiB, [1 GiB, 2 GiB) ("1GB of playground"); the kernel moves its
+ * start up by a random amount under ASLR, the simulator, which has no ASLR, does not.
  */
-function arch_get_unmapped_area_topdown(mm: MmStruct, addr: bigint, len: bigint, flags: number, align_mask: number): MmapResult {
-  if (len > TASK_SIZE) return -Errno.ENOMEM;
+function find_start_end(mm: MmStruct, flags: number): { begin: number; end: number } {
+  if (flags & MAP_32BIT) return { begin: 0x40000000 / PAGE_SIZE, end: 0x80000000 / PAGE_SIZE };
+  return { begin: Number(TASK_UNMAPPED_BASE / PAGE_SIZE_N), end: Number(mm.task_size / PAGE_SIZE_N) };
+}
+
+/**
+ * arch_get_unmapped_area() (x86-64): bottom-up, the hint first if it fits below the window's end.
+ * Returns the address or -ENOMEM.
+ */
+function arch_get_unmapped_area(mm: MmStruct, addr: bigint, len: bigint, flags: number, align_mask: number): MmapResult {
   if (flags & MAP_FIXED) return addr as Hva;
+  const { begin, end } = find_start_end(mm, flags);
   const pages = Number(len / PAGE_SIZE_N);
+  if (pages > end) return -Errno.ENOMEM;
   if (addr !== 0n) {
-    addr &= PAGE_MASK_N;
+    addr = PAGE_ALIGN(addr);
+    const vpn = Number(addr / PAGE_SIZE_N);
+    const vma = find_vma(mm, vpn);
+    if (BigInt(end - pages) * PAGE_SIZE_N >= addr && (vma === undefined || vpn + pages <= vm_start_gap(vma))) return addr as Hva;
+  }
+  const gap = vm_unmapped_area(mm, { topdown: false, length: pages, low_limit: begin, high_limit: end, align_mask, align_offset: 0 });
+  return gap >= 0 ? Hva(BigInt(gap) * PAGE_SIZE_N) : gap;
+}
+
+/**
+ * arch_get_unmapped_area_topdown() (x86-64): a free range of `len` bytes below mmap_base (above
+ * 4 GiB with MAP_ABOVE4G), else bottom-up; MAP_32BIT goes bottom-up at once. Returns the address
+ * or -ENOMEM.
+ */
+function arch_get_unmapped_area_topdown(mm: MmStruct, addr0: bigint, len: bigint, flags: number, align_mask: number): MmapResult {
+  /* requested length too big for entire address space */
+  if (len > TASK_SIZE) return -Errno.ENOMEM;
+  if (flags & MAP_FIXED) return addr0 as Hva;
+  if (!(mm.flags & MMF_TOPDOWN)) return arch_get_unmapped_area(mm, addr0, len, flags, align_mask);
+  /* for MAP_32BIT mappings we force the legacy mmap base */
+  if (flags & MAP_32BIT) return arch_get_unmapped_area(mm, addr0, len, flags, align_mask);
+  const pages = Number(len / PAGE_SIZE_N);
+  if (addr0 !== 0n) {
+    const addr = addr0 & PAGE_MASK_N;
     if (mmap_address_hint_valid(addr, len)) {
       const vpn = Number(addr / PAGE_SIZE_N);
       const vma = find_vma(mm, vpn);
       if (vma === undefined || vpn + pages <= vm_start_gap(vma)) return addr as Hva;
     }
   }
-  if (mm.flags & MMF_TOPDOWN) {
-    const gap = vm_unmapped_area(mm, {
-      topdown: true,
-      length: pages,
-      low_limit: 1,
-      high_limit: Number(mm.mmap_base / PAGE_SIZE_N),
-      align_mask,
-      align_offset: 0,
-    });
-    if (gap >= 0) return Hva(BigInt(gap) * PAGE_SIZE_N);
-  }
-  /* arch_get_unmapped_area(): bottom-up from TASK_UNMAPPED_BASE */
   const gap = vm_unmapped_area(mm, {
-    topdown: false,
+    topdown: true,
     length: pages,
-    low_limit: Number(TASK_UNMAPPED_BASE / PAGE_SIZE_N),
-    high_limit: Number(mm.task_size / PAGE_SIZE_N),
+    low_limit: flags & MAP_ABOVE4G ? SZ_4G_PAGES : 1,
+    high_limit: Number(mm.mmap_base / PAGE_SIZE_N),
     align_mask,
     align_offset: 0,
   });
-  return gap >= 0 ? Hva(BigInt(gap) * PAGE_SIZE_N) : gap;
+  if (gap >= 0) return Hva(BigInt(gap) * PAGE_SIZE_N);
+  /* A failed mmap() very likely causes application failure, so fall back to bottom-up. */
+  return arch_get_unmapped_area(mm, addr0, len, flags, align_mask);
 }
 
 /**

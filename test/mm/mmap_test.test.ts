@@ -10,6 +10,7 @@ import {
   F_SEAL_FUTURE_WRITE,
   F_SEAL_WRITE,
   MAP_32BIT,
+  MAP_ABOVE4G,
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_FIXED_NOREPLACE,
@@ -217,6 +218,30 @@ describe('where mappings go', () => {
     TEST_ASSERT_EQ(d - e, 4n * MiB + 4096n, 'not a multiple of 2 MiB: no alignment');
     /* a used hint is not honoured: the allocator picks */
     TEST_ASSERT(mmap_ok(p, a, 4096, PROT_READ, ANON) !== a);
+  });
+
+  test('MAP_32BIT goes bottom-up from 1 GiB, MAP_ABOVE4G stays above 4 GiB (x86)', ({ host }) => {
+    const p = host.process();
+    /* placement_flags.out: "32bit 0x40000000, 32bit 0x40002000, 32bit|above4g 0x40003000, above4g hint
+     * 0x10000000 0x10000000, above4g 0x7ffff7fbf000, 32bit hint 0x50000000 0x50000000, 32bit hint
+     * 0x7fff0000 len 0x20000 0x40004000" (the C program's libraries took the pages above e) */
+    TEST_ASSERT_EQ(mmap_ok(p, 0, 8192, RW, ANON | MAP_32BIT), 0x4000_0000n);
+    TEST_ASSERT_EQ(mmap_ok(p, 0, 4096, RW, ANON | MAP_32BIT), 0x4000_2000n);
+    TEST_ASSERT_EQ(mmap_ok(p, 0, 4096, RW, ANON | MAP_32BIT | MAP_ABOVE4G), 0x4000_3000n, 'MAP_32BIT wins');
+    TEST_ASSERT_EQ(mmap_ok(p, 0x1000_0000, 4096, RW, ANON | MAP_ABOVE4G), 0x1000_0000n, 'a free hint comes first');
+    TEST_ASSERT_EQ(mmap_ok(p, 0, 4096, RW, ANON | MAP_ABOVE4G), 0x7fff_f7ff_e000n);
+    TEST_ASSERT_EQ(mmap_ok(p, 0x5000_0000, 4096, RW, ANON | MAP_32BIT), 0x5000_0000n);
+    TEST_ASSERT_EQ(mmap_ok(p, 0x7fff_0000, 0x20000, RW, ANON | MAP_32BIT), 0x4000_4000n, 'a hint past 2 GiB - len is not taken');
+    /*
+     * With everything from 4 GiB to mmap_base taken, the top-down search of a MAP_ABOVE4G mapping
+     * fails (arch_get_unmapped_area_topdown(): info.low_limit = SZ_4G) and falls back bottom-up
+     * from TASK_UNMAPPED_BASE, which finds room above mmap_base; without the flag it lands right
+     * below 4 GiB.
+     */
+    const G4 = 1n << 32n;
+    mmap_ok(p, G4, 0x7fff_f7ff_e000n - G4, PROT_NONE, ANON | MAP_FIXED | MAP_NORESERVE);
+    TEST_ASSERT(mmap_ok(p, 0, 4096, RW, ANON | MAP_ABOVE4G) >= 0x7fff_f7ff_f000n);
+    TEST_ASSERT_EQ(mmap_ok(p, 0, 4096, RW, ANON), G4 - 4096n);
   });
 
   test('MAP_FIXED replaces, MAP_FIXED_NOREPLACE refuses with EEXIST and changes nothing', ({ host }) => {
