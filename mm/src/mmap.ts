@@ -326,7 +326,6 @@ export function shmem_zero_setup(vma: VmAreaStruct): number {
   const file = shmem_file_setup(mm.kernel, 'dev/zero', size, vma.vm_flags & VM_NORESERVE);
   if (IS_ERR(file)) return file.errno;
   vma.vm_file = file;
-  vma.vm_pgoff = 0;
   if (file.f_op.mmap === undefined) return 0;
   return file.f_op.mmap(file, vma);
 }

@@ -1185,6 +1185,38 @@ static struct own_range own[512];
 static size_t nown;
 static bool guard;
 
+/* The simulated process's mmap_base (mm/src/mm_types.ts: TASK_SIZE - 128 MiB, no randomization). */
+#define SIM_MMAP_BASE 0x7ffff7fff000ULL
+#define SZ_2M (2ULL << 20)
+
+/*
+ * The simulated process's first mapping goes right below its mmap_base, the oracle's right below
+ * its lowest library, at an address that ASLR chose. Fill the space below the libraries with
+ * PROT_NONE down to an address congruent to SIM_MMAP_BASE modulo 2 MiB, so that the 2 MiB
+ * alignment of THP-sized anonymous mappings (thp_get_unmapped_area()) leaves the same gaps on
+ * both sides.
+ */
+static void guard_align_top(void)
+{
+	void *probe = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint64_t top, f;
+
+	if (probe == MAP_FAILED)
+		return;
+	top = (uint64_t)(uintptr_t)probe + 4096;
+	munmap(probe, 4096);
+	f = (top & ~(SZ_2M - 1)) | (SIM_MMAP_BASE & (SZ_2M - 1));
+	if (f > top)
+		f -= SZ_2M;
+	if (f < top && nown < sizeof(own) / sizeof(own[0]) &&
+	    mmap((void *)(uintptr_t)f, top - f, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0) != MAP_FAILED) {
+		own[nown].start = f;
+		own[nown].end = top;
+		nown++;
+	}
+}
+
 static void read_own_maps(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
@@ -1219,6 +1251,7 @@ static void read_own_maps(void)
 			nown++;
 		}
 	}
+	guard_align_top();
 }
 
 /*
@@ -1243,6 +1276,34 @@ static void guard_alloc(struct call *c, uint64_t len)
 	if (len > GUARD_BUDGET - guard_spent)
 		guard_stop(c);
 	guard_spent += len;
+}
+
+/*
+ * The bytes of [addr, addr + len) that accessible mappings cover: what mlock() or
+ * MADV_POPULATE_* can make the kernel allocate (they populate no hole and no PROT_NONE mapping).
+ */
+static uint64_t guard_mapped_bytes(uint64_t addr, uint64_t len)
+{
+	uint64_t end = addr + len < addr ? UINT64_MAX : addr + len, sum = 0;
+	FILE *f;
+	char buf[512];
+
+	if (!guard || len == 0)
+		return 0;
+	f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return len;
+	while (fgets(buf, sizeof(buf), f)) {
+		unsigned long long s, e;
+		char perms[5];
+
+		if (sscanf(buf, "%llx-%llx %4s", &s, &e, perms) != 3 || !strcmp(perms, "---p") || !strcmp(perms, "---s"))
+			continue;
+		if (s < end && e > addr)
+			sum += (e < end ? e : end) - (s > addr ? s : addr);
+	}
+	fclose(f);
+	return sum;
 }
 
 static void guard_range(struct call *c, uint64_t addr, uint64_t len)
@@ -1456,7 +1517,7 @@ static void op_madvise(struct call *c)
 		return;
 	guard_range(c, addr, length);
 	if (advice == 3 /* MADV_WILLNEED */ || advice == 22 /* MADV_POPULATE_READ */ || advice == 23 /* MADV_POPULATE_WRITE */)
-		guard_alloc(c, length);
+		guard_alloc(c, guard_mapped_bytes(addr, length));
 	SYS(SYS_madvise, addr, length, advice);
 }
 
@@ -1469,7 +1530,7 @@ static void op_mlock(struct call *c)
 	if (c->validate)
 		return;
 	guard_range(c, addr, length);
-	guard_alloc(c, length);
+	guard_alloc(c, guard_mapped_bytes(addr, length));
 	if (fv)
 		SYS(SYS_mlock2, addr, length, flags);
 	else
@@ -2209,6 +2270,16 @@ int main(int argc, char **argv)
 				dup2(null_fd, fd);
 		if (null_fd > 2)
 			close(null_fd);
+		/*
+		 * RLIMIT_NOFILE's soft limit is the simulated process's (1024, mm/src/fdtable.ts), not
+		 * what the caller raised it to (Node.js raises its own to the hard limit at start)
+		 */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 1024) {
+			rl.rlim_cur = 1024;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 		/* keep malloc off mmap, so that the mappings read now stay all the oracle has */
 		mallopt(M_MMAP_THRESHOLD, BIG_BUF);
 		read_own_maps();

@@ -8,12 +8,17 @@
  *
  * The oracle runs beside its own binary, libraries, heap and stack, where the simulated process
  * has nothing: with --guard it stops at the first call whose range reaches them, and only the
- * calls before it are compared. Memory differs too: the simulated host has `nr_pages` of RAM,
+ * calls before it are compared. Each program starts with a PROT_NONE mapping of BUFFER_BYTES
+ * (BUFFER_CALL), made on both sides: it lands right below the oracle's libraries and right below
+ * the simulated mmap_base, so that a range running past the program's first mapping meets the same
+ * thing on both sides instead of stopping the oracle. Memory differs too: the simulated host has `nr_pages` of RAM,
  * the machine its own, so a difference where either side ran out (ENOMEM, ENOSPC, SIGBUS on
  * a full tmpfs) is counted apart, as an environment difference, and not reported; so is one
- * where a pid exists on one side only (ESRCH).
+ * where a pid exists on one side only (ESRCH), and ENODEV for 1 GiB hugetlb pages on a machine
+ * without them (environmental()). The oracle sets its RLIMIT_NOFILE to the simulated process's.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { boundCalls, compareResults, formatDifferences, parseResults, type Difference } from '../trace/compare.js';
 import { ORACLE_BINARY, ensureOracle } from '../trace/diff_kernel.js';
 import { getOp, names, parseTrace, replay, type OpSpec } from '../trace/index.js';
@@ -58,6 +63,34 @@ export interface KernelDiffReport {
  */
 const OUT_OF_MEMORY = new Set(['ENOMEM', 'ENOSPC', 'EFBIG', 'ESRCH']);
 
+/*
+ * The simulated host has 2 MiB and 1 GiB hugetlb page sizes, as x86 servers with pdpe1gb do; a
+ * machine without 1 GiB pages says ENODEV to MFD_HUGETLB | MFD_HUGE_1GB (hugetlb_file_setup():
+ * no hstate) where the simulator creates the file.
+ */
+const HUGE_1G = '/sys/kernel/mm/hugepages/hugepages-1048576kB';
+
+/** A difference that comes from the machine, not from Linux: memory, pids, page sizes. */
+function environmental(diffs: readonly Difference[]): boolean {
+  const values = diffs.flatMap((d) => [d.left, d.right]).map((x) => String(x));
+  if (values.some((x) => OUT_OF_MEMORY.has(x))) return true;
+  return diffs.some((d) => (d.op === 'memfd_create' || d.op === 'mmap') && d.left === 'ENODEV') && !existsSync(HUGE_1G);
+}
+
+/**
+ * 64 MiB less a page: not a 2 MiB multiple, so that it is not THP-aligned and sits flush under the
+ * top on both sides (the oracle makes its top congruent to the simulator's mmap_base modulo 2 MiB).
+ */
+const BUFFER_BYTES = 64 * 2 ** 20 - 4096;
+/** mmap(NULL, BUFFER_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0). */
+const BUFFER_CALL = JSON.stringify({ op: 'mmap', length: BUFFER_BYTES, prot: 0, flags: '0x4022', fd: -1, offset: 0, as: 'buffer' });
+
+/** A generated program with BUFFER_CALL after its header line. */
+function withBuffer(text: string): string {
+  const nl = text.indexOf('\n');
+  return `${text.slice(0, nl + 1)}${BUFFER_CALL}\n${text.slice(nl + 1)}`;
+}
+
 function signatureOf(d: Difference): string {
   const v = (x: unknown): string => JSON.stringify(x ?? null).replace(/\d+/g, 'N');
   return `${d.op} ${d.field ?? (d.only !== undefined ? `only-${d.only}` : '?')} kernel=${v(d.left)} sim=${v(d.right)}`;
@@ -84,7 +117,7 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
   let refused = 0;
   let environment = 0;
   for (let k = 0; k < opts.programs; k++) {
-    const text = programText(generateProgram(`${opts.seed}:${k}`, { vendor: 'none', design: 'upstream', calls: len, ops, generic: true }));
+    const text = withBuffer(programText(generateProgram(`${opts.seed}:${k}`, { vendor: 'none', design: 'upstream', calls: len, ops, generic: true })));
     calls += len;
     const kernel = runOracle(text);
     if (kernel === undefined) {
@@ -102,8 +135,7 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
     /* after the first difference the two processes hold different things: only it counts */
     if (diffs.length > 0) diffs = diffs.filter((d) => d.i === diffs[0].i);
     if (diffs.length === 0) continue;
-    const values = diffs.flatMap((d) => [d.left, d.right]).map((x) => String(x));
-    if (values.some((x) => OUT_OF_MEMORY.has(x))) {
+    if (environmental(diffs)) {
       environment++;
       continue;
     }
