@@ -24,6 +24,9 @@ describe('fcntl', () => {
     expect(p.fcntl(77, F_GETFD)).toBe(-1);
     expect(p.errno).toBe(Errno.EBADF);
     expect(p.fcntl(fd, F_GETFL)).toBe(0o100002);
+    /* stdio is /dev/null as open(O_RDWR) leaves it: O_LARGEFILE too (the kernel oracle's --guard
+     * stdio, Linux 6.18.44: F_GETFL of fd 0 is 32770) */
+    for (const stdio of [0, 1, 2]) expect(p.fcntl(stdio, F_GETFL)).toBe(0o100002);
   });
 
   test('F_DUPFD shares the open file (and seals); F_DUPFD_CLOEXEC sets the flag; limits', () => {

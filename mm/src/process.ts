@@ -109,9 +109,12 @@ export class Process {
   constructor(readonly kernel: Kernel, task?: Task) {
     this.task = task ?? new Task(kernel);
     if (task !== undefined) return;
-    // stdin, stdout, stderr: a process's first own file is fd 3.
+    /*
+     * stdin, stdout, stderr, as a 64-bit open("/dev/null", O_RDWR) leaves them (O_LARGEFILE:
+     * force_o_largefile()); a process's first own file is fd 3.
+     */
     for (let fd = 0; fd < 3; fd++) {
-      const file = kernel.open_device('/dev/null', O_RDWR) as File;
+      const file = kernel.open_device('/dev/null', O_RDWR | O_LARGEFILE) as File;
       this.task.files.install(file, false);
     }
   }
