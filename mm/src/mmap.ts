@@ -184,6 +184,9 @@ function mmap_address_hint_valid(addr: bigint, len: bigint): boolean {
   return (addr > DEFAULT_MAP_WINDOW) === (addr + len > DEFAULT_MAP_WINDOW);
 }
 
+/** -MAX_ERRNO as an unsigned long: IS_ERR_VALUE() holds from here up. */
+const U64_ERR_MIN = 2n ** 64n - 4095n;
+
 /** SZ_4G in pages: MAP_ABOVE4G's floor. */
 const SZ_4G_PAGES = 2 ** 32 / PAGE_SIZE;
 
@@ -274,7 +277,14 @@ export function __get_unmapped_area(mm: MmStruct, file: File | null, addr: bigin
   /* Careful about overflows.. */
   if (len > TASK_SIZE) return -Errno.ENOMEM;
   let align_mask = 0;
-  if (file !== null && is_file_hugepages(file)) align_mask = huge_page_size(hstate_file(file)) / PAGE_SIZE - 1;
+  if (file !== null && is_file_hugepages(file)) {
+    /* hugetlb_get_unmapped_area() (fs/hugetlbfs/inode.c): huge-page-aligned or -EINVAL, the hint rounded up */
+    const hsize = BigInt(huge_page_size(hstate_file(file)));
+    if (len % hsize !== 0n) return -Errno.EINVAL;
+    if (flags & MAP_FIXED && addr % hsize !== 0n) return -Errno.EINVAL;
+    if (addr !== 0n) addr = U64(addr + hsize - 1n) & ~(hsize - 1n);
+    align_mask = Number(hsize) / PAGE_SIZE - 1;
+  }
   let ret: MmapResult;
   if (file === null && !(flags & MAP_SHARED) && addr === 0n && len % (BigInt(HPAGE_PMD_NR) * PAGE_SIZE_N) === 0n && !(flags & MAP_FIXED)) {
     const a = __thp_get_unmapped_area(mm, len, flags);
@@ -283,6 +293,8 @@ export function __get_unmapped_area(mm: MmStruct, file: File | null, addr: bigin
     ret = arch_get_unmapped_area_topdown(mm, addr, len, flags, align_mask);
   }
   if (typeof ret === 'number') return ret;
+  /* IS_ERR_VALUE(): a MAP_FIXED address in the last MAX_ERRNO bytes reads as an error code */
+  if (ret >= U64_ERR_MIN) return -Number(2n ** 64n - ret);
   if (ret > TASK_SIZE - len) return -Errno.ENOMEM;
   if (ret % PAGE_SIZE_N !== 0n) return -Errno.EINVAL;
   return ret;

@@ -101,8 +101,12 @@ function kernelDiffCommand(seed: string, calls: number, len: number, out: Out, e
     for (const l of d.details) out(`  ${l}`);
     out(d.program.trimEnd().split('\n').map((l) => `    ${l}`).join('\n'));
   }
+  for (const e of report.environmentSignatures) {
+    out(`set aside (environment): ${e.count}x ${e.signature}`);
+    out(e.program.trimEnd().split('\n').map((l) => `    ${l}`).join('\n'));
+  }
   out(`kernel-diff: ${report.programs} programs, ${report.calls} calls generated, ${report.compared} compared ` +
-    `(${report.guarded} programs stopped by the oracle's guard, ${report.refused} refused, ${report.environment} out-of-memory differences set aside): ` +
+    `(${report.guarded} programs stopped by the oracle's guard, ${report.refused} refused, ${report.environment} environment differences set aside): ` +
     `${report.differences.length} distinct differences, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return report.differences.length === 0 ? 0 : 1;
 }

@@ -54,6 +54,8 @@ export interface KernelDiffReport {
   readonly refused: number;
   /** Differences where one side ran out of memory. */
   readonly environment: number;
+  /** Their signatures and counts, most frequent first, so that a reader can judge them. */
+  readonly environmentSignatures: readonly { readonly signature: string; readonly count: number; readonly program: string }[];
   readonly differences: KernelDifference[];
 }
 
@@ -116,6 +118,7 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
   let guarded = 0;
   let refused = 0;
   let environment = 0;
+  const setAside = new Map<string, { count: number; program: string }>();
   for (let k = 0; k < opts.programs; k++) {
     const text = withBuffer(programText(generateProgram(`${opts.seed}:${k}`, { vendor: 'none', design: 'upstream', calls: len, ops, generic: true })));
     calls += len;
@@ -137,6 +140,10 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
     if (diffs.length === 0) continue;
     if (environmental(diffs)) {
       environment++;
+      const sig = diffs.map(signatureOf).join('; ');
+      const cut = text.split('\n').slice(0, 2 + diffs[0].i).join('\n') + '\n';
+      const prior = setAside.get(sig);
+      setAside.set(sig, { count: (prior?.count ?? 0) + 1, program: prior !== undefined && prior.program.length <= cut.length ? prior.program : cut });
       continue;
     }
     const sig = diffs.map(signatureOf).join('; ');
@@ -150,5 +157,6 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
     opts.onProgress?.(k + 1, found.size);
   }
   const differences = [...found].map(([signature, f]) => ({ signature, ...f })).sort((a, b) => b.count - a.count);
-  return { programs: opts.programs, calls, compared, guarded, refused, environment, differences };
+  const environmentSignatures = [...setAside].map(([signature, e]) => ({ signature, ...e })).sort((a, b) => b.count - a.count);
+  return { programs: opts.programs, calls, compared, guarded, refused, environment, environmentSignatures, differences };
 }
