@@ -374,7 +374,7 @@ function hash_task(h: StateHash, w: Walk, task: Task): void {
   for (const fd of task.files.open_fds()) {
     h.num(fd);
     h.bool(task.files.get_close_on_exec(fd));
-    hash_file(h, w, task.files.lookup(fd)!);
+    hash_file(h, w, task.files.lookup_raw(fd)!);
   }
   h.u32(TAG_END);
   const mm = task_mm_if_any(task);

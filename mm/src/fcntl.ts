@@ -16,7 +16,7 @@ import { userLoad, userStore } from './fault.js';
 import { int_arg, ulong_arg } from './mman.js';
 import { task_mm } from './mm_types.js';
 import { memfd_fcntl } from './memfd.js';
-import { O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK, S_IFMT, S_IFREG, type File } from './fs.js';
+import { FMODE_PATH, O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK, S_IFMT, S_IFREG, type File } from './fs.js';
 import { for_each_process, type Task } from './process.js';
 import {
   DN_MULTISHOT, FD_CLOEXEC, F_ADD_SEALS, F_CREATED_QUERY, F_DUPFD, F_DUPFD_CLOEXEC, F_DUPFD_QUERY, F_GETFD, F_GETFL, F_GETLEASE, F_GETLK,
@@ -33,7 +33,7 @@ function f_dupfd(task: Task, from: number, file: File, cloexec: boolean): number
   const files = task.files;
   if (from >= files.rlimit_nofile) return -Errno.EINVAL;
   for (let fd = from; fd < files.rlimit_nofile; fd++) {
-    if (files.lookup(fd) === undefined) {
+    if (files.lookup_raw(fd) === undefined) {
       files.fd_install(fd, file.get_file(), cloexec);
       return fd;
     }
@@ -167,6 +167,11 @@ function fcntl_rw_hint(task: Task, file: File, set: boolean, uaddr: bigint): num
   return 0;
 }
 
+/** check_fcntl_cmd(): the commands an O_PATH file takes. */
+function check_fcntl_cmd(cmd: number): boolean {
+  return cmd === F_CREATED_QUERY || cmd === F_DUPFD || cmd === F_DUPFD_CLOEXEC || cmd === F_DUPFD_QUERY || cmd === F_GETFD || cmd === F_SETFD || cmd === F_GETFL;
+}
+
 /**
  * do_fcntl() behind SYSCALL_DEFINE3(fcntl, unsigned int fd, unsigned int cmd, unsigned long arg):
  * -EBADF for a bad fd, then the command. `arg` is the register value; the commands that take an
@@ -174,10 +179,11 @@ function fcntl_rw_hint(task: Task, file: File, set: boolean, uaddr: bigint): num
  * F_SEAL_SEAL. An argument no C program can pass is -EINVAL.
  */
 export function ksys_fcntl(task: Task, fd: unknown, cmd: unknown, arg: unknown = 0): number {
-  const file = task.files.lookup(fd);
+  const file = task.files.lookup_raw(fd);
   if (file === undefined) return -Errno.EBADF;
   const c = int_arg(cmd);
   if (c === undefined) return -Errno.EINVAL;
+  if (file.f_mode & FMODE_PATH && !check_fcntl_cmd(c >>> 0)) return -Errno.EBADF;
   const reg = ulong_arg(arg);
   if (reg === undefined) return -Errno.EINVAL;
   const argi = Number(BigInt.asIntN(32, reg));
@@ -231,7 +237,7 @@ export function ksys_fcntl(task: Task, fd: unknown, cmd: unknown, arg: unknown =
       /* pipe_fcntl(): get_pipe_info() finds no pipe */
       return -Errno.EBADF;
     case F_DUPFD_QUERY: {
-      const other = task.files.lookup(argi);
+      const other = task.files.lookup_raw(argi);
       return other === undefined ? -Errno.EBADF : other === file ? 1 : 0;
     }
     case F_CREATED_QUERY:

@@ -3,7 +3,7 @@
  * first, close-on-exec bits, RLIMIT_NOFILE.
  */
 import { Errno } from '@cocosim/core';
-import type { File } from './fs.js';
+import { FMODE_PATH, type File } from './fs.js';
 
 /** The default RLIMIT_NOFILE soft limit of a Linux process. */
 export const NR_OPEN_DEFAULT_RLIMIT = 1024;
@@ -39,17 +39,23 @@ export class FilesStruct {
 
   /**
    * fget()/fdget() without taking a reference: the open file behind `fd`, or undefined for
-   * anything that is not an open fd (negative, fractional, NaN, too large, closed). Callers turn
-   * that into -EBADF.
+   * anything that is not an open fd (negative, fractional, NaN, too large, closed) and for an
+   * O_PATH file (__fget_light(fd, FMODE_PATH)). Callers turn that into -EBADF.
    */
   lookup(fd: unknown): File | undefined {
+    const file = this.lookup_raw(fd);
+    return file === undefined || file.f_mode & FMODE_PATH ? undefined : file;
+  }
+
+  /** fdget_raw(): as lookup(), O_PATH files included (fstat, fcntl, close). */
+  lookup_raw(fd: unknown): File | undefined {
     if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) return undefined;
     return this.fds[fd];
   }
 
   /** close_fd(): 0, or -EBADF. Drops the table's reference. */
   close_fd(fd: unknown): number {
-    const file = this.lookup(fd);
+    const file = this.lookup_raw(fd);
     if (file === undefined) return -Errno.EBADF;
     this.fds[fd as number] = undefined;
     this.cloexec.delete(fd as number);

@@ -125,7 +125,7 @@ export function dup_mm(oldmm: MmStruct): MmStruct | number {
 export function dup_fd(oldf: FilesStruct, newf: FilesStruct): void {
   newf.rlimit_nofile = oldf.rlimit_nofile;
   for (const fd of oldf.open_fds()) {
-    const file = oldf.lookup(fd)!;
+    const file = oldf.lookup_raw(fd)!;
     newf.fd_install(fd, file.get_file(), oldf.get_close_on_exec(fd));
   }
 }

@@ -33,6 +33,8 @@ export const O_DSYNC = 0o10000;
 export const O_SYNC = 0o4010000;
 export const O_DIRECT = 0o40000;
 export const O_LARGEFILE = 0o100000;
+/** open(2) a path only: no I/O, no device open (do_dentry_open()). */
+export const O_PATH = 0o10000000;
 export const O_DIRECTORY = 0o200000;
 export const O_NOFOLLOW = 0o400000;
 export const O_NOATIME = 0o1000000;
@@ -45,6 +47,8 @@ export const FMODE_LSEEK = 0x4;
 export const FMODE_PREAD = 0x8;
 export const FMODE_PWRITE = 0x10;
 export const FMODE_EXEC = 0x20;
+/** An O_PATH file: a reference to a path, not open for I/O (fdget() refuses it). */
+export const FMODE_PATH = 0x4000;
 export const FMODE_CAN_READ = 0x20000;
 export const FMODE_CAN_WRITE = 0x40000;
 
@@ -220,6 +224,9 @@ export interface FileOperations {
    */
   guest_access?(file: File, gpa: unknown, access: unknown, current: FileOwner): GuestAccessResult;
 }
+
+/** empty_fops (fs/open.c): an O_PATH file's operations, none. */
+export const empty_fops: FileOperations = {};
 
 /** struct kvm_run's exit in kernel names: `{reason: 'KVM_EXIT_MMIO', mmio: {phys_addr, len, ...}}`. */
 export type GuestAccessExit = Readonly<Record<string, unknown>>;

@@ -11,7 +11,7 @@ import {
 } from '@cocosim/core';
 import { PageAllocator } from './page_alloc.js';
 import { DEFAULT_NR_PAGES, PageStore } from './page_store.js';
-import type { File } from './fs.js';
+import { FMODE_PATH, File, Inode, O_PATH, S_IFCHR, empty_fops } from './fs.js';
 import { chr_dev_init } from './char_mem.js';
 import { __alloc_contig_migrate_range } from './compaction.js';
 import { migration_hooks } from './memory.js';
@@ -72,7 +72,13 @@ export class Kernel {
   /** Open a device node by path: the File, or -ENOENT for a path that does not exist. */
   open_device(path: string, flags: number): File | number {
     const open = this.devices.get(path);
-    return open === undefined ? -Errno.ENOENT : open(this, flags);
+    if (open === undefined) return -Errno.ENOENT;
+    /* do_dentry_open(): an O_PATH file refers to the node, FMODE_PATH with empty_fops; no ->open() runs */
+    if (flags & O_PATH) {
+      const inode = new Inode(this.get_next_ino(), S_IFCHR | 0o666, {}, empty_fops, this.next_mapping_id());
+      return new File(inode, empty_fops, flags, FMODE_PATH);
+    }
+    return open(this, flags);
   }
 }
 

@@ -173,7 +173,7 @@ export function ksys_fchmod(task: Task, fd: unknown, mode: unknown): number {
  * @returns the new File (the caller installs it) or -errno.
  */
 export function proc_fd_reopen(task: Task, fd: number, flags: number): File | number {
-  const old = task.files.lookup(fd);
+  const old = task.files.lookup_raw(fd);
   if (old === undefined) return -Errno.ENOENT;
   const inode = old.f_inode;
   const f_flags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) | O_LARGEFILE;

@@ -14,7 +14,7 @@
 import { Errno } from '@cocosim/core';
 import { FilesStruct } from './fdtable.js';
 import {
-  O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOCTTY, O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, type File,
+  O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOCTTY, O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TRUNC, type File,
   type GuestAccessExit,
 } from './fs.js';
 import type { Kernel } from './kernel.js';
@@ -80,7 +80,6 @@ const NAME_MAX = 255;
 const PATH_MAX = 4096;
 /* include/uapi/asm-generic/fcntl.h: the bits open(2) keeps (VALID_OPEN_FLAGS, O_0 .. __O_TMPFILE) */
 const VALID_OPEN_FLAGS = 0o37777703;
-const O_PATH = 0o10000000;
 const O_TMPFILE_BIT = 0o20000000;
 const O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC;
 

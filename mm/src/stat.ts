@@ -44,7 +44,7 @@ export function vfs_getattr(inode: Inode): Kstat {
  * @returns 0, -EBADF, or -EFAULT when `statbuf` is not an object to fill.
  */
 export function sys_newfstat(task: Task, fd: unknown, statbuf: unknown): number {
-  const file = task.files.lookup(fd);
+  const file = task.files.lookup_raw(fd);
   if (file === undefined) return -Errno.EBADF;
   const stat = vfs_getattr(file.f_inode);
   if (typeof statbuf !== 'object' || statbuf === null) return -Errno.EFAULT;

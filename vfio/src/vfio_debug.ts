@@ -63,7 +63,7 @@ function reach(module: VfioModule): Reach {
   const r: Reach = { containers: [], ictxs: [], domains: [] };
   for (const t of for_each_process(module.kernel)) {
     for (const fd of t.files.open_fds()) {
-      const file = t.files.lookup(fd)!;
+      const file = t.files.lookup_raw(fd)!;
       if (file.f_op === vfio_fops) add(r.containers, seen, file.private_data as VfioContainer);
       else if (file.f_op === iommufd_fops) add(r.ictxs, seen, file.private_data as IommufdCtx);
     }
