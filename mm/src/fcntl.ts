@@ -66,19 +66,19 @@ function pid_exists(task: Task, nr: number): boolean {
   return nr === 1 || for_each_process(task.kernel).some((t) => t.pid === nr);
 }
 
-/** f_setown(): `arg` as an int, negative for a process group. */
-function f_setown(task: Task, file: File, arg: bigint): number {
-  let who = Number(BigInt.asIntN(32, arg));
-  let type = F_OWNER_PID;
-  if (who < 0) {
-    if (who === -(2 ** 31)) return -Errno.EINVAL;
-    type = F_OWNER_PGRP;
-    who = -who;
-  }
-  if (who !== 0 && !pid_exists(task, who)) return -Errno.ESRCH;
-  file.f_owner_pid = who;
+/** __f_setown() after find_vpid(): -ESRCH for a pid no task has, else the owner is set. */
+function __f_setown(task: Task, file: File, type: number, pid: number): number {
+  if (pid !== 0 && !pid_exists(task, pid)) return -Errno.ESRCH;
+  file.f_owner_pid = pid;
   file.f_owner_type = type;
   return 0;
+}
+
+/** f_setown(): `arg` as an int, negative for a process group. */
+function f_setown(task: Task, file: File, arg: bigint): number {
+  const who = Number(BigInt.asIntN(32, arg));
+  if (who === -(2 ** 31)) return -Errno.EINVAL;
+  return who < 0 ? __f_setown(task, file, F_OWNER_PGRP, -who) : __f_setown(task, file, F_OWNER_PID, who);
 }
 
 /**
@@ -121,10 +121,7 @@ function f_setown_ex(task: Task, file: File, uaddr: bigint): number {
   const type = v.getInt32(0, true);
   const pid = v.getInt32(4, true);
   if (type !== F_OWNER_TID && type !== F_OWNER_PID && type !== F_OWNER_PGRP) return -Errno.EINVAL;
-  if (pid !== 0 && !pid_exists(task, pid)) return -Errno.ESRCH;
-  file.f_owner_pid = pid;
-  file.f_owner_type = type;
-  return 0;
+  return __f_setown(task, file, type, pid);
 }
 
 /** f_getowner_uids(): put_user() of the owner's uid and euid (root here: 0), each on its own. */
@@ -139,15 +136,15 @@ function f_getowner_uids(task: Task, uaddr: bigint): number {
  * alone. F_UNLCK without a lease is generic_delete_lease()'s -EAGAIN; a write lease is refused by
  * check_conflicting_open() (Linux 6.18 says -EAGAIN for a memfd, whose dentry the file holds).
  */
-function fcntl_setlease(file: File, arg: bigint): number {
-  if (arg !== BigInt(F_UNLCK) && arg !== BigInt(F_RDLCK) && arg !== BigInt(F_WRLCK)) return -Errno.EINVAL;
+function fcntl_setlease(file: File, arg: number): number {
+  if (arg !== F_UNLCK && arg !== F_RDLCK && arg !== F_WRLCK) return -Errno.EINVAL;
   if ((file.f_inode.i_mode & S_IFMT) !== S_IFREG) return -Errno.EINVAL;
-  if (arg === BigInt(F_UNLCK)) {
+  if (arg === F_UNLCK) {
     if (file.f_lease === F_UNLCK) return -Errno.EAGAIN;
     file.f_lease = F_UNLCK;
     return 0;
   }
-  if (arg === BigInt(F_WRLCK)) return -Errno.EAGAIN;
+  if (arg === F_WRLCK) return -Errno.EAGAIN;
   file.f_lease = F_RDLCK;
   return 0;
 }
@@ -228,10 +225,10 @@ export function ksys_fcntl(task: Task, fd: unknown, cmd: unknown, arg: unknown =
     case F_GETLEASE:
       return file.f_lease;
     case F_SETLEASE:
-      return fcntl_setlease(file, reg);
+      return fcntl_setlease(file, argi);
     case F_NOTIFY:
       /* fcntl_dirnotify(): no events asked is a flush; anything else wants a directory */
-      return (reg & ~BigInt(DN_MULTISHOT)) === 0n ? 0 : -Errno.ENOTDIR;
+      return (argi & ~DN_MULTISHOT) === 0 ? 0 : -Errno.ENOTDIR;
     case F_SETPIPE_SZ:
     case F_GETPIPE_SZ:
       /* pipe_fcntl(): get_pipe_info() finds no pipe */
