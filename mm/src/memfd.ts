@@ -139,6 +139,14 @@ export function memfd_add_seals(kernel: Kernel, file: File, seals: number): numb
   if (file_seals.seals & F_SEAL_SEAL) return -Errno.EPERM;
   const hook = call_mm_hook(kernel, 'memfd_add_seals', file, seals);
   if (hook) return hook;
+  /*
+   * SEAL_EXEC implies SEAL_WRITE, making W^X from the start; before the F_SEAL_WRITE checks, so
+   * that a writable shared mapping refuses it too ("memfd: deny writeable mappings when implying
+   * SEAL_WRITE", in Linux 6.18's stable series: EBUSY on 6.18.44).
+   */
+  if (seals & F_SEAL_EXEC && file.f_inode.i_mode & 0o111) {
+    seals |= F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
+  }
   if (seals & F_SEAL_WRITE && !(file_seals.seals & F_SEAL_WRITE)) {
     let error = file.f_mapping.mapping_deny_writable();
     if (error) return error;
@@ -147,10 +155,6 @@ export function memfd_add_seals(kernel: Kernel, file: File, seals: number): numb
       file.f_mapping.mapping_allow_writable();
       return error;
     }
-  }
-  /* SEAL_EXEC implies SEAL_WRITE, making W^X from the start. */
-  if (seals & F_SEAL_EXEC && file.f_inode.i_mode & 0o111) {
-    seals |= F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
   }
   file_seals.seals |= seals;
   return 0;

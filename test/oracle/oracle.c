@@ -1325,6 +1325,40 @@ static void guard_range(struct call *c, uint64_t addr, uint64_t len)
 	}
 }
 
+/* Whether any mapping covers the byte at `addr` now. */
+static bool guard_mapped_at(uint64_t addr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char buf[512];
+	bool found = false;
+
+	if (!f)
+		return true;
+	while (!found && fgets(buf, sizeof(buf), f)) {
+		unsigned long long s, e;
+
+		if (sscanf(buf, "%llx-%llx", &s, &e) == 2 && addr >= s && addr < e)
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * guard_range() for mprotect(), mlock() and munlock(): they look up the VMA at the range's
+ * (page-aligned) start first and fail with ENOMEM, changing nothing, when there is none
+ * (do_mprotect_pkey(): vma->vm_start > start; apply_vma_lock_flags(): !vma_iter_load()), so a
+ * range that starts in a hole is safe whatever it covers. False for such a range: the call will
+ * touch nothing.
+ */
+static bool guard_vma_walk(struct call *c, uint64_t addr, uint64_t len)
+{
+	if (guard && !c->validate && len != 0 && !guard_mapped_at(addr & ~4095ULL))
+		return false;
+	guard_range(c, addr, len);
+	return true;
+}
+
 static void op_memfd_create(struct call *c)
 {
 	struct jval *nv = arg(c, "name");
@@ -1504,7 +1538,7 @@ static void op_mprotect(struct call *c)
 
 	if (c->validate)
 		return;
-	guard_range(c, addr, length);
+	guard_vma_walk(c, addr, length);
 	SYS(SYS_mprotect, addr, length, prot);
 }
 
@@ -1529,8 +1563,8 @@ static void op_mlock(struct call *c)
 
 	if (c->validate)
 		return;
-	guard_range(c, addr, length);
-	guard_alloc(c, guard_mapped_bytes(addr, length));
+	if (guard_vma_walk(c, addr, length))
+		guard_alloc(c, guard_mapped_bytes(addr, length));
 	if (fv)
 		SYS(SYS_mlock2, addr, length, flags);
 	else
@@ -1543,7 +1577,7 @@ static void op_munlock(struct call *c)
 
 	if (c->validate)
 		return;
-	guard_range(c, addr, length);
+	guard_vma_walk(c, addr, length);
 	SYS(SYS_munlock, addr, length);
 }
 
