@@ -4,7 +4,7 @@ import { createRootContainer, Errno } from '@cocosim/core';
 import { Kernel, mmRegistrar } from './kernel.js';
 import { Process } from './process.js';
 import { MFD_ALLOW_SEALING } from './uapi/memfd.js';
-import { F_ADD_SEALS, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_GET_SEALS, F_SEAL_WRITE, F_SETFD, FD_CLOEXEC } from './uapi/fcntl.js';
+import { F_ADD_SEALS, F_DUPFD, F_DUPFD_CLOEXEC, F_DUPFD_QUERY, F_GETFD, F_GETFL, F_GET_SEALS, F_SEAL_WRITE, F_SETFD, FD_CLOEXEC } from './uapi/fcntl.js';
 
 function proc(): Process {
   return new Process(createRootContainer({}, mmRegistrar({ nr_pages: 4096 })).resolve(Kernel));
@@ -27,6 +27,10 @@ describe('fcntl', () => {
     /* stdio is /dev/null as open(O_RDWR) leaves it: O_LARGEFILE too (the kernel oracle's --guard
      * stdio, Linux 6.18.44: F_GETFL of fd 0 is 32770) */
     for (const stdio of [0, 1, 2]) expect(p.fcntl(stdio, F_GETFL)).toBe(0o100002);
+    /* one open file description on all three, as the oracle's dup2()ed /dev/null (F_DUPFD_QUERY 1) */
+    expect(p.fcntl(0, F_DUPFD_QUERY, 1)).toBe(1);
+    expect(p.fcntl(2, F_DUPFD_QUERY, 0)).toBe(1);
+    expect(p.fcntl(fd, F_DUPFD_QUERY, 0)).toBe(0);
   });
 
   test('F_DUPFD shares the open file (and seals); F_DUPFD_CLOEXEC sets the flag; limits', () => {

@@ -109,13 +109,12 @@ export class Process {
     this.task = task ?? new Task(kernel);
     if (task !== undefined) return;
     /*
-     * stdin, stdout, stderr, as a 64-bit open("/dev/null", O_RDWR) leaves them (O_LARGEFILE:
-     * force_o_largefile()); a process's first own file is fd 3.
+     * stdin, stdout, stderr: one open file description of /dev/null on all three, as a shell
+     * leaves a terminal (opened once, dup'ed: F_DUPFD_QUERY of 0 and 1 is 1), open()ed O_RDWR by a
+     * 64-bit program (O_LARGEFILE: force_o_largefile()); a process's first own file is fd 3.
      */
-    for (let fd = 0; fd < 3; fd++) {
-      const file = kernel.open_device('/dev/null', O_RDWR | O_LARGEFILE) as File;
-      this.task.files.install(file, false);
-    }
+    const stdio = kernel.open_device('/dev/null', O_RDWR | O_LARGEFILE) as File;
+    for (let fd = 0; fd < 3; fd++) this.task.files.install(fd === 0 ? stdio : stdio.get_file(), false);
   }
 
   /** The C convention: a negative kernel result becomes -1 with errno set. */
