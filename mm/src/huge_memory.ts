@@ -10,7 +10,7 @@
  *
  * A write to a read-only anon PMD reuses an exclusive THP in place and replaces the huge zero
  * folio by a new THP (do_huge_pmd_wp_page()); anything else splits the PMD and is handled by
- * PTEs. Khugepaged and MADV_COLLAPSE are not modelled: small pages are never collapsed.
+ * PTEs. Khugepaged is not modelled and small pages are never collapsed (MADV_COLLAPSE: khugepaged.ts).
  *
  * Splitting (__split_huge_pmd()): an anon PMD becomes 512 PTEs mapping the same folio (one
  * reference and one mapcount per page instead of one for the PMD); a file PMD is simply zapped,

@@ -33,14 +33,17 @@
  *   - MADV_WILLNEED: nothing to read ahead (no readahead is modelled).
  *   - MADV_GUARD_INSTALL / MADV_GUARD_REMOVE: guard PTE markers (access: SIGSEGV SEGV_MAPERR);
  *     install zaps what is mapped first; EINVAL on VM_SPECIAL, hugetlb, and (install) VM_LOCKED.
- *   - MADV_COLLAPSE: EINVAL, what the kernel answers for a VMA that cannot hold an aligned
- *     2 MiB page. cocosim does not collapse small pages into THPs, so larger VMAs get the same
- *     answer (a known difference from Linux, which would collapse them).
+ *   - MADV_COLLAPSE (khugepaged.ts madvise_collapse()): EINVAL for a VMA that cannot take a PMD
+ *     (thp_vma_allowable_order() with TVA_FORCED_COLLAPSE), 0 for a range that holds no whole
+ *     aligned 2 MiB or only PMD-mapped THPs. cocosim does not collapse small pages into THPs: a
+ *     range that Linux would collapse gets EINVAL (a known difference; Linux collapses it and
+ *     says 0).
  */
 import { Errno, type Pfn } from '@cocosim/core';
 import { folio_mapcount, folio_nr_pages, folio_test_anon, folio_trylock, folio_unlock, page_folio, type Folio } from './folio.js';
 import { faultin_page_range, get_user_pages_fast } from './gup.js';
 import type { Kernel } from './kernel.js';
+import { madvise_collapse } from './khugepaged.js';
 import { zap_page_range_single } from './memory.js';
 import {
   MADV_COLD,
@@ -457,7 +460,7 @@ function madvise_vma_behavior(vma: VmAreaStruct, start: number, end: number, beh
     case MADV_DONTNEED_LOCKED:
       return { error: madvise_dontneed_free(vma, start, end, behavior), prev: vma };
     case MADV_COLLAPSE:
-      return { error: -Errno.EINVAL, prev: vma };
+      return { error: madvise_collapse(vma, start, end), prev: vma };
     case MADV_GUARD_INSTALL:
       return { error: madvise_guard_install(vma, start, end), prev: vma };
     case MADV_GUARD_REMOVE:
