@@ -591,7 +591,10 @@ const USER_COPY_FCNTLS: ReadonlySet<number> = new Set([5, 6, 7, 15, 16, 17, 36, 
  *   page that fails or beyond RLIMIT_MEMLOCK, unpin what they pinned (vfio_unmap_unpin(),
  *   iopt_area_unfill_domains()) but leave what the faults mapped or allocated (a file's page
  *   cache folios from memfd_pin_folios() are its file's, in mm.tasks), and a FOLL_LONGTERM pin
- *   may first have migrated pages out of ZONE_MOVABLE (check_and_migrate_movable_folios()).
+ *   may first have migrated pages out of ZONE_MOVABLE (check_and_migrate_movable_folios()). A
+ *   pin that broke COW (FOLL_WRITE on a private mapping) ran the MMU notifiers over that page
+ *   (wp_page_copy()): a VM whose memslot maps it has moved its invalidation count and zapped its
+ *   SPTEs (kvm.vms), and those stay.
  * - fcntl commands with a struct in user memory (USER_COPY_FCNTLS): copy_from_user() or
  *   copy_to_user() faults the struct's pages in (a read maps the zero page or a file's page,
  *   allocating page tables, page-cache pages and an anon_vma) before the command fails on what it
@@ -627,7 +630,7 @@ export function failed_call_may_change(method: string, errno: number, args: read
   }
   /* the pins before the page that failed were faults too: what they allocated stays, zeroed */
   if (method === 'ioctl' && PIN_REQUESTS.has(Number(args[1])) && (errno === EFAULT || errno === ENOMEM || errno === EHWPOISON)) {
-    return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];
+    return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc', 'kvm.vms'];
   }
   /* KVM_RUN (_IO(KVMIO, 0x80)) and the guest accesses made through it: the guest's stores and
    * the faults they took before the exit that fails stay done */
