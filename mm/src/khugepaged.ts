@@ -6,8 +6,9 @@
  * cocosim has no khugepaged and does not collapse small pages into a THP: a 2 MiB-aligned range
  * that MADV_COLLAPSE would collapse gets -EINVAL (where Linux collapses it and says 0: a known
  * difference, listed in madvise.ts). Everything else is answered as Linux does: a VMA that cannot
- * hold a PMD is -EINVAL, a range that holds no whole aligned 2 MiB collapses nothing and is 0,
- * and a range already mapped by PMDs is 0 (SCAN_PMD_MAPPED).
+ * hold a PMD is -EINVAL, a range that holds no whole aligned 2 MiB collapses nothing and is 0
+ * (-EINVAL when it also starts past a 2 MiB boundary), and a range already mapped by PMDs is 0
+ * (SCAN_PMD_MAPPED).
  */
 import { Errno, HPAGE_PMD_NR, HPAGE_PMD_ORDER } from '@cocosim/core';
 import { thp_vma_suitable_order, vma_is_shmem } from './memory.js';
@@ -50,6 +51,13 @@ export function madvise_collapse(vma: VmAreaStruct, start: number, end: number):
   if (!thp_vma_allowable_collapse(vma)) return -Errno.EINVAL;
   const hstart = Math.ceil(start / HPAGE_PMD_NR) * HPAGE_PMD_NR;
   const hend = Math.floor(end / HPAGE_PMD_NR) * HPAGE_PMD_NR;
+  /*
+   * A range inside one 2 MiB that does not start on its boundary has hstart > hend: the kernel's
+   * "thps == (hend - hstart) >> HPAGE_PMD_SHIFT" compares 0 with an unsigned wrap and returns
+   * madvise_collapse_errno(SCAN_FAIL), -EINVAL (Linux 6.18.44: madvise(p + 4096, 4096) is
+   * EINVAL where madvise(p, 4096) is 0).
+   */
+  if (hstart > hend) return -Errno.EINVAL;
   const pmds = vma.vm_mm.pgd.pmds;
   for (let vpn = hstart; vpn < hend; vpn += HPAGE_PMD_NR) {
     const e = pmds.get(pmd_index_of(vpn));
