@@ -106,7 +106,7 @@ function kernelDiffCommand(seed: string, calls: number, len: number, out: Out, e
     out(e.program.trimEnd().split('\n').map((l) => `    ${l}`).join('\n'));
   }
   out(`kernel-diff: ${report.programs} programs, ${report.calls} calls generated, ${report.compared} compared ` +
-    `(${report.guarded} programs stopped by the oracle's guard, ${report.refused} refused, ${report.environment} environment differences set aside): ` +
+    `(${report.dropped} guarded calls taken out, ${report.guarded} programs stopped by the oracle's guard, ${report.refused} refused, ${report.environment} environment differences set aside): ` +
     `${report.differences.length} distinct differences, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return report.differences.length === 0 ? 0 : 1;
 }

@@ -7,8 +7,9 @@
  * (see below); each distinct difference is reported once, with the shortest program that shows it.
  *
  * The oracle runs beside its own binary, libraries, heap and stack, where the simulated process
- * has nothing: with --guard it stops at the first call whose range reaches them, and only the
- * calls before it are compared. Each program starts with a PROT_NONE mapping of BUFFER_BYTES
+ * has nothing: with --guard it stops at the first call whose range reaches them; such a call is
+ * taken out of the program and the program run again (runGuarded()), unless it binds a value,
+ * and only the calls before the guard's last stop are compared. Each program starts with a PROT_NONE mapping of BUFFER_BYTES
  * (BUFFER_CALL), made on both sides: it lands right below the oracle's libraries and right below
  * the simulated mmap_base, so that a range running past the program's first mapping meets the same
  * thing on both sides instead of stopping the oracle. Memory differs too: the simulated host has `nr_pages` of RAM,
@@ -50,6 +51,8 @@ export interface KernelDiffReport {
   /** Calls compared (before the oracle's guard stopped a program). */
   readonly compared: number;
   readonly guarded: number;
+  /** Calls taken out of programs because the guard stopped at them (runGuarded()). */
+  readonly dropped: number;
   /** Programs the oracle refused (exit 2) or could not finish. */
   readonly refused: number;
   /** Differences where one side ran out of memory. */
@@ -107,6 +110,32 @@ function runOracle(text: string): { out: string; guarded: boolean } | undefined 
   return { out: (guarded ? lines.slice(0, -1) : lines).join('\n') + '\n', guarded };
 }
 
+/** How many guarded calls runGuarded() takes out of one program before it settles for the cut. */
+const MAX_DROPS = 16;
+
+/**
+ * Runs `text` on the oracle; while the guard stops it at a call that binds nothing ("as"), takes
+ * that call out of the program and runs it again from the start, so that the calls after it are
+ * compared too (the same text then goes to the simulator). A guarded call that binds a value, or
+ * the MAX_DROPS-th, ends the program there, as the guard does.
+ */
+function runGuarded(text: string): { text: string; kernel: { out: string; guarded: boolean }; dropped: number } | undefined {
+  let dropped = 0;
+  for (;;) {
+    const kernel = runOracle(text);
+    if (kernel === undefined) return undefined;
+    if (!kernel.guarded || dropped === MAX_DROPS) return { text, kernel, dropped };
+    const lines = text.split('\n');
+    /* results before the guarded call, each a call after the header line */
+    const i = kernel.out.split('\n').filter((l) => l !== '').length;
+    const call = lines[1 + i];
+    if (call === undefined || (JSON.parse(call) as { as?: unknown }).as !== undefined) return { text, kernel, dropped };
+    lines.splice(1 + i, 1);
+    text = lines.join('\n');
+    dropped++;
+  }
+}
+
 export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
   const problem = ensureOracle();
   if (problem !== undefined) return problem;
@@ -118,15 +147,18 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
   let guarded = 0;
   let refused = 0;
   let environment = 0;
+  let dropped = 0;
   const setAside = new Map<string, { count: number; program: string }>();
   for (let k = 0; k < opts.programs; k++) {
-    const text = withBuffer(programText(generateProgram(`${opts.seed}:${k}`, { vendor: 'none', design: 'upstream', calls: len, ops, generic: true })));
+    const generated = withBuffer(programText(generateProgram(`${opts.seed}:${k}`, { vendor: 'none', design: 'upstream', calls: len, ops, generic: true })));
     calls += len;
-    const kernel = runOracle(text);
-    if (kernel === undefined) {
+    const run = runGuarded(generated);
+    if (run === undefined) {
       refused++;
       continue;
     }
+    const { text, kernel } = run;
+    dropped += run.dropped;
     if (kernel.guarded) guarded++;
     const rec = parseResults(kernel.out, 'kernel');
     const trace = parseTrace(text, 'fuzz');
@@ -158,5 +190,5 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
   }
   const differences = [...found].map(([signature, f]) => ({ signature, ...f })).sort((a, b) => b.count - a.count);
   const environmentSignatures = [...setAside].map(([signature, e]) => ({ signature, ...e })).sort((a, b) => b.count - a.count);
-  return { programs: opts.programs, calls, compared, guarded, refused, environment, environmentSignatures, differences };
+  return { programs: opts.programs, calls, compared, guarded, dropped, refused, environment, environmentSignatures, differences };
 }
