@@ -36,7 +36,8 @@ describe.skipIf(!canRun)('fuzz --kernel-diff: generic programs on this kernel an
     const r = kernelDiff({ programs: 40, seed: 'kernel-diff-test', programLength: 40 });
     if (typeof r === 'string') throw new Error(r);
     expect(r.refused).toBe(0);
-    expect(r.compared).toBeGreaterThan(200);
+    /* 40 programs of 41 calls: with guarded calls taken out, nearly all are compared (1620 of 1640 on Linux 6.18.44) */
+    expect(r.compared).toBeGreaterThan(1400);
     expect(r.differences.map((d) => `${d.signature}\n${d.details.join('\n')}\n${d.program}`)).toEqual([]);
   }, 120_000);
 });
