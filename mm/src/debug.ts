@@ -211,6 +211,15 @@ function hash_inode(h: StateHash, w: Walk, inode: Inode): void {
   h.u32(inode.i_flags);
   h.u32(inode.i_nlink);
   h.u32(inode.i_write_hint);
+  const locks = inode.i_flctx ?? [];
+  h.u32(locks.length);
+  for (const fl of locks) {
+    h.u32(fl.ofd ? 1 : 0);
+    h.num(fl.pid);
+    h.u32(fl.type);
+    h.big(fl.start);
+    h.big(fl.end);
+  }
   h.u32(icount(inode));
   if (p instanceof ShmemInodeInfo) {
     h.u32(1);

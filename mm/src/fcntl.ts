@@ -7,14 +7,14 @@
  * other command is -EINVAL (do_fcntl()'s default). The answers were checked on Linux 6.18.44 for a
  * memfd and /dev/null (test/traces/fcntl-cmds.trace.jsonl).
  *
- * Record locks (F_GETLK, F_SETLK, F_SETLKW, F_OFD_*) read a struct flock: a pointer the process
- * cannot read gives -EFAULT, as in the kernel; cocosim has no file locks, so a readable one is
- * -EINVAL (not what Linux does, which locks).
+ * Record locks (F_GETLK, F_SETLK, F_SETLKW, F_OFD_*) read a struct flock from user memory (-EFAULT
+ * if the process cannot) and go to locks.ts (fs/locks.c).
  */
 import { Errno } from '@cocosim/core';
 import { userLoad, userStore } from './fault.js';
 import { int_arg, ulong_arg } from './mman.js';
 import { task_mm } from './mm_types.js';
+import { fcntl_getlk, fcntl_setlk, type Flock } from './locks.js';
 import { memfd_fcntl } from './memfd.js';
 import { FMODE_PATH, O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK, S_IFMT, S_IFREG, type File } from './fs.js';
 import { for_each_process, type Task } from './process.js';
@@ -149,6 +149,31 @@ function fcntl_setlease(file: File, arg: number): number {
   return 0;
 }
 
+/** struct flock (x86-64): short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid. */
+function flock_read(b: Uint8Array): Flock {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return { l_type: v.getInt16(0, true), l_whence: v.getInt16(2, true), l_start: v.getBigInt64(8, true), l_len: v.getBigInt64(16, true), l_pid: v.getInt32(24, true) };
+}
+
+/**
+ * F_GETLK / F_OFD_GETLK: the struct flock from user memory, fcntl_getlk(), and the answer back into
+ * the same bytes (its padding as the caller left it).
+ */
+function fcntl_getlk_user(task: Task, file: File, cmd: number, uaddr: bigint): number {
+  const b = copy_from_user(task, uaddr, FLOCK_SIZE);
+  if (b === undefined) return -Errno.EFAULT;
+  const l = flock_read(b);
+  const err = fcntl_getlk(file, cmd, l, task.files, task.pid);
+  if (err) return err;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  v.setInt16(0, l.l_type, true);
+  v.setInt16(2, l.l_whence, true);
+  v.setBigInt64(8, l.l_start, true);
+  v.setBigInt64(16, l.l_len, true);
+  v.setInt32(24, l.l_pid, true);
+  return copy_to_user(task, uaddr, b);
+}
+
 /** fcntl_rw_hint() for the inode's hint: a u64 through `uaddr`. */
 function fcntl_rw_hint(task: Task, file: File, set: boolean, uaddr: bigint): number {
   if (!set) {
@@ -200,11 +225,14 @@ export function ksys_fcntl(task: Task, fd: unknown, cmd: unknown, arg: unknown =
       return setfl(file, argi);
     case F_GETLK:
     case F_OFD_GETLK:
+      return fcntl_getlk_user(task, file, c >>> 0, reg);
     case F_SETLK:
     case F_SETLKW:
     case F_OFD_SETLK:
-    case F_OFD_SETLKW:
-      return copy_from_user(task, reg, FLOCK_SIZE) === undefined ? -Errno.EFAULT : -Errno.EINVAL;
+    case F_OFD_SETLKW: {
+      const b = copy_from_user(task, reg, FLOCK_SIZE);
+      return b === undefined ? -Errno.EFAULT : fcntl_setlk(file, c >>> 0, flock_read(b), task.files, task.pid);
+    }
     case F_GETOWN:
       return f_getown(task, file);
     case F_SETOWN:

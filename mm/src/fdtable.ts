@@ -4,6 +4,7 @@
  */
 import { Errno } from '@cocosim/core';
 import { FMODE_PATH, type File } from './fs.js';
+import { locks_remove_posix } from './locks.js';
 
 /** The default RLIMIT_NOFILE soft limit of a Linux process. */
 export const NR_OPEN_DEFAULT_RLIMIT = 1024;
@@ -57,6 +58,8 @@ export class FilesStruct {
   close_fd(fd: unknown): number {
     const file = this.lookup_raw(fd);
     if (file === undefined) return -Errno.EBADF;
+    /* filp_flush(): this process's POSIX locks on the file's inode go with any of its fds */
+    locks_remove_posix(file, this);
     this.fds[fd as number] = undefined;
     this.cloexec.delete(fd as number);
     file.fput();

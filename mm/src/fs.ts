@@ -7,6 +7,7 @@
  * Ops tables are the kernel's: a file type fills the hooks it has; a missing hook answers as the
  * VFS does without it (vfs_fallocate() gives -EOPNOTSUPP, vfs_ioctl() -ENOTTY, mmap -ENODEV).
  */
+import { locks_remove_file, type FileLock } from './locks.js';
 import { BUG_ON, Errno, XArray, type PgOff } from '@cocosim/core';
 import type { Folio } from './folio.js';
 import type { FilesStruct } from './fdtable.js';
@@ -267,6 +268,8 @@ export class Inode {
   i_nlink = 1;
   /** i_write_hint (F_SET_RW_HINT): an RWH_WRITE_LIFE_* value. */
   i_write_hint = 0;
+  /** i_flctx's POSIX and OFD record locks (locks.ts), null while there are none. */
+  i_flctx: FileLock[] | null = null;
   /** File-type private data (shmem_inode_info, gmem_inode...). */
   i_private: unknown = undefined;
   i_mapping: AddressSpace;
@@ -330,7 +333,9 @@ export class File {
   /** fput(): drop a reference; the last one calls f_op->release (__fput). */
   fput(): void {
     BUG_ON(this.f_count <= 0, 'fput on a released file');
-    if (--this.f_count === 0) this.f_op.release?.(this.f_inode, this);
+    if (--this.f_count !== 0) return;
+    locks_remove_file(this);
+    this.f_op.release?.(this.f_inode, this);
   }
 }
 

@@ -17,12 +17,8 @@ import { call_mm_hook } from './mm_hooks.js';
 export const MAX_RW_COUNT = 0x7fff_ffff - (PAGE_SIZE - 1);
 
 /* lseek whence (include/uapi/linux/fs.h) */
-export const SEEK_SET = 0;
-export const SEEK_CUR = 1;
-export const SEEK_END = 2;
-export const SEEK_DATA = 3;
-export const SEEK_HOLE = 4;
-export const SEEK_MAX = SEEK_HOLE;
+import { SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_MAX, SEEK_SET } from './uapi/fs.js';
+export { SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_MAX, SEEK_SET };
 
 /**
  * rw_verify_area(): a position that is negative or would overflow with `count` is -EINVAL (no
