@@ -580,7 +580,8 @@ const USER_COPY_FCNTLS: ReadonlySet<number> = new Set([5, 6, 7, 15, 16, 17, 36, 
  *   hole (ENOMEM): the VMAs before it are changed. So a failure over a range that met more than
  *   one VMA, or a hole, may have changed anything; over one VMA it must not have.
  * - MADV_POPULATE_READ/WRITE fault pages in one by one (madvise_populate()) and report the
- *   first that fails: the pages before it stay populated, even within one VMA.
+ *   first that fails: the pages before it stay populated, even within one VMA. MADV_COLLAPSE
+ *   (madvise_collapse()) goes 2 MiB by 2 MiB: the THPs made before the one that fails stay.
  * - process_vm_readv/writev fault the pages in through GUP (process_vm_rw_core()): the fault
  *   that fails may first map, by fault-around (do_read_fault() -> do_fault_around()), the
  *   page-cache pages around it, with their mapcounts and LRU state (mm.page_store, mm.tasks,
@@ -658,7 +659,8 @@ export function failed_call_may_change(method: string, errno: number, args: read
   if ((method === 'mlock' || method === 'mlock2') && (errno === ENOMEM || errno === EAGAIN)) return 'all';
   const MADV_POPULATE_READ = 22;
   const MADV_POPULATE_WRITE = 23;
-  if (method === 'madvise' && (args[2] === MADV_POPULATE_READ || args[2] === MADV_POPULATE_WRITE)) return 'all';
+  const MADV_COLLAPSE = 25;
+  if (method === 'madvise' && (args[2] === MADV_POPULATE_READ || args[2] === MADV_POPULATE_WRITE || args[2] === MADV_COLLAPSE)) return 'all';
   return range !== undefined && (range.vmas > 1 || range.hole) ? 'all' : [];
 }
 

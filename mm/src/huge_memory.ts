@@ -10,7 +10,7 @@
  *
  * A write to a read-only anon PMD reuses an exclusive THP in place and replaces the huge zero
  * folio by a new THP (do_huge_pmd_wp_page()); anything else splits the PMD and is handled by
- * PTEs. Khugepaged is not modelled and small pages are never collapsed (MADV_COLLAPSE: khugepaged.ts).
+ * PTEs. Khugepaged is not modelled; MADV_COLLAPSE collapses anonymous small pages (khugepaged.ts).
  *
  * Splitting (__split_huge_pmd()): an anon PMD becomes 512 PTEs mapping the same folio (one
  * reference and one mapcount per page instead of one for the PMD); a file PMD is simply zapped,
@@ -132,12 +132,11 @@ function vma_alloc_anon_folio_pmd(vma: VmAreaStruct): Folio | undefined {
   return pfn as Folio;
 }
 
-/** map_anon_folio_pmd(): map a new anon THP at the PMD of `vmf`, writable and dirty if the VMA is. */
-function map_anon_folio_pmd(vmf: VmFault, folio: Folio): void {
-  const vma = vmf.vma;
+/** map_anon_folio_pmd(): map a new anon THP at the PMD of page `vpn` of `vma`, writable and dirty if the VMA is. */
+export function map_anon_folio_pmd(vma: VmAreaStruct, vpn: number, folio: Folio): void {
   const mm = vma.vm_mm;
   const store = mm.kernel.store;
-  const pmd = Math.floor(vmf.vpn / PTRS_PER_PTE);
+  const pmd = Math.floor(vpn / PTRS_PER_PTE);
   let entry = pte_mkyoung(vma.vm_page_prot) | _PAGE_PSE;
   if (vma.vm_flags & VM_WRITE) entry = pte_mkwrite(pte_mkdirty(entry));
   folio_add_new_anon_rmap(store, folio, vma, pmd * PTRS_PER_PTE, RMAP_EXCLUSIVE);
@@ -165,7 +164,7 @@ export function do_huge_pmd_anonymous_page(vmf: VmFault): number {
   }
   const folio = vma_alloc_anon_folio_pmd(vma);
   if (folio === undefined) return VM_FAULT_FALLBACK;
-  map_anon_folio_pmd(vmf, folio);
+  map_anon_folio_pmd(vmf.vma, vmf.vpn, folio);
   return 0;
 }
 
@@ -188,7 +187,7 @@ export function do_huge_pmd_wp_page(vmf: VmFault): number {
       mmu_notifier_invalidate_range_start(mm, start, start + HPAGE_PMD_NR);
       pmdp_huge_get_and_clear(mm.pgd, pmd);
       flush_tlb_mm_range(mm, start, start + HPAGE_PMD_NR, HPAGE_PMD_NR);
-      map_anon_folio_pmd(vmf, folio);
+      map_anon_folio_pmd(vmf.vma, vmf.vpn, folio);
       mmu_notifier_invalidate_range_end(mm, start, start + HPAGE_PMD_NR);
       return 0;
     }

@@ -1,9 +1,10 @@
-/** MADV_COLLAPSE (khugepaged.ts): which VMAs say EINVAL, and the ranges that need no collapse. */
+/** MADV_COLLAPSE (khugepaged.ts): which VMAs say EINVAL, the ranges that need no collapse, and an anonymous collapse. */
 import { describe, expect, test } from 'vitest';
 import { createRootContainer, Errno } from '@cocosim/core';
 import { Kernel, mmRegistrar } from './kernel.js';
 import { MADV_COLLAPSE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from './mman.js';
-import { vm_sysctl } from './mm_types.js';
+import { MM_ANONPAGES, vm_sysctl } from './mm_types.js';
+import { check_vm } from './debug_vm.js';
 import { pmd_index_of } from './pgtable.js';
 import { Process } from './process.js';
 
@@ -17,7 +18,7 @@ function proc(): Process {
 }
 
 describe('MADV_COLLAPSE', () => {
-  test('an anonymous THP already mapped by its PMD is collapsed (0); small pages are not modelled (EINVAL)', () => {
+  test('anonymous memory: a PMD-mapped THP counts as collapsed; small pages are copied into a new THP', () => {
     const p = proc();
     vm_sysctl(p.kernel).transparent_hugepage = 'madvise';
     const a = p.mmap(H, 2n * HUGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -33,13 +34,30 @@ describe('MADV_COLLAPSE', () => {
     expect(p.errno).toBe(Errno.EINVAL);
     /* across into the second VMA (no MADV_HUGEPAGE), untouched: no anon_vma there, EINVAL */
     expect(p.madvise(a + HUGE - PG, 2n * PG, MADV_COLLAPSE)).toBe(-1);
-    /* the second 2 MiB is another VMA (no MADV_HUGEPAGE) of small pages: Linux would collapse it */
-    expect(p.store(a + HUGE, Uint8Array.of(2))).toBe(0);
-    expect(p.madvise(a + HUGE, HUGE, MADV_COLLAPSE)).toBe(-1);
+    /* the second 2 MiB: small pages, two of them written, the rest holes */
+    const b = a + HUGE;
+    expect(p.store(b, Uint8Array.of(2))).toBe(0);
+    expect(p.store(b + 7n * PG + 3n, Uint8Array.of(7))).toBe(0);
+    expect(p.madvise(b - PG, 2n * PG, MADV_COLLAPSE)).toBe(0);
+    expect(p.mm.get_mm_counter(MM_ANONPAGES)).toBe(512 + 2);
+    const pmd = pmd_index_of(Number(b / PG));
+    expect(p.mm.pgd.pmds.has(pmd)).toBe(false);
+    expect(p.madvise(b, HUGE, MADV_COLLAPSE)).toBe(0);
+    expect(p.mm.pgd.pmds.has(pmd)).toBe(true);
+    expect(p.mm.pgd.ptes.has(pmd)).toBe(false);
+    expect(p.mm.get_mm_counter(MM_ANONPAGES)).toBe(1024);
+    expect(p.load(b, 1)).toEqual(Uint8Array.of(2));
+    expect(p.load(b + 7n * PG + 3n, 1)).toEqual(Uint8Array.of(7));
+    expect(p.load(b + 100n * PG, 1)).toEqual(Uint8Array.of(0));
+    expect(check_vm(p.kernel)).toEqual([]);
+  });
+
+  test('anonymous memory with no writable page (only the zero page) is SCAN_PAGE_RO: EINVAL', () => {
+    const p = proc();
+    const a = p.mmap(H, HUGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    expect(p.load(a, 1)).toEqual(Uint8Array.of(0));
+    expect(p.madvise(a, HUGE, MADV_COLLAPSE)).toBe(-1);
     expect(p.errno).toBe(Errno.EINVAL);
-    /* each VMA's part starts on a 2 MiB boundary or ends on one: nothing to collapse, 0 (Linux 6.18.44) */
-    expect(p.madvise(a + HUGE - PG, 2n * PG, MADV_COLLAPSE)).toBe(0);
-    expect(p.madvise(a + HUGE, PG, MADV_COLLAPSE)).toBe(0);
   });
 
   test('VM_NOHUGEPAGE, a VMA with no aligned 2 MiB, and a misaligned file offset are EINVAL; a shmem VMA is allowed', () => {
