@@ -51,9 +51,18 @@ const zero_fops: FileOperations = {
   mmap: mmap_zero,
 };
 
+/**
+ * A character device node: one inode for every open of it, as the device node in /dev is one
+ * inode (two opens share its record locks), made on the first open.
+ */
 function char_device(fops: FileOperations): DeviceOpen {
+  const nodes = new WeakMap<Kernel, Inode>();
   return (kernel: Kernel, flags: number) => {
-    const inode = new Inode(kernel.get_next_ino(), S_IFCHR | 0o666, {}, fops, kernel.next_mapping_id());
+    let inode = nodes.get(kernel);
+    if (inode === undefined) {
+      inode = new Inode(kernel.get_next_ino(), S_IFCHR | 0o666, {}, fops, kernel.next_mapping_id());
+      nodes.set(kernel, inode);
+    }
     return new File(inode, fops, flags, open_fmode(flags));
   };
 }
