@@ -155,6 +155,16 @@ function flock_read(b: Uint8Array): Flock {
   return { l_type: v.getInt16(0, true), l_whence: v.getInt16(2, true), l_start: v.getBigInt64(8, true), l_len: v.getBigInt64(16, true), l_pid: v.getInt32(24, true) };
 }
 
+/** `l` into the struct flock bytes `b`, their padding left as it is. */
+function flock_write(b: Uint8Array, l: Flock): void {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  v.setInt16(0, l.l_type, true);
+  v.setInt16(2, l.l_whence, true);
+  v.setBigInt64(8, l.l_start, true);
+  v.setBigInt64(16, l.l_len, true);
+  v.setInt32(24, l.l_pid, true);
+}
+
 /**
  * F_GETLK / F_OFD_GETLK: the struct flock from user memory, fcntl_getlk(), and the answer back into
  * the same bytes (its padding as the caller left it).
@@ -165,12 +175,7 @@ function fcntl_getlk_user(task: Task, file: File, cmd: number, uaddr: bigint): n
   const l = flock_read(b);
   const err = fcntl_getlk(file, cmd, l, task.files, task.pid);
   if (err) return err;
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  v.setInt16(0, l.l_type, true);
-  v.setInt16(2, l.l_whence, true);
-  v.setBigInt64(8, l.l_start, true);
-  v.setBigInt64(16, l.l_len, true);
-  v.setInt32(24, l.l_pid, true);
+  flock_write(b, l);
   return copy_to_user(task, uaddr, b);
 }
 

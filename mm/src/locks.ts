@@ -40,7 +40,7 @@ export interface Flock {
 }
 
 /** The inode's POSIX and OFD locks (i_flctx->flc_posix), in the kernel's list order. */
-export function inode_posix_locks(inode: Inode): FileLock[] {
+function inode_posix_locks(inode: Inode): FileLock[] {
   inode.i_flctx ??= [];
   return inode.i_flctx;
 }
@@ -219,20 +219,18 @@ function posix_lock_inode(inode: Inode, request: FileLock, sleep: boolean): numb
 
 /** locks_remove_posix(): `owner` closed an fd of `file`'s inode: its POSIX locks there go. */
 export function locks_remove_posix(file: File, owner: object): void {
-  const list = file.f_inode.i_flctx;
-  if (list === null || list === undefined) return;
   remove_owner(file.f_inode, owner);
 }
 
 /** locks_remove_file(): the last reference to `file` went: its OFD locks go. */
 export function locks_remove_file(file: File): void {
-  const list = file.f_inode.i_flctx;
-  if (list === null || list === undefined) return;
   remove_owner(file.f_inode, file);
 }
 
+/** The locks of `owner` on `inode` go (nothing to do on an inode without locks: the common case). */
 function remove_owner(inode: Inode, owner: object): void {
-  const list = inode.i_flctx!;
+  const list = inode.i_flctx;
+  if (list === null) return;
   const kept = list.filter((fl) => fl.owner !== owner);
   inode.i_flctx = kept.length === 0 ? null : kept;
 }

@@ -58,7 +58,7 @@ export interface KernelDiffReport {
   /** Differences where one side ran out of memory. */
   readonly environment: number;
   /** Their signatures and counts, most frequent first, so that a reader can judge them. */
-  readonly environmentSignatures: readonly { readonly signature: string; readonly count: number; readonly program: string }[];
+  readonly environmentSignatures: readonly KernelDifference[];
   readonly differences: KernelDifference[];
 }
 
@@ -110,6 +110,23 @@ function runOracle(text: string): { out: string; guarded: boolean } | undefined 
   return { out: (guarded ? lines.slice(0, -1) : lines).join('\n') + '\n', guarded };
 }
 
+/** The programs that showed one signature: how many, and the shortest with its differences. */
+interface Kept {
+  count: number;
+  program: string;
+  details: string[];
+}
+
+/** Counts one more program showing `sig`, keeping the shortest (the first of equal length). */
+function keepShortest(map: Map<string, Kept>, sig: string, program: string, details: () => string[]): void {
+  const prior = map.get(sig);
+  if (prior !== undefined && prior.program.length <= program.length) {
+    prior.count++;
+    return;
+  }
+  map.set(sig, { count: (prior?.count ?? 0) + 1, program, details: details() });
+}
+
 /** How many guarded calls runGuarded() takes out of one program before it settles for the cut. */
 const MAX_DROPS = 16;
 
@@ -141,14 +158,13 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
   if (problem !== undefined) return problem;
   const ops = GENERIC_OPS.map((n) => getOp(n)).filter((o): o is OpSpec => o !== undefined);
   const len = opts.programLength ?? 40;
-  const found = new Map<string, { count: number; program: string; details: string[] }>();
+  const found = new Map<string, Kept>();
   let calls = 0;
   let compared = 0;
   let guarded = 0;
   let refused = 0;
-  let environment = 0;
   let dropped = 0;
-  const setAside = new Map<string, { count: number; program: string }>();
+  const setAside = new Map<string, Kept>();
   for (let k = 0; k < opts.programs; k++) {
     const generated = withBuffer(programText(generateProgram(`${opts.seed}:${k}`, { vendor: 'none', design: 'upstream', calls: len, ops, generic: true })));
     calls += len;
@@ -170,25 +186,13 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
     /* after the first difference the two processes hold different things: only it counts */
     if (diffs.length > 0) diffs = diffs.filter((d) => d.i === diffs[0].i);
     if (diffs.length === 0) continue;
-    if (environmental(diffs)) {
-      environment++;
-      const sig = diffs.map(signatureOf).join('; ');
-      const cut = text.split('\n').slice(0, 2 + diffs[0].i).join('\n') + '\n';
-      const prior = setAside.get(sig);
-      setAside.set(sig, { count: (prior?.count ?? 0) + 1, program: prior !== undefined && prior.program.length <= cut.length ? prior.program : cut });
-      continue;
-    }
     const sig = diffs.map(signatureOf).join('; ');
-    const prior = found.get(sig);
     const cut = text.split('\n').slice(0, 2 + diffs[0].i).join('\n') + '\n';
-    if (prior === undefined || cut.length < prior.program.length) {
-      found.set(sig, { count: (prior?.count ?? 0) + 1, program: cut, details: formatDifferences(diffs, { left: 'kernel', right: 'simulator' }, trace) });
-    } else {
-      prior.count++;
-    }
+    keepShortest(environmental(diffs) ? setAside : found, sig, cut, () => formatDifferences(diffs, { left: 'kernel', right: 'simulator' }, trace));
     opts.onProgress?.(k + 1, found.size);
   }
   const differences = [...found].map(([signature, f]) => ({ signature, ...f })).sort((a, b) => b.count - a.count);
   const environmentSignatures = [...setAside].map(([signature, e]) => ({ signature, ...e })).sort((a, b) => b.count - a.count);
+  const environment = environmentSignatures.reduce((n, e) => n + e.count, 0);
   return { programs: opts.programs, calls, compared, guarded, dropped, refused, environment, environmentSignatures, differences };
 }
