@@ -479,3 +479,68 @@ describe('kvm_gmem_populate', () => {
     expect(kvm_gmem_populate(v.kvm, 0x100, null, 1, () => 0)).toBe(-Errno.EFAULT);
   });
 });
+
+describe('guest_memfd punch hole through the one-pass loop (truncate_small_folios())', () => {
+  /*
+   * The same mapped guest_memfd on two hosts, punched the same way: on one a listener of
+   * mm_filemap_delete_from_page_cache sends every folio through find_lock_entries() batches
+   * (truncate_cleanup_folio() unmapping each, then the batch deleted, free_folio called and freed),
+   * on the other the one-pass loop takes the common folios. Both must end alike, with the same
+   * costs, and the host unmaps and the vendor's invalidations in the same order.
+   */
+  function punched(general: boolean) {
+    const events: string[] = [];
+    const ops: KvmX86Ops = { ...kvm_none_x86_ops, gmem_invalidate: (_kvm, start, end) => void events.push(`invalidate ${start - base} ${end - start}`) };
+    const v = setup({ ops });
+    const kernel = v.kernel;
+    const store = kernel.store;
+    const base = store.base_pfn;
+    if (general) kernel.tracer.on('mm_filemap_delete_from_page_cache', () => undefined);
+    kernel.tracer.on('kvm_unmap_hva_range', (f) => void events.push(`unmap ${f.start}`));
+    const N = 300;
+    const fd = gmem(v, N * PAGE_SIZE, MMAP_SHARED);
+    const a = v.p.mmap(0, N * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    expect(a).not.toBe(MAP_FAILED);
+    const addr = BigInt(a);
+    /* every page faulted in; some written (dirty PTEs); a stretch unmapped again; one mapped twice */
+    for (let i = 0; i < N; i++) expect(v.p.load(addr + BigInt(i * PAGE_SIZE), 1)).toEqual(new Uint8Array(1));
+    for (const i of [...Array.from({ length: 40 }, (_, k) => 20 + k), 290]) expect(v.p.store(addr + BigInt(i * PAGE_SIZE), new Uint8Array([7]))).toBe(0);
+    expect(v.p.munmap(addr + 100n * BigInt(PAGE_SIZE), 50 * PAGE_SIZE)).toBe(0);
+    const b = v.p.mmap(0, PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 200 * PAGE_SIZE);
+    expect(v.p.load(BigInt(b), 1)).toEqual(new Uint8Array(1));
+    const before = kernel.cost.clock.now();
+    const { cost } = kernel.cost.measure('punch', () => expect(v.p.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 5 * PAGE_SIZE, 280 * PAGE_SIZE)).toBe(0));
+    const inode = v.p.task.files.lookup(fd)!.f_inode;
+    const state = {
+      ns: kernel.cost.clock.now() - before,
+      items: cost.items.map((it) => [it.name, it.count]),
+      free: kernel.page_alloc.buddyinfo(),
+      flags: Array.from(store.flags),
+      ref: Array.from(store._refcount),
+      map: Array.from(store._mapcount),
+      mapping: Array.from(store.mapping),
+      nrpages: inode.i_mapping.nrpages,
+      cached: [] as number[],
+      events,
+      /* a punched page reads as a new zeroed one, a kept one keeps its data */
+      punched: v.p.load(addr + 30n * BigInt(PAGE_SIZE), 1),
+      kept: v.p.load(addr + 290n * BigInt(PAGE_SIZE), 1),
+    };
+    inode.i_mapping.i_pages.xa_for_each((index) => void state.cached.push(index));
+    expect(kernel.page_alloc.checkConsistency()).toEqual([]);
+    return state;
+  }
+
+  test('ends as the general loop does: page cache, pages, free lists, costs, unmaps and invalidations in order', () => {
+    const one = punched(false);
+    const general = punched(true);
+    expect(one).toEqual(general);
+    expect(one.cached).toEqual([0, 1, 2, 3, 4, 30, ...Array.from({ length: 15 }, (_, k) => 285 + k)]);
+    expect(one.items).toContainEqual(['page_free', 280]);
+    /* the munmap, then one host unmap per VMA mapping each punched folio (230 mapped once, page 200 twice) */
+    expect(one.events.filter((e) => e.startsWith('unmap'))).toHaveLength(1 + 230 + 1);
+    expect(one.events.filter((e) => e.startsWith('invalidate'))).toHaveLength(280);
+    expect(one.punched).toEqual(new Uint8Array(1));
+    expect(one.kept).toEqual(new Uint8Array([7]));
+  });
+});

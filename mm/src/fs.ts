@@ -12,6 +12,7 @@ import { BUG_ON, Errno, XArray, type PgOff } from '@cocosim/core';
 import type { Folio } from './folio.js';
 import type { FilesStruct } from './fdtable.js';
 import type { SigInfo } from './fault.js';
+import type { VmAreaStruct } from './mm_types.js';
 
 /* include/uapi/asm-generic/fcntl.h (x86-64 and arm64 values) */
 
@@ -119,6 +120,8 @@ export class AddressSpace {
    * (mapping_deny_writable, F_SEAL_WRITE). include/linux/fs.h.
    */
   i_mmap_writable = 0;
+  /** i_mmap: the VMAs that map the file (rmap.ts vma_interval_tree_insert() and _remove()). */
+  readonly i_mmap = new Set<VmAreaStruct>();
   /** AS_* bits. */
   flags = 0;
   /** Default GFP of page-cache allocations (mapping_gfp_mask). */

@@ -1334,8 +1334,11 @@ function unmap_mapping_folio(kernel: Kernel, folio: Folio): void {
   if (mapping === undefined) return;
   const first = store.index[store.idx(folio)];
   const last = first + folio_nr_pages(store, folio) - 1;
-  unmap_mapping_range_tree(mapping, first, last, { even_cows: false, drop_markers: true });
+  unmap_mapping_range_tree(mapping, first, last, UNMAP_FOLIO);
 }
+
+/** unmap_mapping_folio()'s details: the COW copies stay, the markers go. */
+const UNMAP_FOLIO: ZapDetails = Object.freeze({ even_cows: false, drop_markers: true });
 
 /** Release a user folio allocated by a fault that did not map it. */
 function free_user_folio(kernel: Kernel, folio: Folio): void {

@@ -388,6 +388,12 @@ export function walk_pte_tables(
   if (end <= start || pt.ptes.size === 0) return;
   const first = pmd_index_of(start);
   const last = pmd_index_of(end - 1);
+  if (first === last) {
+    /* one table (a zap of a folio's pages): no list of keys to make */
+    const t = pt.ptes.get(first);
+    if (t !== undefined) fn(t, first, start - first * PTRS_PER_PTE, end - first * PTRS_PER_PTE);
+    return;
+  }
   for (const pmd of keys_in_range(pt.ptes, first, last)) {
     const t = pt.ptes.get(pmd);
     if (t === undefined) continue;

@@ -286,35 +286,24 @@ export function anon_vma_clone(dst: VmAreaStruct, src: VmAreaStruct): void {
 
 /* i_mmap: the VMAs mapping each address_space */
 
-const i_mmaps = new WeakMap<AddressSpace, Set<VmAreaStruct>>();
-
-/** mapping->i_mmap: the VMAs mapping `mapping` (empty set if none). */
+/** mapping->i_mmap: the VMAs mapping `mapping`. */
 export function i_mmap_of(mapping: AddressSpace): ReadonlySet<VmAreaStruct> {
-  return i_mmaps.get(mapping) ?? EMPTY_SET;
+  return mapping.i_mmap;
 }
-const EMPTY_SET: ReadonlySet<VmAreaStruct> = new Set();
 
 /** vma_interval_tree_insert(). */
 export function vma_interval_tree_insert(vma: VmAreaStruct, mapping: AddressSpace): void {
-  let s = i_mmaps.get(mapping);
-  if (s === undefined) {
-    s = new Set();
-    i_mmaps.set(mapping, s);
-  }
-  s.add(vma);
+  mapping.i_mmap.add(vma);
 }
 
 /** vma_interval_tree_remove(). */
 export function vma_interval_tree_remove(vma: VmAreaStruct, mapping: AddressSpace): void {
-  const s = i_mmaps.get(mapping);
-  BUG_ON(s === undefined || !s.has(vma), 'vma_interval_tree_remove of a VMA not in i_mmap');
-  s!.delete(vma);
+  BUG_ON(!mapping.i_mmap.delete(vma), 'vma_interval_tree_remove of a VMA not in i_mmap');
 }
 
 /** mapping_mapped(): some VMA maps the file. */
 export function mapping_mapped(mapping: AddressSpace): boolean {
-  const s = i_mmaps.get(mapping);
-  return s !== undefined && s.size > 0;
+  return mapping.i_mmap.size > 0;
 }
 
 /**
@@ -327,12 +316,11 @@ export function vma_interval_tree_foreach(
   last: number,
   fn: (vma: VmAreaStruct) => void,
 ): void {
-  const s = i_mmaps.get(mapping);
-  if (s === undefined || s.size === 0) return;
+  const s = mapping.i_mmap;
+  if (s.size === 0) return;
   /* fn may map or unmap: it walks what was there when the walk began (one VMA needs no copy) */
   if (s.size === 1) {
-    const vma: VmAreaStruct = s.values().next().value!;
-    if (vma_overlaps_pgoff(vma, first, last)) fn(vma);
+    for (const vma of s) if (vma_overlaps_pgoff(vma, first, last)) fn(vma);
     return;
   }
   for (const vma of [...s]) if (vma_overlaps_pgoff(vma, first, last)) fn(vma);

@@ -30,7 +30,7 @@
  * (shmem_set_folio_swapin_error(): a failed read is -EIO and the entry stays), and the
  * shmem_falloc handshake with concurrent faults (the simulator runs one operation at a time).
  */
-import { BUG, Errno, ERR_PTR, PAGE_SHIFT, costId, PAGE_SIZE, XA_MAX_INDEX, XaState, type ErrPtr, type Pfn } from '@cocosim/core';
+import { BUG, Errno, ERR_PTR, PAGE_SHIFT, costId, PAGE_SIZE, XA_MAX_INDEX, type ErrPtr, type Pfn } from '@cocosim/core';
 import {
   AddressSpace,
   ATTR_SIZE,
@@ -87,7 +87,6 @@ import {
   PG_dirty,
   PG_head,
   PG_locked,
-  PG_writeback,
   PG_swapbacked,
   PG_uptodate,
   __folio_set_locked,
@@ -100,7 +99,7 @@ import {
   PageHWPoison,
   folio_test_has_hwpoisoned,
 } from './page-flags.js';
-import { FolioBatch, PAGEVEC_SIZE, folio_batch_count, folio_batch_release, folios_free_frozen } from './pagevec.js';
+import { FolioBatch, folio_batch_count, folio_batch_release } from './pagevec.js';
 import { lru_add } from './mm_inline.js';
 import { AOP_WRITEPAGE_ACTIVATE, swap_writeout } from './page_io.js';
 import { folio_alloc_swap, folio_swap_entry, free_swap_and_cache_nr, swap_cache_alloc_folio, swap_cache_del_folio, swap_cache_get_folio } from './swap_state.js';
@@ -110,6 +109,7 @@ import {
   pos_to_index,
   truncate_inode_folio,
   truncate_inode_partial_folio,
+  truncate_small_folios,
   unmap_mapping_range,
 } from './truncate.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from './uapi/falloc.js';
@@ -577,73 +577,6 @@ function shmem_truncate_batch(kernel: Kernel, mapping: AddressSpace, fbatch: Fol
 }
 
 /**
- * The main loop of shmem_undo_range() over [start, end) for as long as the folios it meets are
- * what a punch or truncation of a mapped-then-unmapped file meets: small, neither locked nor
- * under writeback, in no page table, held by the page cache alone, and while no tracepoint or
- * free_folio op wants to see them (shmem_truncate_batch()'s fast case). For such a folio the loop's
- * find_lock_entries(), shmem_truncate_batch() and folio_batch_release() end in these steps, taken
- * here in one pass: the page-cache entry erased, folio->mapping cleared, nrpages down, the dirty
- * flag cancelled, the last reference gone, the LRU left and the page freed, PAGEVEC_SIZE folios
- * at a time with page_free charged per batch. (The lock and the batch's reference come and go
- * within the loop, so they are not taken.)
- * @returns where the general loop goes on: `end`, or the index of the first entry of another kind.
- */
-function shmem_undo_small_folios(kernel: Kernel, mapping: AddressSpace, start: number, end: number): number {
-  const store = kernel.store;
-  const base = store.base_pfn;
-  const nr_pages = store.nr_pages;
-  const flags = store.flags;
-  const refcount = store._refcount;
-  const mapcount = store._mapcount;
-  const mappings = store.mapping;
-  const i_pages = mapping.i_pages;
-  const id = mapping.id;
-  const other = (1 << PG_head) | (1 << PG_locked) | (1 << PG_writeback);
-  /* a multiple of PAGEVEC_SIZE, no larger than the range needs */
-  const folios = new Float64Array(PAGEVEC_SIZE * Math.min(128, Math.ceil((end - start) / PAGEVEC_SIZE)));
-  let n = 0;
-  let stop = end;
-  /* the entries taken and not erased yet: [first, last] of the page cache holds nothing else */
-  let first = -1;
-  let last = -1;
-  /*
-   * The page-cache entries go before their pages are freed, as in the kernel, but a run of them
-   * at a time (xa_store_range() drops whole XArray leaves): the walk passes only over entries it
-   * takes, so [first, last] holds just those. The frees and charges keep their PAGEVEC_SIZE
-   * batches.
-   */
-  const flush = (): void => {
-    i_pages.xa_store_range(first, last, null);
-    first = -1;
-    for (let k = 0; k < n; k += PAGEVEC_SIZE) {
-      const nr = Math.min(PAGEVEC_SIZE, n - k);
-      folios_free_frozen(store, folios.subarray(k, k + nr), nr);
-      kernel.cost.chargeId(PAGE_FREE, nr);
-    }
-    n = 0;
-  };
-  const xas = new XaState(i_pages, start);
-  for (let folio = xas.xas_find(end - 1); folio !== undefined; folio = xas.xas_next_entry(end - 1)) {
-    const i = folio - base;
-    if (!(i >= 0 && i < nr_pages) || refcount[i] !== 1 || mapcount[i] !== -1 || mappings[i] !== id || (flags[i] & other) !== 0) {
-      /* a swap entry (a negative value) or a folio of another kind: the general loop's */
-      stop = xas.xa_index;
-      break;
-    }
-    if (first < 0) first = xas.xa_index;
-    last = xas.xa_index;
-    mappings[i] = 0;
-    mapping.nrpages--;
-    flags[i] &= ~(1 << PG_dirty);
-    refcount[i] = 0;
-    folios[n++] = folio;
-    if (n === folios.length) flush();
-  }
-  if (n !== 0) flush();
-  return stop;
-}
-
-/**
  * shmem_undo_range(): remove the folios of the byte range [lstart, lend] (lend -1: to the end),
  * zeroing the covered part of the folios at either edge. With `unfalloc` (a failed fallocate()
  * undoing itself) only !uptodate folios go, whole, and nothing is zeroed.
@@ -663,9 +596,7 @@ export function shmem_undo_range(inode: Inode, lstart: bigint, lend: bigint, unf
   /* the batches free runs of pages that continue each other: let the allocator take them whole */
   kernel.page_alloc.free_unref_defer();
   try {
-    if (!unfalloc && index.index < end && mapping.a_ops.free_folio === undefined && !kernel.tracer.enabled('mm_filemap_delete_from_page_cache')) {
-      index.index = shmem_undo_small_folios(kernel, mapping, index.index, end);
-    }
+    if (!unfalloc) index.index = truncate_small_folios(kernel, mapping, index.index, end);
     while (index.index < end && find_lock_entries(kernel, mapping, index, end - 1, fbatch)) {
       shmem_truncate_batch(kernel, mapping, fbatch, unfalloc);
       kernel.cost.chargeId(PAGE_FREE, folio_batch_release(store, fbatch));

@@ -16,7 +16,7 @@
  * Until something installs them they do nothing: a host without user mappings has nothing to
  * unmap (and if it had, the mapped-folio check in filemap.ts would catch it).
  */
-import { BUG, Errno, IS_ERR, PAGE_SIZE, XA_MAX_INDEX, type Pfn } from '@cocosim/core';
+import { BUG, Errno, IS_ERR, PAGE_SIZE, XA_MAX_INDEX, XaState, costId, type Pfn } from '@cocosim/core';
 import type { AddressSpace, Inode } from './fs.js';
 import {
   delete_from_page_cache_batch,
@@ -33,8 +33,11 @@ import {
 import { folio_lock, folio_mapped, folio_nr_pages, folio_put, folio_ref_count, folio_size, folio_unlock, type Folio } from './folio.js';
 import type { Kernel } from './kernel.js';
 import { kernel_host_access } from './fault.js';
-import { folio_test_clear_dirty, folio_test_dirty, folio_test_large, folio_test_locked, folio_test_writeback, folio_test_private } from './page-flags.js';
-import { FolioBatch, folio_batch_count, folio_batch_release } from './pagevec.js';
+import {
+  PG_dirty, PG_head, PG_locked, PG_writeback, folio_test_clear_dirty, folio_test_dirty, folio_test_large, folio_test_locked,
+  folio_test_writeback, folio_test_private,
+} from './page-flags.js';
+import { FolioBatch, PAGEVEC_SIZE, folio_batch_count, folio_batch_release, folios_free_frozen } from './pagevec.js';
 import { AS_EXITING } from './fs.js';
 
 /** The page-table side of truncation, provided by memory.ts (see the top of this file). */
@@ -159,6 +162,90 @@ export function truncate_inode_partial_folio(kernel: Kernel, mapping: AddressSpa
   return true;
 }
 
+const PAGE_FREE = costId('page_free');
+
+/**
+ * The first loop of truncate_inode_pages_range() and shmem_undo_range() over [start, end), for
+ * as long as the folios it meets are the common kind: small, neither locked nor under writeback,
+ * held by the page cache and by nothing but the page tables that map them, and while the
+ * mm_filemap_delete_from_page_cache tracepoint is off. For such a folio the loop's
+ * find_lock_entries(), truncate_cleanup_folio() (unmap_mapping_folio() if it is mapped, then
+ * folio_cancel_dirty()), delete_from_page_cache_batch() (the entry erased, folio->mapping
+ * cleared, nrpages down, a_ops->free_folio()) and folio_batch_release() (the last reference, the
+ * LRU left, the page freed) end in these steps, taken here in one pass. The lock and the batch's
+ * reference come and go within the loop, so they are not taken.
+ *
+ * The kernel's batches are kept where their order can be seen: with a free_folio op, or once a
+ * folio was mapped, every PAGEVEC_SIZE folios are unmapped, then deleted (free_folio each), then
+ * freed, before the next batch. Otherwise (a punch of an unmapped shmem range) a longer run goes
+ * at a time, its page-cache entries dropped together (xa_store_range() frees whole XArray leaves:
+ * the walk passes only over entries it takes, so [first, last] holds just those); page_free is
+ * charged per PAGEVEC_SIZE either way.
+ * @returns where the general loop goes on: `end`, or the index of the first entry of another kind.
+ */
+export function truncate_small_folios(kernel: Kernel, mapping: AddressSpace, start: number, end: number): number {
+  if (start >= end || kernel.tracer.enabled('mm_filemap_delete_from_page_cache')) return start;
+  const store = kernel.store;
+  const base = store.base_pfn;
+  const nr_pages = store.nr_pages;
+  const flags = store.flags;
+  const refcount = store._refcount;
+  const mapcount = store._mapcount;
+  const mappings = store.mapping;
+  const i_pages = mapping.i_pages;
+  const id = mapping.id;
+  const free_folio = mapping.a_ops.free_folio;
+  const other = (1 << PG_head) | (1 << PG_locked) | (1 << PG_writeback);
+  /* a multiple of PAGEVEC_SIZE, no larger than the range needs */
+  const folios = new Float64Array(PAGEVEC_SIZE * Math.min(128, Math.ceil((end - start) / PAGEVEC_SIZE)));
+  let batch = free_folio === undefined ? folios.length : PAGEVEC_SIZE;
+  let n = 0;
+  let stop = end;
+  let first = -1;
+  let last = -1;
+  const flush = (): void => {
+    i_pages.xa_store_range(first, last, null);
+    first = -1;
+    if (free_folio !== undefined) for (let k = 0; k < n; k++) free_folio(folios[k] as Folio);
+    for (let k = 0; k < n; k += PAGEVEC_SIZE) {
+      const nr = Math.min(PAGEVEC_SIZE, n - k);
+      folios_free_frozen(store, folios.subarray(k, k + nr), nr);
+      kernel.cost.chargeId(PAGE_FREE, nr);
+    }
+    n = 0;
+  };
+  const xas = new XaState(i_pages, start);
+  for (let folio = xas.xas_find(end - 1); folio !== undefined; folio = xas.xas_next_entry(end - 1)) {
+    const i = folio - base;
+    /* a swap entry (a negative value) or a folio of another kind is the general loop's */
+    if (!(i >= 0 && i < nr_pages) || mappings[i] !== id || (flags[i] & other) !== 0 || refcount[i] !== mapcount[i] + 2) {
+      stop = xas.xa_index;
+      break;
+    }
+    if (mapcount[i] !== -1) {
+      if (batch !== PAGEVEC_SIZE) {
+        batch = PAGEVEC_SIZE;
+        if (n >= batch) flush();
+      }
+      unmap_mapping_folio(kernel, folio);
+      if (refcount[i] !== 1 || mapcount[i] !== -1) {
+        stop = xas.xa_index;
+        break;
+      }
+    }
+    if (first < 0) first = xas.xa_index;
+    last = xas.xa_index;
+    mappings[i] = 0;
+    mapping.nrpages--;
+    flags[i] &= ~(1 << PG_dirty);
+    refcount[i] = 0;
+    folios[n++] = folio;
+    if (n === batch) flush();
+  }
+  if (n !== 0) flush();
+  return stop;
+}
+
 /**
  * truncate_inode_pages_range(): remove the page cache of the byte range [lstart, lend] (lend -1:
  * to the end of the file). Whole folios inside the range are removed a batch at a time; the folios
@@ -172,7 +259,7 @@ export function truncate_inode_pages_range(kernel: Kernel, mapping: AddressSpace
   let start = pos_to_index(lstart + PAGE_SIZE_N - 1n);
   let end = lend === -1n ? XA_MAX_INDEX : pos_to_index(lend + 1n);
   const fbatch = new FolioBatch();
-  const index: PgoffRef = { index: start };
+  const index: PgoffRef = { index: truncate_small_folios(kernel, mapping, start, end) };
   while (index.index < end && find_lock_entries(kernel, mapping, index, end - 1, fbatch)) {
     const n = folio_batch_count(fbatch);
     for (let k = 0; k < n; k++) truncate_cleanup_folio(kernel, fbatch.folios[k]);
