@@ -25,7 +25,7 @@
 import { Errno, IS_ERR, MT_MAX, PTR_ERR, MapleTree, PAGE_SHIFT, PAGE_SIZE, type ErrPtr, type Gfn, type PgOff, type Pfn } from '@cocosim/core';
 import {
   FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FGP_ACCESSED, FGP_CREAT, FGP_LOCK, GFP_HIGHUSER, Inode, MF_DELAYED,
-  O_LARGEFILE, O_RDWR, S_IFREG, SB_I_NODEV, SB_I_NOEXEC, VM_FAULT_LOCKED, VM_FAULT_OOM, VM_FAULT_RETRY,
+  O_LARGEFILE, O_RDWR, S_IFREG, SB_I_NODEV, SB_I_NOEXEC, S_ANON_INODE, VM_FAULT_LOCKED, VM_FAULT_OOM, VM_FAULT_RETRY,
   VM_FAULT_SIGBUS, VM_MAYSHARE, VM_SHARED, __filemap_get_folio, alloc_file_pseudo, folio_file_page,
   folio_mark_uptodate, folio_nr_pages, folio_order, folio_put, folio_test_hwpoison, folio_test_large,
   folio_test_uptodate, folio_unlock, for_each_process, iput, pr_warn, registerMapping, task_mm,
@@ -502,6 +502,8 @@ function __kvm_gmem_create(kvm: Kvm, size: bigint, flags: number, current: FileO
   if (fd < 0) return fd;
   const inode = new Inode(kernel.get_next_ino(), S_IFREG | GMEM_INODE_PERM, kvm_gmem_iops, {}, kernel.next_mapping_id());
   inode.i_sb_iflags = SB_I_NOEXEC | SB_I_NODEV;
+  /* anon_inode_make_secure_inode() -> alloc_anon_inode(): S_PRIVATE | S_ANON_INODE */
+  inode.i_flags |= S_ANON_INODE;
   inode.i_nlink = 0;
   inode.i_size = size;
   inode.i_private = new GmemInode(kernel, flags, kvm);

@@ -4,7 +4,7 @@
  */
 import { Errno } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
-import { FMODE_LSEEK, File, Inode, SB_I_NODEV, SB_I_NOEXEC, S_IFMT, S_IFREG, type FileOperations, type InodeOperations, type Kstat } from './fs.js';
+import { FMODE_LSEEK, File, Inode, SB_I_NODEV, SB_I_NOEXEC, S_ANON_INODE, S_IFMT, S_IFREG, type FileOperations, type InodeOperations, type Kstat } from './fs.js';
 import { file_fmode } from './file_table.js';
 import { generic_fillattr } from './stat.js';
 
@@ -37,6 +37,8 @@ function anon_inode(kernel: Kernel): Inode {
     // anon_inodefs_init_fs_context() (6.15+, "anon_inode: raise SB_I_NODEV and SB_I_NOEXEC"):
     // mapping a VM or vCPU file with PROT_EXEC is EPERM.
     inode.i_sb_iflags = SB_I_NOEXEC | SB_I_NODEV;
+    /* alloc_anon_inode(): S_PRIVATE | S_ANON_INODE */
+    inode.i_flags |= S_ANON_INODE;
     anon_inode_inode.set(kernel, inode);
   }
   return inode;

@@ -4,7 +4,7 @@
  * has ATTR_SIZE and the size-only Iattr).
  */
 import { Errno } from '@cocosim/core';
-import { ATTR_SIZE, S_IFMT, type Iattr, type Inode } from './fs.js';
+import { ATTR_SIZE, IS_APPEND, IS_IMMUTABLE, S_IFMT, type Iattr, type Inode } from './fs.js';
 
 export const ATTR_MODE = 1 << 0;
 export const ATTR_UID = 1 << 1;
@@ -14,6 +14,8 @@ export const ATTR_MTIME = 1 << 5;
 export const ATTR_CTIME = 1 << 6;
 export const ATTR_FILE = 1 << 13;
 export const ATTR_OPEN = 1 << 15;
+/** ATTR_TIMES_SET: (1 << 16), set explicitly by utimes(). */
+export const ATTR_TIMES_SET = 1 << 16;
 
 /** S_IALLUGO: the permission bits chmod may change (include/linux/stat.h). */
 export const S_IALLUGO = 0o7777;
@@ -40,6 +42,8 @@ export function inode_newsize_ok(inode: Inode, offset: bigint): number {
  * caller owns the file (simulated processes run as its owner), so no permission check fails.
  */
 export function notify_change(inode: Inode, attr: Iattr): number {
+  /* may_setattr(): the mode, owner and times of an immutable or append-only file stay */
+  if (attr.ia_valid & (ATTR_MODE | ATTR_UID | ATTR_GID | ATTR_TIMES_SET) && (IS_IMMUTABLE(inode) || IS_APPEND(inode))) return -Errno.EPERM;
   if (attr.ia_valid & ATTR_SIZE) {
     const error = inode_newsize_ok(inode, attr.ia_size);
     if (error) return error;

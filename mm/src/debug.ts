@@ -229,6 +229,7 @@ function hash_inode(h: StateHash, w: Walk, inode: Inode): void {
     h.num(p.swapped);
     h.num(p.fallocend);
     h.str(p.name);
+    h.u32(p.fsflags);
   } else if (p instanceof HugetlbfsInodeInfo) {
     h.u32(2);
     h.u32(p.seals);

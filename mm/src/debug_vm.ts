@@ -572,6 +572,17 @@ const PIN_REQUESTS: ReadonlySet<number> = new Set([0x3b71, 0x3b85, 0x3b8f]);
 const USER_COPY_FCNTLS: ReadonlySet<number> = new Set([5, 6, 7, 15, 16, 17, 36, 37, 38, 1035, 1036]);
 
 /**
+ * The generic ioctls (ioctl.ts do_vfs_ioctl()) that read or write user memory before they can
+ * fail: FIONBIO, FIOASYNC, FIOQSIZE, FIONREAD, FIBMAP (which puts 0 back, then fails), FIGETBSZ,
+ * FICLONERANGE, FIDEDUPERANGE, FS_IOC_{GET,SET}FLAGS, FS_IOC_FS{GET,SET}XATTR, FS_IOC_GETFSUUID
+ * and the preallocation ones, whose fallocate() may fail part way (ENOMEM).
+ */
+const USER_COPY_IOCTLS: ReadonlySet<number> = new Set([
+  0x5421, 0x5452, 0x5460, 0x541b, 0x1, 0x2, 0x4020940d, 0xc0189436, 0x80086601, 0x40086602, 0x801c581f, 0x401c5820,
+  0x80111500, 0x40305828, 0x40305829, 0x4030582a, 0x4030582b, 0x40305839,
+]);
+
+/**
  * What a failed call may have changed, as Linux's would: 'all' (partial work done before the
  * error), the names of the digest parts it may touch, or nothing ([]).
  *
@@ -601,6 +612,8 @@ const USER_COPY_FCNTLS: ReadonlySet<number> = new Set([5, 6, 7, 15, 16, 17, 36, 
  *   allocating page tables, page-cache pages and an anon_vma) before the command fails on what it
  *   read (a bad l_type or owner type: EINVAL, an unknown pid: ESRCH) or on its second page
  *   (EFAULT, with the bytes before the fault copied).
+ * - the generic ioctls with an argument in user memory (USER_COPY_IOCTLS), likewise; FIBMAP puts
+ *   0 back before failing, and the preallocation ones fail as fallocate() does.
  * - mmap with MAP_FIXED over existing mappings whose file's ->mmap (or a later step) fails:
  *   the old mappings are gone (vms_abort_munmap_vmas() leaves a gap), as Linux does.
  * - KVM_RUN, and guest_load/guest_store which run the vCPU: what the guest did before the exit
@@ -645,6 +658,9 @@ export function failed_call_may_change(method: string, errno: number, args: read
     const EINVAL = 22;
     const EOPNOTSUPP = 95;
     return errno === EINVAL || errno === EOPNOTSUPP || errno === EINTR ? [] : ['kvm.vms'];
+  }
+  if (method === 'ioctl' && USER_COPY_IOCTLS.has((int_arg(args[1]) ?? -1) >>> 0)) {
+    return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];
   }
   if (method === 'fcntl' && USER_COPY_FCNTLS.has((int_arg(args[1]) ?? -1) >>> 0)) {
     return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];

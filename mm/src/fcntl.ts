@@ -11,12 +11,12 @@
  * if the process cannot) and go to locks.ts (fs/locks.c).
  */
 import { Errno } from '@cocosim/core';
-import { userLoad, userStore } from './fault.js';
+import { copy_from_user, copy_to_user } from './uaccess.js';
 import { int_arg, ulong_arg } from './mman.js';
 import { task_mm } from './mm_types.js';
 import { fcntl_getlk, fcntl_setlk, type Flock } from './locks.js';
 import { memfd_fcntl } from './memfd.js';
-import { FMODE_PATH, O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK, S_IFMT, S_IFREG, type File } from './fs.js';
+import { FMODE_PATH, IS_APPEND, O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK, S_IFMT, S_IFREG, type File } from './fs.js';
 import { for_each_process, type Task } from './process.js';
 import {
   DN_MULTISHOT, FD_CLOEXEC, F_ADD_SEALS, F_CREATED_QUERY, F_DUPFD, F_DUPFD_CLOEXEC, F_DUPFD_QUERY, F_GETFD, F_GETFL, F_GETLEASE, F_GETLK,
@@ -56,6 +56,8 @@ const RWH_WRITE_LIFE_EXTREME = 5;
  * can (FMODE_CAN_ODIRECT unset): -EINVAL, as Linux 6.18 says for both.
  */
 function setfl(file: File, arg: number): number {
+  /* O_APPEND cannot be changed on an append-only file */
+  if ((arg ^ file.f_flags) & O_APPEND && IS_APPEND(file.f_inode)) return -Errno.EPERM;
   if (arg & O_DIRECT) return -Errno.EINVAL;
   file.f_flags = (arg & SETFL_MASK) | (file.f_flags & ~SETFL_MASK);
   return 0;
@@ -93,29 +95,18 @@ function f_getown(task: Task, file: File): number {
   return pid_exists(task, nr) ? nr : 0;
 }
 
-/** copy_from_user() of `len` bytes at `uaddr`: the bytes, or undefined (-EFAULT). */
-function copy_from_user(task: Task, uaddr: bigint, len: number): Uint8Array | undefined {
-  const r = userLoad(task_mm(task), uaddr, len);
-  return r instanceof Uint8Array ? r : undefined;
-}
-
-/** copy_to_user(): 0, or -EFAULT. */
-function copy_to_user(task: Task, uaddr: bigint, data: Uint8Array): number {
-  return userStore(task_mm(task), uaddr, data) === 0 ? 0 : -Errno.EFAULT;
-}
-
 /** f_getown_ex(): struct f_owner_ex { int type; pid_t pid; } to `uaddr`. */
 function f_getown_ex(task: Task, file: File, uaddr: bigint): number {
   const b = new Uint8Array(8);
   const v = new DataView(b.buffer);
   v.setInt32(0, file.f_owner_type, true);
   v.setInt32(4, file.f_owner_pid, true);
-  return copy_to_user(task, uaddr, b);
+  return copy_to_user(task_mm(task), uaddr, b);
 }
 
 /** f_setown_ex(): struct f_owner_ex from `uaddr`. */
 function f_setown_ex(task: Task, file: File, uaddr: bigint): number {
-  const b = copy_from_user(task, uaddr, 8);
+  const b = copy_from_user(task_mm(task), uaddr, 8);
   if (b === undefined) return -Errno.EFAULT;
   const v = new DataView(b.buffer);
   const type = v.getInt32(0, true);
@@ -126,8 +117,8 @@ function f_setown_ex(task: Task, file: File, uaddr: bigint): number {
 
 /** f_getowner_uids(): put_user() of the owner's uid and euid (root here: 0), each on its own. */
 function f_getowner_uids(task: Task, uaddr: bigint): number {
-  const first = copy_to_user(task, uaddr, new Uint8Array(4));
-  const second = copy_to_user(task, uaddr + 4n, new Uint8Array(4));
+  const first = copy_to_user(task_mm(task), uaddr, new Uint8Array(4));
+  const second = copy_to_user(task_mm(task), uaddr + 4n, new Uint8Array(4));
   return first !== 0 || second !== 0 ? -Errno.EFAULT : 0;
 }
 
@@ -170,13 +161,13 @@ function flock_write(b: Uint8Array, l: Flock): void {
  * the same bytes (its padding as the caller left it).
  */
 function fcntl_getlk_user(task: Task, file: File, cmd: number, uaddr: bigint): number {
-  const b = copy_from_user(task, uaddr, FLOCK_SIZE);
+  const b = copy_from_user(task_mm(task), uaddr, FLOCK_SIZE);
   if (b === undefined) return -Errno.EFAULT;
   const l = flock_read(b);
   const err = fcntl_getlk(file, cmd, l, task.files, task.pid);
   if (err) return err;
   flock_write(b, l);
-  return copy_to_user(task, uaddr, b);
+  return copy_to_user(task_mm(task), uaddr, b);
 }
 
 /** fcntl_rw_hint() for the inode's hint: a u64 through `uaddr`. */
@@ -184,9 +175,9 @@ function fcntl_rw_hint(task: Task, file: File, set: boolean, uaddr: bigint): num
   if (!set) {
     const b = new Uint8Array(8);
     new DataView(b.buffer).setBigUint64(0, BigInt(file.f_inode.i_write_hint), true);
-    return copy_to_user(task, uaddr, b);
+    return copy_to_user(task_mm(task), uaddr, b);
   }
-  const b = copy_from_user(task, uaddr, 8);
+  const b = copy_from_user(task_mm(task), uaddr, 8);
   if (b === undefined) return -Errno.EFAULT;
   const h = new DataView(b.buffer).getBigUint64(0, true);
   if (h > BigInt(RWH_WRITE_LIFE_EXTREME)) return -Errno.EINVAL;
@@ -235,7 +226,7 @@ export function ksys_fcntl(task: Task, fd: unknown, cmd: unknown, arg: unknown =
     case F_SETLKW:
     case F_OFD_SETLK:
     case F_OFD_SETLKW: {
-      const b = copy_from_user(task, reg, FLOCK_SIZE);
+      const b = copy_from_user(task_mm(task), reg, FLOCK_SIZE);
       return b === undefined ? -Errno.EFAULT : fcntl_setlk(file, c >>> 0, flock_read(b), task.files, task.pid);
     }
     case F_GETOWN:

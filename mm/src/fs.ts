@@ -13,6 +13,7 @@ import type { Folio } from './folio.js';
 import type { FilesStruct } from './fdtable.js';
 import type { SigInfo } from './fault.js';
 import type { VmAreaStruct } from './mm_types.js';
+import type { FileKattr } from './file_attr.js';
 
 /* include/uapi/asm-generic/fcntl.h (x86-64 and arm64 values) */
 
@@ -186,6 +187,10 @@ export class AddressSpace {
 export interface InodeOperations {
   setattr?(inode: Inode, attr: Iattr): number;
   getattr?(inode: Inode, stat: Kstat): number;
+  /** ->fileattr_get (FS_IOC_GETFLAGS, FS_IOC_FSGETXATTR): 0 or -errno; file_attr.ts. */
+  fileattr_get?(inode: Inode, fa: FileKattr): number;
+  /** ->fileattr_set (FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR): 0 or -errno. */
+  fileattr_set?(inode: Inode, fa: FileKattr): number;
 }
 
 /**
@@ -340,6 +345,41 @@ export class File {
     locks_remove_file(this);
     this.f_op.release?.(this.f_inode, this);
   }
+}
+
+/* inode->i_flags (include/linux/fs.h) */
+export const S_NOATIME = 1 << 1;
+export const S_APPEND = 1 << 2;
+export const S_IMMUTABLE = 1 << 3;
+/** The inode of an anonymous file (alloc_anon_inode()): S_IFREG inside, but no regular file. */
+export const S_ANON_INODE = 1 << 19;
+
+/** IS_APPEND(): only appending writes (FS_APPEND_FL). */
+export function IS_APPEND(inode: Inode): boolean {
+  return (inode.i_flags & S_APPEND) !== 0;
+}
+
+/** IS_IMMUTABLE(): FS_IMMUTABLE_FL. */
+export function IS_IMMUTABLE(inode: Inode): boolean {
+  return (inode.i_flags & S_IMMUTABLE) !== 0;
+}
+
+/** IS_ANON_FILE(). */
+export function IS_ANON_FILE(inode: Inode): boolean {
+  return (inode.i_flags & S_ANON_INODE) !== 0;
+}
+
+/** The devtmpfs every device node lives on (inode_sb()). */
+const DEVTMPFS = Object.freeze({ name: 'devtmpfs' });
+
+/**
+ * inode->i_sb, and with it the one mount of that file system: cocosim has neither, so a device
+ * node is on devtmpfs and any other inode on the file system its inode operations belong to
+ * (shmem for memfds, the guest_memfd and anonymous-inode pseudo file systems, hugetlbfs). What
+ * FICLONE's -EXDEV compares.
+ */
+export function inode_sb(inode: Inode): object {
+  return (inode.i_mode & S_IFMT) === S_IFCHR ? DEVTMPFS : inode.i_op;
 }
 
 /** path_noexec() (fs/exec.c): the file's mount or file system forbids executing its contents. */

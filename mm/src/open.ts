@@ -16,6 +16,8 @@ import {
   FMODE_PREAD,
   FMODE_PWRITE,
   FMODE_WRITE,
+  IS_APPEND,
+  IS_IMMUTABLE,
   File,
   O_CLOEXEC,
   O_CREAT,
@@ -67,6 +69,8 @@ export function do_truncate(file: File, length: bigint, time_attrs: number): num
 export function do_ftruncate(file: File, length: bigint): number {
   const inode = file.f_inode;
   if ((inode.i_mode & S_IFMT) !== S_IFREG || !(file.f_mode & FMODE_WRITE)) return -Errno.EINVAL;
+  /* an immutable file can be truncated through an fd opened before (Linux 6.18.44) */
+  if (IS_APPEND(inode)) return -Errno.EPERM;
   return do_truncate(file, length, ATTR_MTIME | ATTR_CTIME);
 }
 
@@ -112,6 +116,9 @@ export function vfs_fallocate(file: File, mode: number, offset: bigint, len: big
       return -Errno.EOPNOTSUPP;
   }
   if (!(file.f_mode & FMODE_WRITE)) return -Errno.EBADF;
+  /* On append-only files only space preallocation is supported. */
+  if (mode & ~FALLOC_FL_KEEP_SIZE && IS_APPEND(inode)) return -Errno.EPERM;
+  if (IS_IMMUTABLE(inode)) return -Errno.EPERM;
   const type = inode.i_mode & S_IFMT;
   if (type === S_IFIFO) return -Errno.ESPIPE;
   if (type === S_IFDIR) return -Errno.EISDIR;

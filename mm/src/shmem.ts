@@ -38,6 +38,9 @@ import {
   O_RDWR,
   S_IFMT,
   S_IFREG,
+  S_APPEND,
+  S_IMMUTABLE,
+  S_NOATIME,
   type AddressSpaceOperations,
   type FileOperations,
   type Iattr,
@@ -113,6 +116,8 @@ import {
   unmap_mapping_range,
 } from './truncate.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from './uapi/falloc.js';
+import { FS_APPEND_FL, FS_CASEFOLD_FL, FS_IMMUTABLE_FL, FS_NOATIME_FL, FS_NODUMP_FL } from './uapi/fs.js';
+import { fileattr_fill_flags, fileattr_has_fsx, type FileKattr } from './file_attr.js';
 import { F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE } from './uapi/fcntl.js';
 import { ATTR_MODE, MAX_LFS_FILESIZE, type IattrMode } from './attr.js';
 import { generic_fillattr } from './stat.js';
@@ -176,6 +181,8 @@ export class ShmemInodeInfo {
   fallocend = 0;
   /** The dentry name, "memfd:<name>" for a memfd (what /proc/self/fd/N links to). */
   name: string;
+  /** FS_*_FL set through FS_IOC_SETFLAGS (info->fsflags). */
+  fsflags = 0;
 
   constructor(
     readonly sb: ShmemSbInfo,
@@ -1089,9 +1096,44 @@ export const shmem_file_operations: FileOperations = {
   pin_folios: (file, start, end, folios, max_folios, offset) => memfd_pin_folios(file, start, end, folios, max_folios, offset),
 };
 
+/** SHMEM_FL_USER_VISIBLE: FS_FL_USER_VISIBLE | FS_CASEFOLD_FL. */
+const SHMEM_FL_USER_VISIBLE = 0x0003dfff | FS_CASEFOLD_FL;
+/** SHMEM_FL_USER_MODIFIABLE. */
+const SHMEM_FL_USER_MODIFIABLE = FS_IMMUTABLE_FL | FS_APPEND_FL | FS_NODUMP_FL | FS_NOATIME_FL | FS_CASEFOLD_FL;
+
+/** shmem_fileattr_get(). */
+function shmem_fileattr_get(inode: Inode, fa: FileKattr): number {
+  fileattr_fill_flags(fa, SHMEM_I(inode).fsflags & SHMEM_FL_USER_VISIBLE);
+  return 0;
+}
+
+/**
+ * shmem_fileattr_set(): IMMUTABLE, APPEND, NODUMP and NOATIME, as inode flags
+ * (shmem_set_inode_flags()); CASEFOLD needs a file system with an encoding, which a memfd's has
+ * not (-EOPNOTSUPP, as anything else or any fsxattr field).
+ */
+function shmem_fileattr_set(inode: Inode, fa: FileKattr): number {
+  const info = SHMEM_I(inode);
+  if (fileattr_has_fsx(fa)) return -Errno.EOPNOTSUPP;
+  if (fa.flags & ~SHMEM_FL_USER_MODIFIABLE) return -Errno.EOPNOTSUPP;
+  const flags = (info.fsflags & ~SHMEM_FL_USER_MODIFIABLE) | fa.flags;
+  /* shmem_inode_casefold_flags(): setting it needs sb->s_encoding */
+  if (flags & FS_CASEFOLD_FL && !(info.fsflags & FS_CASEFOLD_FL)) return -Errno.EOPNOTSUPP;
+  let i_flags = 0;
+  if (flags & FS_NOATIME_FL) i_flags |= S_NOATIME;
+  if (flags & FS_APPEND_FL) i_flags |= S_APPEND;
+  if (flags & FS_IMMUTABLE_FL) i_flags |= S_IMMUTABLE;
+  /* inode_set_flags(inode, i_flags, S_NOATIME | S_APPEND | S_IMMUTABLE | S_CASEFOLD) */
+  inode.i_flags = (inode.i_flags & ~(S_NOATIME | S_APPEND | S_IMMUTABLE)) | i_flags;
+  info.fsflags = flags >>> 0;
+  return 0;
+}
+
 export const shmem_inode_operations: InodeOperations = {
   getattr: shmem_getattr,
   setattr: shmem_setattr,
+  fileattr_get: shmem_fileattr_get,
+  fileattr_set: shmem_fileattr_set,
 };
 
 /** S_IRWXUGO: the mode bits of a new shmem file. */

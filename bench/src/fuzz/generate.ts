@@ -142,7 +142,8 @@ export function ioctlRequestNames(): string[] {
     const v = names.get(n)!;
     return v >= 0xae00n && v <= 0xffffffffn && Number((v >> 8n) & 0xffn) === KVMIO;
   });
-  return [...kvm, ...names.names('FIO')];
+  /* and do_vfs_ioctl()'s generic ones, which every file answers */
+  return [...kvm, ...names.names('FI'), ...names.names('FS_IOC_')];
 }
 
 export interface GenerateOptions {

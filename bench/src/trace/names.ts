@@ -153,7 +153,7 @@ export function registerNames(module: object, pattern: RegExp): void {
   names.register(module, pattern);
 }
 
-registerNames(mm, /^(MFD|F_SEAL|F|FD|FALLOC_FL|PROT|MAP|MADV|MCL|MLOCK|O|SEEK)_|^FION?CLEX$/);
+registerNames(mm, /^(MFD|F_SEAL|F|FD|FALLOC_FL|PROT|MAP|MADV|MCL|MLOCK|O|SEEK|FS_IOC)_|^FIO[A-Z]+$|^FI(BMAP|GETBSZ|FREEZE|THAW|CLONE|CLONERANGE|DEDUPERANGE)$/);
 registerNames(kvm, /^(KVM|GUEST_MEMFD)_/);
 /*
  * include/uapi/linux/vfio.h and iommufd.h. The vfio package also exports kernel-internal names

@@ -479,7 +479,7 @@ function ioctlArg(req: unknown, failed: boolean, before: unknown, after: unknown
 
 registerOp({
   name: 'ioctl',
-  args: [fd, { name: 'req', kind: 'flags', enum: true, names: ['KVM_', 'FIO', 'VFIO_', 'IOMMU_'] }, { name: 'arg', kind: 'struct', default: 0 }],
+  args: [fd, { name: 'req', kind: 'flags', enum: true, names: ['KVM_', 'FI', 'FS_IOC_', 'VFIO_', 'IOMMU_'] }, { name: 'arg', kind: 'struct', default: 0 }],
   returns: 'the ioctl\'s result; out-fields of the struct come back in `"arg"`',
   doc: 'ioctl(2): `req` by kernel name or number, `arg` a number or a struct with kernel field names.',
   snapshot: true,
