@@ -1053,13 +1053,14 @@ export function buildCases(gen: GenerateModule, req: ReqNumbers): Case[] {
     args: {
       fd: { values: fds, rule: fdRule({}, ok('fs/ioctl.c do_vfs_ioctl(): FIOCLEX on any open file (oracle ioctl-basics.kernel.jsonl i=2)')) },
       req: {
-        /*
-         * Left out: req 1 (FIBMAP) and 2 (FIGETBSZ), which do_vfs_ioctl() answers itself
-         * (-EFAULT for the NULL arg here); the simulator's ksys_ioctl() lacks both and answers ENOTTY.
-         */
-        values: uints.filter((v) => v.js !== 1 && v.js !== 2),
-        rule: withJs(err('ENOTTY', 'not a C value: matches no command (mm/src/ioctl.ts ksys_ioctl())'), () =>
-          err('ENOTTY', 'fs/ioctl.c vfs_ioctl(): a shmem file has no unlocked_ioctl (cmd is an unsigned int; oracle ioctl-basics.kernel.jsonl i=1)')),
+        values: uints,
+        rule: withJs(err('ENOTTY', 'not a C value: matches no command (mm/src/ioctl.ts ksys_ioctl())'), (r) => {
+          /* cmd is an unsigned int: FIBMAP (1) and FIGETBSZ (2) read or write the NULL arg; FIOCLEX ignores it */
+          const cmd = r & 0xffff_ffffn;
+          if (cmd === 1n || cmd === 2n) return err('EFAULT', 'fs/ioctl.c do_vfs_ioctl(): FIBMAP / FIGETBSZ with a NULL arg (oracle fio-ioctls.kernel.jsonl)');
+          if (cmd === 0x5451n || cmd === 0x5450n) return ok('fs/ioctl.c do_vfs_ioctl(): FIOCLEX / FIONCLEX');
+          return err('ENOTTY', 'fs/ioctl.c vfs_ioctl(): a shmem file has no unlocked_ioctl (cmd is an unsigned int; oracle ioctl-basics.kernel.jsonl i=1)');
+        }),
       },
     },
   });
@@ -1073,6 +1074,97 @@ export function buildCases(gen: GenerateModule, req: ReqNumbers): Case[] {
       baseExpect: () => fio,
       args: { fd: { values: fds, rule: fdRule({}, fio) }, arg: { values: uints, rule: () => fio } },
     });
+  }
+
+  /*
+   * The other commands of do_vfs_ioctl() (mm/src/ioctl.ts; Linux 6.18.44 in the oracle's
+   * fio-ioctls.kernel.jsonl for memfds and devices). Each on every kind of file with its arg in the
+   * memfd's mapping (zeroed), and each arg value on the memfd. `len` bytes at arg are read or
+   * written first (-EFAULT) on the kinds in `touches`; `kinds` gives the answer for each kind with
+   * a good arg, `driver` standing for the file's own ioctl, which the command falls through to.
+   */
+  {
+    const mapLen = BigInt(MAP_PAGES) * PG;
+    const driver: Record<'memfd' | 'devnull' | 'kvm' | 'vm' | 'vcpu' | 'gmem', Expect> = {
+      memfd: err('ENOTTY', 'fs/ioctl.c vfs_ioctl(): no unlocked_ioctl'),
+      devnull: err('ENOTTY', 'fs/ioctl.c vfs_ioctl(): /dev/null has no unlocked_ioctl'),
+      kvm: err('EINVAL', 'arch/x86/kvm/x86.c kvm_arch_dev_ioctl(): not a system ioctl'),
+      vm: err('ENOTTY', 'arch/x86/kvm/x86.c kvm_arch_vm_ioctl(): not a VM ioctl'),
+      vcpu: err('EINVAL', 'virt/kvm/kvm_main.c kvm_vcpu_ioctl(): not a KVMIO request'),
+      gmem: err('ENOTTY', 'fs/ioctl.c vfs_ioctl(): guest_memfd has no unlocked_ioctl'),
+    };
+    type Kind = keyof typeof driver;
+    const KINDS = Object.keys(driver) as Kind[];
+    const all = (e: Expect): Record<Kind, Expect> => Object.fromEntries(KINDS.map((k) => [k, e])) as Record<Kind, Expect>;
+    const memfdOnly = (e: Expect): Record<Kind, Expect> => ({ ...driver, memfd: e });
+    const inMap = (r: bigint, len: bigint, ctx: RuleCtx): boolean => r >= ctx.res.map && r + len <= ctx.res.map + mapLen;
+    const efault = err('EFAULT', 'get_user()/copy_from_user()/put_user() at an address nothing maps');
+    const generic = (name: string, nr: number, len: bigint, touches: readonly Kind[], kinds: Record<Kind, Expect>): void => {
+      const argRule = withJs(len > 0n && touches.includes('memfd') ? efault : kinds.memfd, (r, _v, ctx) =>
+        len > 0n && touches.includes('memfd') && !inMap(r, len, ctx) ? efault : kinds.memfd);
+      add({
+        name: `ioctl ${name}`, op: 'ioctl', req: name, vendors: V,
+        base: (r) => [r.memfd, nr, r.map],
+        baseExpect: () => kinds.memfd,
+        args: { fd: { values: fds, rule: fdRule(kinds, kinds.memfd) }, arg: { values: addrs, rule: argRule } },
+      });
+    };
+    const regular = ['memfd'] as const;
+    generic('FIONREAD', 0x541b, 4n, regular, memfdOnly(ok('fs/ioctl.c file_ioctl(): FIONREAD puts i_size - f_pos')));
+    generic('FIOQSIZE', 0x5460, 8n, regular, { ...all(err('ENOTTY', 'fs/ioctl.c do_vfs_ioctl(): FIOQSIZE of no directory, regular file or symlink')), memfd: ok('fs/ioctl.c do_vfs_ioctl(): FIOQSIZE puts inode_get_bytes()') });
+    generic('FIGETBSZ', 0x2, 4n, KINDS, all(ok('fs/ioctl.c do_vfs_ioctl(): FIGETBSZ puts s_blocksize')));
+    generic('FIONBIO', 0x5421, 4n, KINDS, all(ok('fs/ioctl.c ioctl_fionbio()')));
+    generic('FIOASYNC', 0x5452, 4n, KINDS, all(ok('fs/ioctl.c ioctl_fioasync(): 0 leaves FASYNC off')));
+    generic('FIBMAP', 0x1, 4n, regular, memfdOnly(err('EINVAL', 'fs/ioctl.c ioctl_fibmap(): no ->bmap (0 is put back)')));
+    generic('FIFREEZE', 0xc0045877, 0n, [], all(err('EOPNOTSUPP', 'fs/ioctl.c ioctl_fsfreeze(): no freeze_fs')));
+    generic('FITHAW', 0xc0045878, 0n, [], all(err('EINVAL', 'fs/super.c thaw_super(): not frozen')));
+    generic('FS_IOC_FIEMAP', 0xc020660b, 0n, [], all(err('EOPNOTSUPP', 'fs/ioctl.c ioctl_fiemap(): no ->fiemap')));
+    generic('FS_IOC_GETFSSYSFSPATH', 0x80811501, 0n, [], all(err('ENOTTY', 'fs/ioctl.c ioctl_get_fs_sysfs_path(): no sysfs name')));
+    const anon = err('ENOTTY', 'fs/ioctl.c ioctl_getfsuuid(): the pseudo file system has no UUID');
+    generic('FS_IOC_GETFSUUID', 0x80111500, 17n, ['memfd', 'devnull', 'kvm'], { memfd: ok('fs/ioctl.c ioctl_getfsuuid(): tmpfs'), devnull: ok('devtmpfs'), kvm: ok('devtmpfs'), vm: anon, vcpu: anon, gmem: anon });
+    /* the inode flags: shmem has ->fileattr_get/set; elsewhere -ENOIOCTLCMD goes on to the file's own ioctl */
+    generic('FS_IOC_GETFLAGS', 0x80086601, 4n, regular, memfdOnly(ok('fs/file_attr.c ioctl_getflags(): shmem_fileattr_get()')));
+    generic('FS_IOC_FSGETXATTR', 0x801c581f, 28n, regular, memfdOnly(ok('fs/file_attr.c ioctl_fsgetxattr()')));
+    generic('FS_IOC_SETFLAGS', 0x40086602, 4n, KINDS, memfdOnly(ok('fs/file_attr.c ioctl_setflags(): flags 0')));
+    generic('FS_IOC_FSSETXATTR', 0x401c5820, 28n, KINDS, memfdOnly(ok('fs/file_attr.c ioctl_fssetxattr(): a zeroed fsxattr')));
+    /* preallocation: a zeroed struct space_resv has l_len 0, which vfs_fallocate() refuses */
+    for (const [name, nr] of [['FS_IOC_RESVSP', 0x40305828], ['FS_IOC_RESVSP64', 0x4030582a], ['FS_IOC_UNRESVSP', 0x40305829], ['FS_IOC_UNRESVSP64', 0x4030582b], ['FS_IOC_ZERO_RANGE', 0x40305839]] as const) {
+      generic(name, nr, 48n, regular, memfdOnly(err('EINVAL', 'fs/ioctl.c ioctl_preallocate() -> vfs_fallocate(): len 0')));
+    }
+    /* clone and dedupe: the source must share the destination's file system, then no file system has ->remap_file_range */
+    const exdev = err('EXDEV', 'fs/ioctl.c ioctl_file_clone(): another mount');
+    const cloneTo = (src: Kind | 'none'): Record<Kind, Expect> => {
+      if (src === 'none') return all(err('EBADF', 'fs/ioctl.c ioctl_file_clone(): no source file'));
+      const chr = (k: Kind): boolean => k === 'devnull' || k === 'kvm';
+      const fs = (k: Kind): string => (chr(k) ? 'devtmpfs' : k === 'vm' || k === 'vcpu' ? 'anon' : k);
+      return Object.fromEntries(KINDS.map((k) => {
+        if (fs(k) !== fs(src)) return [k, exdev];
+        if (k === 'memfd' && src === 'memfd') return [k, err('EOPNOTSUPP', 'fs/remap_range.c vfs_clone_file_range(): no ->remap_file_range')];
+        return [k, err('EINVAL', 'fs/remap_range.c generic_file_rw_checks(): not regular files')];
+      })) as Record<Kind, Expect>;
+    };
+    /** The kind of file at fd number `n` (a truncated unsigned int), or 'none'. */
+    const kindAt = (n: bigint, ctx: RuleCtx): Kind | 'none' => {
+      const fd = Number(n & 0xffff_ffffn);
+      if (fd <= 2) return 'devnull';
+      for (const k of KINDS) if (ctx.res[k] === fd) return k;
+      const chrdev = ['container', 'group', 'iommufd', 'vdev', 'cdev'] as const;
+      return chrdev.some((k) => ctx.res[k] === fd) ? 'devnull' : 'none';
+    };
+    add({
+      name: 'ioctl FICLONE', op: 'ioctl', req: 'FICLONE', vendors: V,
+      base: (r) => [r.memfd, 0x40049409, r.memfd],
+      baseExpect: () => cloneTo('memfd').memfd,
+      args: {
+        fd: { values: fds, rule: fdRule(cloneTo('memfd'), cloneTo('memfd').memfd) },
+        arg: { values: uints, rule: withJs(exdev, (r, _v, ctx) => cloneTo(kindAt(r, ctx)).memfd) },
+      },
+    });
+    /* FICLONERANGE: the struct first; a zeroed one names fd 0, /dev/null */
+    generic('FICLONERANGE', 0x4020940d, 32n, KINDS, cloneTo('devnull'));
+    /* FIDEDUPERANGE: dest_count (0 here) at +16, then the 24-byte header */
+    const notReg = err('EINVAL', 'fs/remap_range.c vfs_dedupe_file_range(): not a regular file');
+    generic('FIDEDUPERANGE', 0xc0189436, 24n, KINDS, { ...all(notReg), memfd: err('EOPNOTSUPP', 'fs/remap_range.c vfs_dedupe_file_range(): no ->remap_file_range') });
   }
 
   /* ---- ioctl: each KVM request ---- */
