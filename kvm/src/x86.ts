@@ -21,7 +21,7 @@
 import { Buffer } from 'node:buffer';
 import { Errno, PAGE_SIZE, type PhysMem, type Pfn } from '@cocosim/core';
 import {
-  MF_ACTION_REQUIRED, for_each_process, task_mm, userLoad, userStore, vm_sysctl, x86_mce_hooks,
+  MF_ACTION_REQUIRED, for_each_process, copy_from_user, copy_to_user, task_mm, vm_sysctl, x86_mce_hooks,
   type File, type FileOwner, type GuestAccessResult, type Task,
 } from '@cocosim/mm';
 import { gfn_to_hva_memslot_prot, kvm_vcpu_gfn_to_memslot, user_struct_field } from './kvm_memslots.js';
@@ -785,8 +785,7 @@ export function kvm_vcpu_read_guest(vcpu: KvmVcpu, gpa: bigint, len: number): Ui
   const gfn = Number(gpa / BigInt(PAGE_SIZE));
   const hva = gfn_to_hva_memslot_prot(kvm_vcpu_gfn_to_memslot(vcpu, gfn), gfn);
   if (typeof hva === 'number') return hva;
-  const data = userLoad(vcpu.kvm.mm, hva.hva + gpa % BigInt(PAGE_SIZE), len);
-  return data instanceof Uint8Array ? data : -Errno.EFAULT;
+  return copy_from_user(vcpu.kvm.mm, hva.hva + gpa % BigInt(PAGE_SIZE), len) ?? -Errno.EFAULT;
 }
 
 /** kvm_vcpu_write_guest(): copy to the memslot's user mapping; -EFAULT as above or for a read-only slot. */
@@ -795,7 +794,7 @@ export function kvm_vcpu_write_guest(vcpu: KvmVcpu, gpa: bigint, data: Uint8Arra
   const hva = gfn_to_hva_memslot_prot(kvm_vcpu_gfn_to_memslot(vcpu, gfn), gfn);
   if (typeof hva === 'number') return hva;
   if (!hva.writable) return -Errno.EFAULT;
-  return userStore(vcpu.kvm.mm, hva.hva + gpa % BigInt(PAGE_SIZE), data) === 0 ? 0 : -Errno.EFAULT;
+  return copy_to_user(vcpu.kvm.mm, hva.hva + gpa % BigInt(PAGE_SIZE), data);
 }
 
 /**

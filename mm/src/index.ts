@@ -9,6 +9,7 @@ export * from './kernel.js';
 export * from './char_mem.js';
 export * from './process.js';
 export * from './ioctl.js';
+export * from './uaccess.js';
 export * from './uapi/fcntl.js';
 export * from './uapi/memfd.js';
 export * from './uapi/falloc.js';

@@ -26,8 +26,8 @@
  */
 import { Errno, PAGE_SIZE, type Gpa, type Pfn } from '@cocosim/core';
 import {
-  FOLL_WRITE, GFP_KERNEL_ACCOUNT, __GFP_ZERO, for_each_process, isSigInfo, pin_user_pages_fast, pr_warn, task_mm,
-  unpin_user_pages_dirty_lock, userLoad, userStore, type Task,
+  FOLL_WRITE, GFP_KERNEL_ACCOUNT, __GFP_ZERO, for_each_process, pin_user_pages_fast, pr_warn, task_mm,
+  unpin_user_pages_dirty_lock, copy_from_user as uaccess_copy_from_user, copy_to_user as uaccess_copy_to_user, type Task,
 } from '@cocosim/mm';
 import {
   KVM_EXIT_HYPERCALL, KVM_EXIT_SYSTEM_EVENT, KVM_FILTER_PRIVATE, KVM_FILTER_SHARED, KVM_HC_MAP_GPA_RANGE, KVM_X86_DEFAULT_VM,
@@ -186,8 +186,7 @@ function kvm_current(kvm: Kvm): Task | undefined {
 /** copy_from_user() of `len` bytes at user address `uaddr` of the VMM: the bytes or -EFAULT. */
 function copy_from_user(kvm: Kvm, uaddr: bigint, len: number): Uint8Array | number {
   if (len === 0) return new Uint8Array(0);
-  const r = userLoad(kvm.mm, uaddr, len);
-  return isSigInfo(r) ? -Errno.EFAULT : r;
+  return uaccess_copy_from_user(kvm.mm, uaddr, len) ?? -Errno.EFAULT;
 }
 
 /** psp_copy_user_blob(): a blob of at most SEV_FW_BLOB_MAX_SIZE bytes from user space. */
@@ -656,7 +655,7 @@ function sev_launch_measure(kvm: Kvm, argp: SevCmd): number {
 
 /** copy_to_user() into the VMM's memory: 0 or -EFAULT. */
 function copy_to_user(kvm: Kvm, uaddr: bigint, data: Uint8Array): number {
-  return userStore(kvm.mm, uaddr, data) === 0 ? 0 : -Errno.EFAULT;
+  return uaccess_copy_to_user(kvm.mm, uaddr, data);
 }
 
 /** sev_launch_finish(): LAUNCH_FINISH. */
