@@ -1219,10 +1219,22 @@ function unmap_page_range(zs: ZapState, vma: VmAreaStruct, start: number, end: n
       zs.flush_end = Math.max(zs.flush_end, r.flush_end);
     }
   }
-  walk_pte_tables(pt, start, end, (t, pmd, from, to) => {
-    zap_pte_range(zs, vma, t, pmd * PTRS_PER_PTE, from, to, details);
-    if (t.nr === 0) pte_free_if_empty(pt, pmd);
-  });
+  if (pt.ptes.size === 0 || end <= start) return;
+  const first = pmd_index_of(start);
+  const last = pmd_index_of(end - 1);
+  /* one table (a zap of a folio's pages, once per folio of a punch): no walk to set up */
+  if (first === last) {
+    const t = pt.ptes.get(first);
+    if (t !== undefined) zap_pte_table(zs, vma, t, first, start - first * PTRS_PER_PTE, end - first * PTRS_PER_PTE, details);
+    return;
+  }
+  walk_pte_tables(pt, start, end, (t, pmd, from, to) => zap_pte_table(zs, vma, t, pmd, from, to, details));
+}
+
+/** zap_pte_range() over entries [from, to) of the table of `pmd`, freeing the table once empty. */
+function zap_pte_table(zs: ZapState, vma: VmAreaStruct, t: PteTable, pmd: number, from: number, to: number, details: ZapDetails | null): void {
+  zap_pte_range(zs, vma, t, pmd * PTRS_PER_PTE, from, to, details);
+  if (t.nr === 0) pte_free_if_empty(vma.vm_mm.pgd, pmd);
 }
 
 /** tlb_finish_mmu(): flush what the zap cleared, charge it, settle the rss counters. */
@@ -1291,13 +1303,22 @@ const PGOFF_MAX = Number.MAX_SAFE_INTEGER;
  * mapping.
  */
 function unmap_mapping_range_tree(mapping: AddressSpace, first: number, last: number, details: ZapDetails): void {
-  vma_interval_tree_foreach(mapping, first, last, (vma) => {
-    const vba = vma.vm_pgoff;
-    const vea = vba + vma_pages(vma) - 1;
-    const zap_start = Math.max(first, vba);
-    const zap_end = Math.min(last, vea);
-    zap_page_range_single(vma, vma.start_vpn + (zap_start - vba), zap_end - zap_start + 1, details);
-  });
+  /* one VMA (a file mapped once, the common case of a punch folio by folio): no walk to set up */
+  if (mapping.i_mmap.size === 1) {
+    for (const vma of mapping.i_mmap) unmap_mapping_vma(vma, first, last, details);
+    return;
+  }
+  vma_interval_tree_foreach(mapping, first, last, (vma) => unmap_mapping_vma(vma, first, last, details));
+}
+
+/** The zap of file pages [first, last] in one VMA of unmap_mapping_range_tree(). */
+function unmap_mapping_vma(vma: VmAreaStruct, first: number, last: number, details: ZapDetails): void {
+  const vba = vma.vm_pgoff;
+  const vea = vba + vma_pages(vma) - 1;
+  if (vba > last || vea < first) return;
+  const zap_start = Math.max(first, vba);
+  const zap_end = Math.min(last, vea);
+  zap_page_range_single(vma, vma.start_vpn + (zap_start - vba), zap_end - zap_start + 1, details);
 }
 
 /**

@@ -233,6 +233,8 @@ function kvm_handle_hva_range(kvm: Kvm, start_vpn: number, end_vpn: number, on_l
   let ret = false;
   if (end_vpn <= start_vpn) return false;
   for (const slots of kvm.memslots) {
+    /* (an address space without slots: no walk to begin, as the interval tree's is empty) */
+    if (slots.id_hash.size === 0) continue;
     for (const slot of slots.id_hash.values()) {
       const slot_vpn = gfn_to_hva_vpn(slot, slot.base_gfn);
       const s = Math.max(start_vpn, slot_vpn);
