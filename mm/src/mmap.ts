@@ -31,7 +31,7 @@
  * (CAP_SYS_RAWIO), and MAP_LOCKED is always allowed (CAP_IPC_LOCK).
  */
 import { Errno, HPAGE_PMD_NR, Hva, IS_ERR, PAGE_SIZE } from '@cocosim/core';
-import { FMODE_READ, FMODE_WRITE, S_IFMT, S_IFREG, path_noexec, type File } from './fs.js';
+import { FMODE_READ, FMODE_WRITE, IS_APPEND, S_IFMT, S_IFREG, path_noexec, type File } from './fs.js';
 import { mm_populate } from './gup.js';
 import { hugetlb_pool, hstate_sizelog, huge_page_size } from './hugetlb.js';
 import { hugetlb_file_setup, hstate_file, is_file_hugepages, HUGETLB_ANONHUGE_INODE } from './hugetlbfs.js';
@@ -522,6 +522,8 @@ export function do_mmap(
       }
       if (flags64 & ~BigInt(LEGACY_MAP_MASK)) return -Errno.EOPNOTSUPP;
       if (prot & PROT_WRITE && !(file.f_mode & FMODE_WRITE)) return -Errno.EACCES;
+      /* Make sure we don't allow writing to an append-only file.. */
+      if (IS_APPEND(file.f_inode) && file.f_mode & FMODE_WRITE) return -Errno.EACCES;
       vm_flags |= VM_SHARED | VM_MAYSHARE;
       if (!(file.f_mode & FMODE_WRITE)) vm_flags = vm_flags_andnot(vm_flags, VM_MAYWRITE | VM_SHARED);
     }
