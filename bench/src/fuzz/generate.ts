@@ -522,6 +522,7 @@ class Generator {
       /* a request number nobody registered */
       return { op: 'ioctl', fd: this.fd(['kvm', 'vm', 'vcpu', 'memfd']), req: this.pick([0, 0xae00, 0xaeff, 0xc008aeff, 0x5421, 0xffffffff]), arg: this.int(false) };
     }
+    if (/^(FI|FS_IOC_)/.test(req)) return this.genericIoctl(op, req);
     const target = REQ_TARGET[req];
     const fd = this.fd(target === undefined ? ['kvm', 'vm', 'vcpu'] : [target]);
     const line: Record<string, unknown> = { op: 'ioctl', fd, req };
@@ -531,6 +532,16 @@ class Generator {
     else if (this.chance(0.05)) line.arg = this.pick([0, 1, '0xffffffffffffffff']);
     else line.arg = this.struct(req);
     return this.bind(op, line, req);
+  }
+
+  /**
+   * One of do_vfs_ioctl()'s generic requests, which any file answers: on any fd, memfds mostly,
+   * with the argument an address in or around a mapping (or an edge); FICLONE's is an fd.
+   */
+  private genericIoctl(op: OpSpec, req: string): FuzzLine {
+    const fd = this.fd(['memfd', 'dev', 'gmem', 'vm', 'vcpu', 'kvm']);
+    const arg = req === 'FICLONE' ? this.fd(['memfd']) : this.chance(0.85) ? this.addr() : this.int(false);
+    return this.bind(op, { op: 'ioctl', fd, req, arg }, req);
   }
 
   /** The integer argument of an _IO request (a VM type, a capability, a vCPU id). */
