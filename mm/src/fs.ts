@@ -369,6 +369,14 @@ export function IS_ANON_FILE(inode: Inode): boolean {
   return (inode.i_flags & S_ANON_INODE) !== 0;
 }
 
+/**
+ * A regular file as do_vfs_ioctl() and the remap paths see one: S_IFREG and not an anonymous inode
+ * (which is S_IFREG inside since 6.15; Linux 6.18.44 treats an eventfd as no regular file there).
+ */
+export function regular_file(inode: Inode): boolean {
+  return (inode.i_mode & S_IFMT) === S_IFREG && !IS_ANON_FILE(inode);
+}
+
 /** The devtmpfs every device node lives on (inode_sb()). */
 const DEVTMPFS = Object.freeze({ name: 'devtmpfs' });
 

@@ -6,7 +6,7 @@
  */
 import { Errno, PAGE_SIZE } from '@cocosim/core';
 import { ioctl_fsgetxattr, ioctl_fssetxattr, ioctl_getflags, ioctl_setflags } from './file_attr.js';
-import { IS_ANON_FILE, O_NONBLOCK, S_IFDIR, S_IFMT, S_IFREG, inode_sb, type File, type Inode } from './fs.js';
+import { IS_ANON_FILE, O_NONBLOCK, S_IFDIR, S_IFMT, inode_sb, regular_file, type File, type Inode } from './fs.js';
 import { huge_page_size } from './hugetlb.js';
 import { hstate_inode, hugetlbfs_inode_operations } from './hugetlbfs.js';
 import { ulong_arg } from './mman.js';
@@ -45,11 +45,6 @@ const SPACE_RESV_SIZE = 48;
 const FILE_CLONE_RANGE_SIZE = 32;
 const DEDUPE_HEADER_SIZE = 24;
 const DEDUPE_INFO_SIZE = 32;
-
-/** A regular file for do_vfs_ioctl(): S_IFREG and not an anonymous inode (IS_ANON_FILE()). */
-function regular_file(inode: Inode): boolean {
-  return (inode.i_mode & S_IFMT) === S_IFREG && !IS_ANON_FILE(inode);
-}
 
 /** inode->i_sb->s_blocksize: a hugetlbfs file's is its huge page size, every other file system's a page. */
 function s_blocksize(inode: Inode): number {

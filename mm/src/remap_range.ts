@@ -4,22 +4,14 @@
  * (no ->remap_file_range): -EOPNOTSUPP, nothing copied.
  */
 import { Errno } from '@cocosim/core';
-import { FMODE_READ, FMODE_WRITE, IS_ANON_FILE, O_APPEND, S_IFDIR, S_IFMT, S_IFREG, inode_sb, type File, type Inode } from './fs.js';
-
-/**
- * A regular file for the remap paths. An anonymous inode is S_IFREG inside since 6.15, but
- * Linux 6.18.44 answers FICLONE of an eventfd with -EINVAL, as for any other non-regular file.
- */
-function remap_regular(inode: Inode): boolean {
-  return (inode.i_mode & S_IFMT) === S_IFREG && !IS_ANON_FILE(inode);
-}
+import { FMODE_READ, FMODE_WRITE, O_APPEND, S_IFDIR, S_IFMT, inode_sb, regular_file, type File } from './fs.js';
 
 /** generic_file_rw_checks(): both regular, the source readable, the target writable and not O_APPEND. */
 export function generic_file_rw_checks(file_in: File, file_out: File): number {
   const inode_in = file_in.f_inode;
   const inode_out = file_out.f_inode;
   if ((inode_in.i_mode & S_IFMT) === S_IFDIR || (inode_out.i_mode & S_IFMT) === S_IFDIR) return -Errno.EISDIR;
-  if (!remap_regular(inode_in) || !remap_regular(inode_out)) return -Errno.EINVAL;
+  if (!regular_file(inode_in) || !regular_file(inode_out)) return -Errno.EINVAL;
   if (!(file_in.f_mode & FMODE_READ) || !(file_out.f_mode & FMODE_WRITE) || file_out.f_flags & O_APPEND) return -Errno.EBADF;
   return 0;
 }
@@ -41,6 +33,6 @@ export function vfs_dedupe_file_range(file: File, reserved1: number, reserved2: 
   if (!(file.f_mode & FMODE_READ)) return -Errno.EINVAL;
   if (reserved1 || reserved2) return -Errno.EINVAL;
   if ((src.i_mode & S_IFMT) === S_IFDIR) return -Errno.EISDIR;
-  if (!remap_regular(src)) return -Errno.EINVAL;
+  if (!regular_file(src)) return -Errno.EINVAL;
   return -Errno.EOPNOTSUPP;
 }
