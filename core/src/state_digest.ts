@@ -252,6 +252,8 @@ interface Contributor {
   readonly name: string;
   readonly order: number;
   readonly fn: StateContributor;
+  /** The part this one keeps a copy of (see register()). */
+  readonly mirrors: string | undefined;
 }
 
 /** The contributors of one host. */
@@ -261,10 +263,13 @@ export class StateDigestRegistry {
   /**
    * Add a contributor. `order` places it (mm's parts are 0-99, so that the ids they give out
    * come first; a package above mm uses 100 or more); names must be unique per host.
+   * `mirrors` names a part whose changes this one follows, as a vendor's copy of a VM's stage-2
+   * (pKVM's hypervisor, the RMM) follows KVM's SPTEs in "kvm.vms": wherever that part may change,
+   * so may this one (mirroring()).
    */
-  register(name: string, fn: StateContributor, order = 100): void {
+  register(name: string, fn: StateContributor, order = 100, mirrors?: string): void {
     BUG_ON(this.list.some((c) => c.name === name), `state digest contributor ${name} registered twice`);
-    this.list.push({ name, order, fn });
+    this.list.push({ name, order, fn, mirrors });
     this.list.sort((a, b) => a.order - b.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -275,6 +280,16 @@ export class StateDigestRegistry {
   unregister(name: string): void {
     const i = this.list.findIndex((c) => c.name === name);
     if (i >= 0) this.list.splice(i, 1);
+  }
+
+  /** The parts that mirror `name`, directly or through another mirror. */
+  mirroring(name: string): string[] {
+    const out: string[] = [];
+    for (let i = -1; i < out.length; i++) {
+      const of = i < 0 ? name : out[i];
+      for (const c of this.list) if (c.mirrors === of && !out.includes(c.name)) out.push(c.name);
+    }
+    return out;
   }
 
   /** The contributors' names, in the order they run. */

@@ -45,7 +45,7 @@
  * with 100 pages in use and 6.5 ms with 10,000, the digest 1.8 ms and 8 ms; free memory costs
  * next to nothing (a free block is one step), so an 8 GiB host costs about the same.
  */
-import { U64_MAX, stateDigestDiff, type StateDigest } from '@cocosim/core';
+import { U64_MAX, stateDigestDiff, stateDigestRegistry, type StateDigest } from '@cocosim/core';
 import { mm_state_digest } from './debug.js';
 import { FOLIO_MAPPING_ANON } from './folio.js';
 import { lookupMapping, registered_mappings } from './filemap.js';
@@ -606,7 +606,8 @@ const USER_COPY_IOCTLS: ReadonlySet<number> = new Set([
  *   may first have migrated pages out of ZONE_MOVABLE (check_and_migrate_movable_folios()). A
  *   pin that broke COW (FOLL_WRITE on a private mapping) ran the MMU notifiers over that page
  *   (wp_page_copy()): a VM whose memslot maps it has moved its invalidation count and zapped its
- *   SPTEs (kvm.vms), and those stay.
+ *   SPTEs (kvm.vms), and those stay, with the vendor's copy of them (pKVM's hypervisor unshares
+ *   the page from the guest's stage-2: the parts registered as mirrors of kvm.vms).
  * - fcntl commands with a struct in user memory (USER_COPY_FCNTLS): copy_from_user() or
  *   copy_to_user() faults the struct's pages in (a read maps the zero page or a file's page,
  *   allocating page tables, page-cache pages and an anon_vma) before the command fails on what it
@@ -630,6 +631,17 @@ const USER_COPY_IOCTLS: ReadonlySet<number> = new Set([
  *   (shmem_undo_range(..., unfalloc = true)) takes back only the folios it allocated: PG_dirty
  *   and PG_uptodate (mm.folio_flags) may change, nothing else.
  */
+/**
+ * failed_call_may_change() on a host: with the parts that mirror an allowed one (a vendor's copy
+ * of the VM's stage-2 follows "kvm.vms": StateDigestRegistry.register()).
+ */
+export function failed_call_allows(kernel: Kernel, method: string, errno: number, args: readonly unknown[], range?: RangeBefore): 'all' | readonly string[] {
+  const allowed = failed_call_may_change(method, errno, args, range);
+  if (allowed === 'all') return allowed;
+  const registry = stateDigestRegistry(kernel);
+  return [...allowed, ...allowed.flatMap((x) => registry.mirroring(x))];
+}
+
 export function failed_call_may_change(method: string, errno: number, args: readonly unknown[], range?: RangeBefore): 'all' | readonly string[] {
   const ENOMEM = 12;
   const ENOSPC = 28;
@@ -745,7 +757,7 @@ export function debug_vm_process<P extends Process>(p: P, opts: DebugVmOptions =
       const errno = p.errno;
       if (after.digest !== before!.digest) {
         const parts = stateDigestDiff(before!, after);
-        const allowed = failed_call_may_change(method, errno, args, range);
+        const allowed = failed_call_allows(kernel, method, errno, args, range);
         if (allowed !== 'all' && parts.some((x) => !allowed.includes(x))) {
           emit({ kind: 'failed-call-changed-state', call, method, violations: [], errno, parts });
         }

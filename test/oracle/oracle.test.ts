@@ -130,6 +130,14 @@ describe('kernel oracle', () => {
 
   test('replays oracle-selftest.trace.jsonl on this kernel and meets every expectation', () => {
     TEST_REQUIRE(haveKvm(), '/dev/kvm is not usable here: the KVM part of the oracle self-test needs it');
+    /* the trace was recorded on a KVM with guest_memfd; a KVM built without it (no
+     * CONFIG_KVM_GUEST_MEMFD: KVM_CAP_GUEST_MEMFD is 0, KVM_CREATE_GUEST_MEMFD is ENOTTY) is
+     * another kernel, not a disagreement */
+    const cap = results(runOracle(trace(
+      { op: 'open', path: '/dev/kvm', as: 'kvm' },
+      { op: 'ioctl', fd: '$kvm', req: 'KVM_CHECK_EXTENSION', arg: 'KVM_CAP_GUEST_MEMFD' },
+    )));
+    TEST_REQUIRE(cap[1]?.ret === 1, 'this kernel\'s KVM has no guest_memfd (KVM_CAP_GUEST_MEMFD is 0): the oracle self-test was recorded on one that has');
     const text = readFileSync(selftest, 'utf8');
     const calls = text.split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('//') && !l.includes('"trace"'));
     const r = runOracle(text);

@@ -11,7 +11,7 @@
  * fresh one.
  */
 import { beforeAll, describe, expect, test } from 'vitest';
-import { failed_call_may_change, mm_state_digest, type Kernel, type Process } from '@cocosim/mm';
+import { failed_call_allows, mm_state_digest, type Kernel, type Process } from '@cocosim/mm';
 import { stateDigestDiff, type StateDigest } from '@cocosim/core';
 import {
   HOST_PAGES, buildCases, loadBench, resolveValue, resolvedReg, setupResources,
@@ -122,7 +122,7 @@ function runRow(c: Case, vendor: string, arg?: string, value?: Value): RowResult
   const parts = stateDigestDiff(h.digest, after);
   h.digest = after;
   const method = c.op === 'mlock' && args[2] !== undefined ? 'mlock2' : op.name === 'ioctl' ? 'ioctl' : c.op;
-  const allowed = parts.length === 0 ? [] : failed_call_may_change(method, r.errno, args, range);
+  const allowed = parts.length === 0 ? [] : failed_call_allows(h.platform.kernel as Kernel, method, r.errno, args, range);
   return { outcome, changed: allowed === 'all' ? [] : parts.filter((x) => !allowed.includes(x)) };
 }
 

@@ -78,6 +78,16 @@ describe('StateHash', () => {
     expect(stateDigestRegistry(a).compute()).toEqual(stateDigestRegistry(b).compute());
     expect(() => stateDigestRegistry(a).register('late', () => {})).toThrow(/registered twice/);
   });
+
+  test('mirroring() names the parts that follow one, through chains, and nothing else', () => {
+    const r = stateDigestRegistry({});
+    r.register('kvm.vms', () => {}, 50);
+    r.register('v.hyp', () => {}, 110, 'kvm.vms');
+    r.register('v.copy', () => {}, 111, 'v.hyp');
+    r.register('v.other', () => {}, 112);
+    expect(r.mirroring('kvm.vms')).toEqual(['v.hyp', 'v.copy']);
+    expect(r.mirroring('v.other')).toEqual([]);
+  });
 });
 
 /** A process with a populated shared memfd mapping and some written bytes. */

@@ -10,6 +10,8 @@
  * the host's answer). Digest part "cca.vms", KVM's half (struct realm) of each live realm VM in
  * creation order: state, RPV, hash algorithm, RD and root RTT granules, VMID, AUX count, and per
  * vCPU its REC (granules, the exit and the RIPAS change KVM reads from it, the entry flags).
+ * "cca.rmm" mirrors "kvm.vms": a zap of KVM's SPTEs unmaps the realm's RTT entries
+ * (RMI_RTT_UNMAP_UNPROTECTED, or the DATA granule's destruction).
  * Left out: the RECs' SEA counts (statistics) and rec_count only through the RECs' indices.
  *
  * DEBUG_VM rules ("cca:<rule>"), over live realm VMs that are not bugged:
@@ -242,7 +244,7 @@ export function cca_check(kernel: Kernel, module: KvmModule | undefined, report:
 export function cca_debug_register(root: Root, kernel: Kernel): void {
   const registry = stateDigestRegistry(kernel);
   if (registry.has('cca.rmm')) return;
-  registry.register('cca.rmm', (h) => hash_rmm(h, kernel), 110);
+  registry.register('cca.rmm', (h) => hash_rmm(h, kernel), 110, 'kvm.vms');
   registry.register('cca.vms', (h) => hash_vms(h, kvm_module(root)), 111);
   debug_vm_register(kernel, 'cca', (k, report) => cca_check(k, kvm_module(root), report));
 }

@@ -8,6 +8,8 @@
  * guest stage-2 by gfn: pfn and state). Digest part "pkvm.vms", KVM's half (kvm->arch.pkvm) of
  * each live pKVM VM in creation order: protected, pvmfw load address, its hypervisor VM, and the
  * pages pinned for the guest (pkvm_mappings) by gfn.
+ * Both mirror "kvm.vms": a zap of KVM's SPTEs unmaps the page from the hypervisor's guest stage-2
+ * (pkvm_pgtable_stage2_unmap()) and drops its pkvm_mapping.
  * Left out: the hypervisor's next handle (a counter that only names the next VM).
  *
  * DEBUG_VM rules ("pkvm:<rule>"), over live protected VMs that are not bugged:
@@ -172,7 +174,7 @@ export function pkvm_check(kernel: Kernel, module: KvmModule | undefined, report
 export function pkvm_debug_register(root: Root, kernel: Kernel): void {
   const registry = stateDigestRegistry(kernel);
   if (registry.has('pkvm.hyp')) return;
-  registry.register('pkvm.hyp', (h) => hash_hyp(h, kernel), 110);
-  registry.register('pkvm.vms', (h) => hash_vms(h, kvm_module(root)), 111);
+  registry.register('pkvm.hyp', (h) => hash_hyp(h, kernel), 110, 'kvm.vms');
+  registry.register('pkvm.vms', (h) => hash_vms(h, kvm_module(root)), 111, 'kvm.vms');
   debug_vm_register(kernel, 'pkvm', (k, report) => pkvm_check(k, kvm_module(root), report));
 }

@@ -11,6 +11,8 @@
  * Digest part "tdx.vms", KVM's half (struct kvm_tdx, struct vcpu_tdx) of each live TD in VM
  * creation order: state, HKID, the TD, TDR/TDCS/S-EPT pages, nr_premapped, attributes, XFAM; per
  * vCPU its state, TDVPR/TDCX pages, the MapGPA range in flight and the TDCALL being completed.
+ * "tdx.module" mirrors "kvm.vms": the S-EPT follows KVM's mirror root (tdx_sept_set_private_spte(),
+ * tdx_sept_remove_private_spte()).
  * The epoch is in: TDH.MEM.TRACK advances it and blocked pages are judged against it. Nothing in
  * the module only orders events.
  *
@@ -255,7 +257,7 @@ export function tdx_check(kernel: Kernel, module: KvmModule | undefined, report:
 export function tdx_debug_register(root: Root, kernel: Kernel): void {
   const registry = stateDigestRegistry(kernel);
   if (registry.has('tdx.module')) return;
-  registry.register('tdx.module', (h) => hash_module(h, kernel), 110);
+  registry.register('tdx.module', (h) => hash_module(h, kernel), 110, 'kvm.vms');
   registry.register('tdx.vms', (h) => hash_vms(h, kvm_module(root)), 111);
   debug_vm_register(kernel, 'tdx', (k, report) => tdx_check(k, kvm_module(root), report));
 }
