@@ -156,6 +156,8 @@ export function newKvmRun(): KvmRun {
 /** struct kvm_vcpu. `arch` holds what x86.ts keeps per vCPU (its guest program, pending MMIO). */
 export class KvmVcpu {
   readonly run: KvmRun = newKvmRun();
+  /** The page of struct kvm_run that mmap() of the vCPU fd maps at offset 0 (kvm_run.ts). */
+  run_page = -1;
   /** Owned by x86.ts. */
   arch: Record<string, unknown> = {};
 
@@ -195,6 +197,8 @@ export interface KvmArch {
 
 /** struct kvm: one VM. */
 export class Kvm {
+  /** kvm->coalesced_mmio_ring: the page at KVM_COALESCED_MMIO_PAGE_OFFSET of every vCPU mapping. */
+  coalesced_mmio_ring = -1;
   /** kvm->created_vcpus: counts vCPUs created, whether or not their fds are still open. */
   created_vcpus = 0;
   readonly max_vcpus = 1024;

@@ -11,8 +11,9 @@
  */
 import { Errno, PAGE_SIZE } from '@cocosim/core';
 import {
-  File, Inode, O_CLOEXEC, O_RDWR, S_IFCHR, anon_inode_getfile, open_fmode, task_mm,
-  type FileOperations, type FileOwner, type Kernel, type Task, type VmAreaStruct,
+  File, GFP_KERNEL_ACCOUNT, Inode, O_CLOEXEC, O_RDWR, S_IFCHR, VM_FAULT_SIGBUS, __GFP_ZERO, anon_inode_getfile, get_page,
+  open_fmode, task_mm, type FileOperations, type FileOwner, type Kernel, type Task, type VmAreaStruct, type VmFault,
+  type VmOperationsStruct,
 } from '@cocosim/mm';
 import { Kvm, KvmVcpu, KVM_USER_MEM_SLOTS } from './kvm_host.js';
 import type { MergedKvmX86Ops } from './kvm_x86_ops.js';
@@ -21,8 +22,9 @@ import { kvm_supported_mem_attributes, kvm_vm_ioctl_set_mem_attributes } from '.
 import { kvm_gmem_create, kvm_gmem_get_supported_flags } from './guest_memfd.js';
 import { call_kvm_hook, kvm_hook_check_extension, kvm_hook_vm_ioctl, kvm_hooks_providers } from './kvm_hooks.js';
 import { kvm_mmu_init_vm, kvm_mmu_notifier_register, kvm_mmu_notifier_unregister, kvm_mmu_uninit_vm, kvm_vcpu_pre_fault_memory } from './mmu/mmu.js';
+import { kvm_run_pages } from './kvm_run.js';
 import {
-  kvm_arch_vcpu_create, kvm_arch_vcpu_ioctl_get_regs, kvm_arch_vcpu_ioctl_run, kvm_arch_vcpu_ioctl_set_regs,
+  kvm_arch_vcpu_create, kvm_arch_vcpu_destroy, kvm_arch_vcpu_ioctl_get_regs, kvm_arch_vcpu_ioctl_run, kvm_arch_vcpu_ioctl_set_regs,
   kvm_vcpu_guest_access,
 } from './x86.js';
 import {
@@ -32,7 +34,7 @@ import {
   KVM_CAP_MEMORY_FAULT_INFO, KVM_CAP_NR_MEMSLOTS, KVM_CAP_PRE_FAULT_MEMORY, KVM_CAP_READONLY_MEM,
   KVM_CAP_SET_TSS_ADDR, KVM_CAP_SYNC_MMU, KVM_CAP_USER_MEMORY, KVM_CAP_USER_MEMORY2, KVM_CAP_VM_TYPES,
   KVM_CHECK_EXTENSION, KVM_CREATE_GUEST_MEMFD, KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU, KVM_CREATE_VM,
-  KVM_ENABLE_CAP, KVM_GET_API_VERSION, KVM_GET_REGS, KVM_MEMORY_ENCRYPT_OP, KVM_MEMORY_ENCRYPT_REG_REGION, KVM_MEMORY_ENCRYPT_UNREG_REGION, KVM_SET_REGS, KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_PRE_FAULT_MEMORY,
+  KVM_ENABLE_CAP, KVM_GET_API_VERSION, KVM_GET_REGS, KVM_MEMORY_ENCRYPT_OP, KVM_MEMORY_ENCRYPT_REG_REGION, KVM_MEMORY_ENCRYPT_UNREG_REGION, KVM_SET_REGS, KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_PIO_PAGE_OFFSET, KVM_PRE_FAULT_MEMORY,
   KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION,
   KVM_SET_USER_MEMORY_REGION2, KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM,
 } from './uapi.js';
@@ -171,20 +173,67 @@ function kvm_destroy_vm(kvm: Kvm): void {
   kvm_mmu_notifier_unregister(kvm);
   call_kvm_hook(kvm.kernel, 'vm_destroy', 0, kvm);
   kvm.x86_ops.vm_destroy(kvm);
+  /* kvm_destroy_vcpus() -> kvm_vcpu_destroy(): each vCPU's pages; then kvm_coalesced_mmio_free() */
+  for (const vcpu of kvm.vcpus.values()) kvm_vcpu_destroy(vcpu);
+  kvm_coalesced_mmio_free(kvm);
   kvm_mmu_uninit_vm(kvm);
   kvm_free_memslots(kvm);
   kvm.vm_dead = true;
   kvm_module(kvm).vms.delete(kvm);
 }
 
+/** kvm_vcpu_destroy(): kvm_arch_vcpu_destroy(), then the run page. */
+function kvm_vcpu_destroy(vcpu: KvmVcpu): void {
+  kvm_arch_vcpu_destroy(vcpu);
+  if (vcpu.run_page >= 0) vcpu.kvm.kernel.page_alloc.__free_page(vcpu.run_page);
+  vcpu.run_page = -1;
+}
+
+/** kvm_coalesced_mmio_init() (virt/kvm/coalesced_mmio.c): the ring's page, zeroed; -ENOMEM. */
+function kvm_coalesced_mmio_init(kvm: Kvm): number {
+  const page = kvm.kernel.page_alloc.alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+  if (page < 0) return -Errno.ENOMEM;
+  kvm.coalesced_mmio_ring = page;
+  return 0;
+}
+
+/** kvm_coalesced_mmio_free(). */
+function kvm_coalesced_mmio_free(kvm: Kvm): void {
+  if (kvm.coalesced_mmio_ring >= 0) kvm.kernel.page_alloc.__free_page(kvm.coalesced_mmio_ring);
+  kvm.coalesced_mmio_ring = -1;
+}
+
 /* ---- vCPU files ---- */
 
 /**
- * kvm_vcpu_mmap(): any mapping is allowed (no dirty ring here). The vCPU pages themselves
- * (kvm_vcpu_fault) are not modelled: touching the mapping is SIGBUS, as beyond the vCPU pages.
+ * kvm_vcpu_fault(): page 0 of the mapping is struct kvm_run, page KVM_PIO_PAGE_OFFSET the port
+ * I/O data, page KVM_COALESCED_MMIO_PAGE_OFFSET the VM's coalesced MMIO ring; any other offset
+ * (no dirty ring here) is x86's kvm_arch_vcpu_fault(): SIGBUS. The page is the kernel's own,
+ * handed out with a reference and mapped like a file page (a private mapping's write copies it).
  */
+function kvm_vcpu_fault(vmf: VmFault): number {
+  const vcpu = vmf.vma.vm_file!.private_data as KvmVcpu;
+  const pages = kvm_run_pages(vcpu);
+  let page: number;
+  if (vmf.pgoff === 0) page = vcpu.run_page;
+  else if (vmf.pgoff === KVM_PIO_PAGE_OFFSET && pages !== undefined) page = pages.pio;
+  else if (vmf.pgoff === KVM_COALESCED_MMIO_PAGE_OFFSET) page = vcpu.kvm.coalesced_mmio_ring;
+  else return VM_FAULT_SIGBUS;
+  if (page < 0) return VM_FAULT_SIGBUS;
+  get_page(vcpu.kvm.kernel.store, page);
+  vmf.page = page as VmFault['page'];
+  return 0;
+}
+
+/** kvm_vcpu_vm_ops. */
+const kvm_vcpu_vm_ops: VmOperationsStruct = {
+  fault: kvm_vcpu_fault,
+  driver_pages: true,
+};
+
+/** kvm_vcpu_mmap(): any mapping is allowed (no dirty ring here). */
 function kvm_vcpu_mmap(_file: File, v: unknown): number {
-  (v as VmAreaStruct).vm_ops = {};
+  (v as VmAreaStruct).vm_ops = kvm_vcpu_vm_ops;
   return 0;
 }
 
@@ -244,10 +293,20 @@ export function kvm_vm_ioctl_create_vcpu(kvm: Kvm, arg: unknown, current: FileOw
   const vcpu_id = Number(id);
   if (kvm.vcpus.has(vcpu_id)) return -Errno.EEXIST;
   const vcpu = new KvmVcpu(kvm, vcpu_id);
+  const page_alloc = kvm.kernel.page_alloc;
+  const run = page_alloc.alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+  if (run < 0) return -Errno.ENOMEM;
+  vcpu.run_page = run;
   const r = kvm_arch_vcpu_create(vcpu);
-  if (r < 0) return r;
+  if (r < 0) {
+    page_alloc.__free_page(run);
+    return r;
+  }
   const fd = current.files.install(anon_inode_getfile(kvm.kernel, kvm_vcpu_fops, vcpu, O_RDWR | O_CLOEXEC), true);
-  if (fd < 0) return fd;
+  if (fd < 0) {
+    kvm_vcpu_destroy(vcpu);
+    return fd;
+  }
   kvm_get_kvm(kvm);
   kvm.created_vcpus++;
   kvm.vcpus.set(vcpu_id, vcpu);
@@ -386,6 +445,13 @@ function kvm_create_vm(module: KvmModule, mm: ReturnType<typeof task_mm>, type: 
     return r;
   }
   kvm_mmu_notifier_register(kvm);
+  const ring = kvm_coalesced_mmio_init(kvm);
+  if (ring < 0) {
+    kvm_mmu_notifier_unregister(kvm);
+    kvm.x86_ops.vm_destroy(kvm);
+    kvm_mmu_uninit_vm(kvm);
+    return ring;
+  }
   module.vms.add(kvm);
   return kvm;
 }

@@ -21,12 +21,13 @@
 import { Buffer } from 'node:buffer';
 import { Errno, PAGE_SIZE, type PhysMem, type Pfn } from '@cocosim/core';
 import {
-  MF_ACTION_REQUIRED, for_each_process, copy_from_user, copy_to_user, task_mm, vm_sysctl, x86_mce_hooks,
+  GFP_KERNEL_ACCOUNT, MF_ACTION_REQUIRED, __GFP_ZERO, for_each_process, copy_from_user, copy_to_user, task_mm, vm_sysctl, x86_mce_hooks,
   type File, type FileOwner, type GuestAccessResult, type Task,
 } from '@cocosim/mm';
 import { gfn_to_hva_memslot_prot, kvm_vcpu_gfn_to_memslot, user_struct_field } from './kvm_memslots.js';
 import type { Kvm, KvmRun, KvmVcpu } from './kvm_host.js';
 import { kvm_hook_emulate_hypercall } from './kvm_hooks.js';
+import { kvm_run_attach, kvm_run_load, kvm_run_store, kvm_run_user_store, type KvmRunSave } from './kvm_run.js';
 import {
   PFERR_USER_MASK, PFERR_WRITE_MASK, RET_PF_EMULATE, kvm_mmu_page_fault, kvm_mmu_take_pending_signal, kvm_mmu_translate,
   kvm_mmu_translate_access, tdp_access_error_code, tdp_fault_error_code,
@@ -45,6 +46,16 @@ import {
 } from './uapi.js';
 
 /* ---- constants ---- */
+
+/** APIC_DEFAULT_PHYS_BASE and the IA32_APIC_BASE MSR bits (arch/x86/include/asm/apicdef.h, msr-index.h). */
+export const APIC_DEFAULT_PHYS_BASE = 0xfee00000n;
+export const MSR_IA32_APICBASE_BSP = 1n << 8n;
+const X2APIC_ENABLE = 1n << 10n;
+const MSR_IA32_APICBASE_ENABLE = 1n << 11n;
+/** LAPIC_MODE_X2APIC (arch/x86/kvm/lapic.h): enabled, in x2APIC mode. */
+export const LAPIC_MODE_X2APIC = MSR_IA32_APICBASE_ENABLE | X2APIC_ENABLE;
+/** X86_EFLAGS_IF. */
+const X86_EFLAGS_IF = 1n << 9n;
 
 /** VMX basic exit reasons (arch/x86/include/uapi/asm/vmx.h) of the exits the guest model takes. */
 export const EXIT_REASON_EXCEPTION_NMI = 0;
@@ -188,6 +199,13 @@ export class KvmVcpuArch {
   steps = 0;
   /** The vCPU thread's task (vcpu_task()). */
   task: Task | undefined = undefined;
+  /**
+   * vcpu->arch.apic_base: xAPIC enabled at the default base, with the BSP bit for vCPU 0
+   * (kvm_vcpu_reset(); kvm->arch.bsp_vcpu_id stays 0 here). TDX's vCPU init makes it x2APIC.
+   */
+  apic_base = APIC_DEFAULT_PHYS_BASE | MSR_IA32_APICBASE_ENABLE;
+  /** vcpu->arch.pio_data: the page at KVM_PIO_PAGE_OFFSET of the vCPU mapping. */
+  pio_data_page = -1;
 }
 
 const vcpu_archs = new WeakMap<KvmVcpu, KvmVcpuArch>();
@@ -214,10 +232,28 @@ export function user_exit_on_hypercall(kvm: Kvm, hc_nr: number): boolean {
 export function kvm_arch_vcpu_create(vcpu: KvmVcpu): number {
   const arch = new KvmVcpuArch();
   arch.mp_state = !vcpu.kvm.irqchip_in_kernel || vcpu.vcpu_id === 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED;
+  if (vcpu.vcpu_id === 0) arch.apic_base |= MSR_IA32_APICBASE_BSP;
+  const page_alloc = vcpu.kvm.kernel.page_alloc;
+  const pio = page_alloc.alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+  if (pio < 0) return -Errno.ENOMEM;
+  arch.pio_data_page = pio;
   vcpu_archs.set(vcpu, arch);
   const r = vcpu.kvm.x86_ops.vcpu_create(vcpu);
-  if (r < 0) vcpu_archs.delete(vcpu);
+  if (r < 0) {
+    vcpu_archs.delete(vcpu);
+    page_alloc.__free_page(pio);
+    return r;
+  }
+  kvm_run_attach(vcpu, vcpu.run_page as Pfn, pio as Pfn);
   return r;
+}
+
+/** kvm_arch_vcpu_destroy(): the port I/O data page goes (the vendor's part goes with the VM). */
+export function kvm_arch_vcpu_destroy(vcpu: KvmVcpu): void {
+  const arch = vcpu_archs.get(vcpu);
+  if (arch === undefined || arch.pio_data_page < 0) return;
+  vcpu.kvm.kernel.page_alloc.__free_page(arch.pio_data_page);
+  arch.pio_data_page = -1;
 }
 
 /**
@@ -335,9 +371,23 @@ function kvm_handle_signal_exit(vcpu: KvmVcpu): number {
  * emitted here.
  */
 export function kvm_arch_vcpu_ioctl_run(vcpu: KvmVcpu): number {
+  kvm_run_load(vcpu);
   const r = __kvm_arch_vcpu_ioctl_run(vcpu);
+  kvm_run_store(vcpu, post_kvm_run_save(vcpu));
   vcpu.kvm.kernel.tracer.emit('kvm_userspace_exit', { reason: vcpu.run.exit_reason, errno: r < 0 ? -r : 0 });
   return r;
+}
+
+/**
+ * post_kvm_run_save(): the interrupt flag, CR8 and APIC base every KVM_RUN leaves in kvm_run.
+ * With no in-kernel PIC and no interrupt shadow or pending event modelled,
+ * ready_for_interrupt_injection is RFLAGS.IF (kvm_vcpu_ready_for_interrupt_injection(): an
+ * estimate); a vCPU whose state is protected reports 0 for both; CR8 (the TPR) stays 0.
+ */
+function post_kvm_run_save(vcpu: KvmVcpu): KvmRunSave {
+  const arch = vcpu_arch(vcpu);
+  const if_flag = !vcpu.kvm.arch.has_protected_state && (BigInt(arch.regs.rflags) & X86_EFLAGS_IF) !== 0n ? 1 : 0;
+  return { if_flag, ready_for_interrupt_injection: if_flag, cr8: 0n, apic_base: arch.apic_base };
 }
 
 function __kvm_arch_vcpu_ioctl_run(vcpu: KvmVcpu): number {
@@ -1087,8 +1137,10 @@ function guest_drain(vcpu: KvmVcpu): void {
   for (let i = 0; i < 8; i++) {
     vcpu.run.mmio.data.fill(0);
     vcpu.run.immediate_exit = 1;
+    kvm_run_user_store(vcpu, ['mmio_data', 'immediate_exit']);
     const r = kvm_arch_vcpu_ioctl_run(vcpu);
     vcpu.run.immediate_exit = 0;
+    kvm_run_user_store(vcpu, ['immediate_exit']);
     if (r < 0) break;
   }
 }
@@ -1128,6 +1180,7 @@ export function kvm_vcpu_guest_access(file: File, gpa: unknown, access: unknown,
     const run = vcpu.run;
     run.exit_reason = KVM_EXIT_UNKNOWN;
     run.immediate_exit = 0;
+    kvm_run_user_store(vcpu, ['exit_reason', 'immediate_exit']);
     const r = kvm_arch_vcpu_ioctl_run(vcpu);
     let result: GuestAccessResult | undefined;
     if (r < 0) {

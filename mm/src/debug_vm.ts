@@ -143,6 +143,7 @@ function check_rmap(w: Walker, vma: VmAreaStruct, vpn: number, page: number, fol
   const m = s.mapping[fi];
   const where = (): string => `${what} at ${hex(vpn * 4096)} (VMA ${hex(vma.start_vpn * 4096)}-${hex(vma.end_vpn * 4096)})`;
   if (m === 0) {
+    if (vma.vm_ops?.driver_pages === true) return;
     w.report('rmap', `${where()} maps folio ${hex(folio)} with no mapping: no rmap walk finds it`, page);
     return;
   }
@@ -620,7 +621,8 @@ const USER_COPY_IOCTLS: ReadonlySet<number> = new Set([
  * - KVM_RUN, and guest_load/guest_store which run the vCPU: what the guest did before the exit
  *   that makes the call fail (KVM_EXIT_MEMORY_FAULT with -EFAULT) is done, as on hardware.
  * - KVM_PRE_FAULT_MEMORY failing on its first page leaves the MMU root loaded and the vCPU's
- *   kvm_run holding the KVM_EXIT_MEMORY_FAULT the fault prepared (kvm.vms).
+ *   kvm_run holding the KVM_EXIT_MEMORY_FAULT the fault prepared (kvm.vms, and the bytes of its
+ *   run page: mm.phys).
  * - mlock and mlock2 lock the VMAs, then populate them (do_mlock()): a fault that fails there
  *   comes back as ENOMEM or EAGAIN (__mlock_posix_error_return()) with the VMAs locked.
  * - fallocate() marks each folio of the range dirty as it goes (shmem_fallocate(): "mark it
@@ -665,11 +667,12 @@ export function failed_call_may_change(method: string, errno: number, args: read
    * argument checks (EINVAL, EOPNOTSUPP, EINTR), arch/x86/kvm/mmu/mmu.c
    * kvm_arch_vcpu_pre_fault_memory() has loaded the MMU root (kvm_mmu_reload()), and the fault
    * that fails fills the vCPU's kvm_run with a KVM_EXIT_MEMORY_FAULT
-   * (kvm_mmu_prepare_memory_fault_exit()) that stays there: the VM's part may change */
+   * (kvm_mmu_prepare_memory_fault_exit()) that stays there, in the run page user space maps:
+   * the VM's part and the page's bytes may change */
   if (method === 'ioctl' && Number(args[1]) === 0xc040aed5) {
     const EINVAL = 22;
     const EOPNOTSUPP = 95;
-    return errno === EINVAL || errno === EOPNOTSUPP || errno === EINTR ? [] : ['kvm.vms'];
+    return errno === EINVAL || errno === EOPNOTSUPP || errno === EINTR ? [] : ['kvm.vms', 'mm.phys'];
   }
   if (method === 'ioctl' && USER_COPY_IOCTLS.has((int_arg(args[1]) ?? -1) >>> 0)) {
     return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];

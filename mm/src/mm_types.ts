@@ -343,6 +343,12 @@ export interface VmOperationsStruct {
   pfn_mkwrite?(vmf: VmFault): number;
   /** The name /proc/pid/maps shows. */
   name?(vma: VmAreaStruct): string;
+  /**
+   * cocosim: ->fault hands out the driver's own kernel pages (no mapping, not on the LRU, as
+   * kvm_vcpu_fault()'s kvm_run page): no rmap walk reaches their PTEs, in Linux as here, which
+   * DEBUG_VM's rmap rule allows for such a VMA only.
+   */
+  readonly driver_pages?: boolean;
 }
 
 /**

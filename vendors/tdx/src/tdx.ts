@@ -31,7 +31,7 @@ import { Errno, PAGE_SIZE, type Pfn } from '@cocosim/core';
 import { get_page, get_user_pages_fast, printk, put_page, vm_sysctl, x86_mce_hooks } from '@cocosim/mm';
 import {
   KVM_EXIT_HYPERCALL, KVM_EXIT_HYPERCALL_LONG_MODE, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_SYSTEM_EVENT, KVM_HC_MAP_GPA_RANGE,
-  KVM_MP_STATE_RUNNABLE,
+  APIC_DEFAULT_PHYS_BASE, KVM_MP_STATE_RUNNABLE, LAPIC_MODE_X2APIC, MSR_IA32_APICBASE_BSP,
   KVM_X86_TDX_VM, PFERR_GUEST_FINAL_MASK, PFERR_PRIVATE_ACCESS, PFERR_USER_MASK, PFERR_WRITE_MASK, PG_LEVEL_4K,
   RET_PF_EMULATE, RET_PF_RETRY, kvm_emulate_hypercall, kvm_gfn_direct_bits, kvm_gmem_populate, kvm_mmu_page_fault,
   kvm_tdp_map_page, tdp_fault_error_code, user_exit_on_hypercall, user_struct_field, vcpu_arch,
@@ -791,6 +791,9 @@ function tdx_vcpu_init(vcpu: KvmVcpu, cmd: TdxCmd): number {
   const tdx = to_tdx(vcpu);
   if (cmd.flags) return -Errno.EINVAL;
   if (tdx.state !== VCPU_TD_STATE_UNINITIALIZED) return -Errno.EINVAL;
+  /* "TDX requires X2APIC": kvm_apic_set_base() (the guest CPUID's X2APIC bit is not modelled) */
+  const arch = vcpu_arch(vcpu);
+  arch.apic_base = (arch.apic_base & MSR_IA32_APICBASE_BSP) | APIC_DEFAULT_PHYS_BASE | LAPIC_MODE_X2APIC;
   const rcx = cmd_data_u64(cmd);
   if (rcx === undefined) return -Errno.EFAULT;
   const ret = tdx_td_vcpu_init(vcpu, rcx);

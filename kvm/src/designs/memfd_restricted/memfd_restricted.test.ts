@@ -110,11 +110,11 @@ describe('memfd_restricted: KVM', () => {
 
   test('restrictedmem_get_page() asks shmem with SGP_WRITE: a new private page is not cleared', () => {
     const p = proc();
-    // Another file leaves its bytes in a page that goes back to the allocator.
+    const s = setup(p);
+    // Another file leaves its bytes in a page that goes back to the allocator, the next one it hands out.
     const other = p.memfd_create('other', 0);
     expect(p.pwrite(other, new Uint8Array(PG).fill(0x5e), 0)).toBe(PG);
     expect(p.close(other)).toBe(0);
-    const s = setup(p);
     expect(p.ioctl(s.vm, KVM_SET_MEMORY_ATTRIBUTES, { address: GPA, size: PG, attributes: KVM_MEMORY_ATTRIBUTE_PRIVATE })).toBe(0);
     expect(p.guest_load(s.vcpu, GPA, 4)).toEqual(new Uint8Array(4).fill(0x5e));
   });
