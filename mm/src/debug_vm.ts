@@ -613,7 +613,9 @@ const USER_COPY_IOCTLS: ReadonlySet<number> = new Set([
  *   copy_to_user() faults the struct's pages in (a read maps the zero page or a file's page,
  *   allocating page tables, page-cache pages and an anon_vma) before the command fails on what it
  *   read (a bad l_type or owner type: EINVAL, an unknown pid: ESRCH) or on its second page
- *   (EFAULT, with the bytes before the fault copied).
+ *   (EFAULT, with the bytes before the fault copied). A copy_to_user() into a MAP_PRIVATE page
+ *   breaks COW first, and the MMU notifiers zap the SPTEs of a VM whose memslot maps it
+ *   (kvm.vms), as for the DMA-mapping ioctls.
  * - the generic ioctls with an argument in user memory (USER_COPY_IOCTLS), likewise; FIBMAP puts
  *   0 back before failing, and the preallocation ones fail as fallocate() does.
  * - mmap with MAP_FIXED over existing mappings whose file's ->mmap (or a later step) fails:
@@ -675,10 +677,10 @@ export function failed_call_may_change(method: string, errno: number, args: read
     return errno === EINVAL || errno === EOPNOTSUPP || errno === EINTR ? [] : ['kvm.vms', 'mm.phys'];
   }
   if (method === 'ioctl' && USER_COPY_IOCTLS.has((int_arg(args[1]) ?? -1) >>> 0)) {
-    return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];
+    return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc', 'kvm.vms'];
   }
   if (method === 'fcntl' && USER_COPY_FCNTLS.has((int_arg(args[1]) ?? -1) >>> 0)) {
-    return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc'];
+    return ['mm.page_store', 'mm.phys', 'mm.tasks', 'mm.lru', 'mm.folio_flags', 'mm.misc', 'kvm.vms'];
   }
   if (method === 'fallocate') return errno === ENOMEM || errno === ENOSPC || errno === EINTR ? ['mm.folio_flags'] : [];
   /* MAP_FIXED over mappings: __mmap_prepare() zaps the old range (vms_clean_up_area()) before

@@ -393,14 +393,28 @@ function load_to(mm: MmStruct, addr: number, len: number, out: Uint8Array, zeroe
 
 /**
  * A user-mode store of `data` at `addr`: 0, or the signal the access raised (the pages before the
- * faulting one are written).
+ * faulting one are written). With `one_insn` the store is one instruction (put_user()'s single
+ * mov): every page it spans is faulted in before any byte lands, so a store that faults on its
+ * second page writes nothing, though the fault on the first (a COW break) stays done.
  */
-export function userStore(mm: MmStruct, uaddr: unknown, data: Uint8Array): 0 | SigInfo {
+export function userStore(mm: MmStruct, uaddr: unknown, data: Uint8Array, one_insn = false): 0 | SigInfo {
   if (!(data instanceof Uint8Array)) return sig('SIGSEGV', 'SI_KERNEL', 0n);
   const len = data.length;
   const addr = user_access_start(uaddr, len);
   if (typeof addr !== 'number') return addr;
   const phys = mm.kernel.phys;
+  for (let done = 0; one_insn && done < len;) {
+    const a = addr + done;
+    if (a >= NONCANONICAL_LOW_NR) return sig('SIGSEGV', 'SI_KERNEL', 0n);
+    const vpn = Math.floor(a / PAGE_SIZE);
+    const off = a - vpn * PAGE_SIZE;
+    const n = Math.min(len - done, PAGE_SIZE - off);
+    const pfn = fault_in(mm, vpn, off, true, a);
+    if (typeof pfn !== 'number') return pfn;
+    const s = user_host_access_sig(mm_host_access(mm.kernel, pfn, true, 'user', off, n), a);
+    if (s !== null) return s;
+    done += n;
+  }
   let done = 0;
   while (done < len) {
     const a = addr + done;

@@ -11,7 +11,7 @@
  * if the process cannot) and go to locks.ts (fs/locks.c).
  */
 import { Errno } from '@cocosim/core';
-import { copy_from_user, copy_to_user } from './uaccess.js';
+import { copy_from_user, copy_to_user, put_user_int } from './uaccess.js';
 import { int_arg, ulong_arg } from './mman.js';
 import { task_mm } from './mm_types.js';
 import { fcntl_getlk, fcntl_setlk, type Flock } from './locks.js';
@@ -117,8 +117,8 @@ function f_setown_ex(task: Task, file: File, uaddr: bigint): number {
 
 /** f_getowner_uids(): put_user() of the owner's uid and euid (root here: 0), each on its own. */
 function f_getowner_uids(task: Task, uaddr: bigint): number {
-  const first = copy_to_user(task_mm(task), uaddr, new Uint8Array(4));
-  const second = copy_to_user(task_mm(task), uaddr + 4n, new Uint8Array(4));
+  const first = put_user_int(task_mm(task), uaddr, 0);
+  const second = put_user_int(task_mm(task), uaddr + 4n, 0);
   return first !== 0 || second !== 0 ? -Errno.EFAULT : 0;
 }
 

@@ -313,8 +313,12 @@ export class File {
   private_data: unknown = undefined;
   /** f_owner (F_SETOWN, F_SETOWN_EX): the pid or process group SIGIO goes to, 0 for none. */
   f_owner_pid = 0;
-  /** f_owner.pid_type as the F_OWNER_* type F_GETOWN_EX reports (F_OWNER_PID: PIDTYPE_TGID). */
-  f_owner_type = 1;
+  /**
+   * f_owner.pid_type as the F_OWNER_* type F_GETOWN_EX reports (F_OWNER_PID: PIDTYPE_TGID). A file
+   * no F_SETOWN* touched has no f_owner, and f_getown_ex() reports its default PIDTYPE_PID, which is
+   * F_OWNER_TID (0), as Linux 6.18.44 does.
+   */
+  f_owner_type = 0;
   /** f_owner.signum (F_SETSIG): 0 is SIGIO. */
   f_owner_signum = 0;
   /** The lease this open file holds (F_SETLEASE): F_RDLCK, F_WRLCK, or F_UNLCK (2) for none. */

@@ -26,9 +26,13 @@ export function get_user_int(mm: MmStruct, uaddr: bigint, signed = true): number
   return signed ? v.getInt32(0, true) : v.getUint32(0, true);
 }
 
-/** put_user() of a 32-bit value (its low 32 bits): 0, or -EFAULT. */
+/**
+ * put_user() of a 32-bit value (its low 32 bits): 0, or -EFAULT. One store instruction
+ * (__put_user_4): across a page boundary into a page it cannot write, nothing is written (Linux
+ * 6.18.44: FIONREAD at the last byte of a mapping leaves that byte alone).
+ */
 export function put_user_int(mm: MmStruct, uaddr: bigint, value: number | bigint): number {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, Number(BigInt.asUintN(32, BigInt(value))), true);
-  return copy_to_user(mm, uaddr, b);
+  return userStore(mm, uaddr, b, true) === 0 ? 0 : -Errno.EFAULT;
 }
