@@ -507,6 +507,7 @@ function hash_misc(h: StateHash, kernel: Kernel): void {
   h.u32(TAG_END);
   const sc = vm_sysctl(kernel);
   h.big(sc.mmap_min_addr);
+  h.big(sc.lsm_mmap_min_addr);
   h.num(sc.max_map_count);
   h.num(sc.overcommit_memory);
   h.bool(sc.memory_failure);

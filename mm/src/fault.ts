@@ -54,6 +54,7 @@ import {
   VM_WRITE,
   task_mm,
   vma_is_accessible,
+  effective_mmap_min_addr,
   vm_sysctl,
   type MmStruct,
   type VmAreaStruct,
@@ -195,7 +196,7 @@ function access_error(write: boolean, vma: VmAreaStruct): boolean {
  */
 function expand_downwards(vma: VmAreaStruct, vpn: number): number {
   const mm = vma.vm_mm;
-  if (BigInt(vpn) * PAGE_SIZE_N < vm_sysctl(mm.kernel).mmap_min_addr) return -1;
+  if (BigInt(vpn) * PAGE_SIZE_N < effective_mmap_min_addr(vm_sysctl(mm.kernel))) return -1;
   const prev = vma_prev(mm, vma);
   if (prev !== undefined && !(prev.vm_flags & VM_GROWSDOWN) && vma_is_accessible(prev) && vpn - prev.end_vpn < STACK_GUARD_GAP) {
     return -1;

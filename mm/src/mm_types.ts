@@ -206,8 +206,17 @@ export const MMF_TOPDOWN = 1 << 0;
  * directly. The defaults are those of the machine the kernel oracle runs on (Linux 6.18).
  */
 export interface VmSysctl {
-  /** /proc/sys/vm/mmap_min_addr (4096 on the oracle machine; distributions often use 65536). */
+  /**
+   * /proc/sys/vm/mmap_min_addr: dac_mmap_min_addr (4096 on the oracle machine; distributions often
+   * use 65536), the floor below which mapping needs CAP_SYS_RAWIO (cap_mmap_addr()).
+   */
   mmap_min_addr: bigint;
+  /**
+   * CONFIG_LSM_MMAP_MIN_ADDR (65536 on the oracle machine; 0 without CONFIG_SECURITY): the kernel's
+   * own mmap_min_addr is the larger of the two (security/min_addr.c update_mmap_min_addr()), what
+   * hints are rounded up to and address searches start from (effective_mmap_min_addr()).
+   */
+  lsm_mmap_min_addr: bigint;
   /** /proc/sys/vm/max_map_count. */
   max_map_count: number;
   /** /proc/sys/vm/overcommit_memory (0 = heuristic, 1 = always, 2 = never). */
@@ -231,6 +240,11 @@ const sysctls = new WeakMap<Kernel, VmSysctl>();
 let sysctl_kernel: Kernel | undefined;
 let sysctl_cached: VmSysctl | undefined;
 
+/** mmap_min_addr (security/min_addr.c): the larger of dac_mmap_min_addr and CONFIG_LSM_MMAP_MIN_ADDR. */
+export function effective_mmap_min_addr(s: VmSysctl): bigint {
+  return s.mmap_min_addr > s.lsm_mmap_min_addr ? s.mmap_min_addr : s.lsm_mmap_min_addr;
+}
+
 /** The address-space tunables of a simulated host. */
 export function vm_sysctl(kernel: Kernel): VmSysctl {
   if (kernel === sysctl_kernel) return sysctl_cached!;
@@ -238,6 +252,7 @@ export function vm_sysctl(kernel: Kernel): VmSysctl {
   if (s === undefined) {
     s = {
       mmap_min_addr: 4096n,
+      lsm_mmap_min_addr: 65536n,
       max_map_count: 65530,
       overcommit_memory: 0,
       memory_failure: false,

@@ -88,6 +88,7 @@ import {
   VmAreaStruct,
   vm_flags_andnot,
   vm_flags_or,
+  effective_mmap_min_addr,
   vm_sysctl,
   type MmStruct,
 } from './mm_types.js';
@@ -145,7 +146,7 @@ function vm_start_gap(vma: VmAreaStruct): number {
 
 /** The low end of searches: mmap_min_addr in pages, rounded up. */
 function mmap_min_page(mm: MmStruct): number {
-  return Number((vm_sysctl(mm.kernel).mmap_min_addr + PAGE_SIZE_N - 1n) / PAGE_SIZE_N);
+  return Number((effective_mmap_min_addr(vm_sysctl(mm.kernel)) + PAGE_SIZE_N - 1n) / PAGE_SIZE_N);
 }
 
 /** unmapped_area_topdown() / unmapped_area(): -ENOMEM, or the first page of the area. */
@@ -303,7 +304,7 @@ export function __get_unmapped_area(mm: MmStruct, file: File | null, addr: bigin
 /** round_hint_to_min(): a hint below mmap_min_addr becomes mmap_min_addr. */
 function round_hint_to_min(mm: MmStruct, hint: bigint): bigint {
   hint &= PAGE_MASK_N;
-  const min = vm_sysctl(mm.kernel).mmap_min_addr;
+  const min = effective_mmap_min_addr(vm_sysctl(mm.kernel));
   if (hint !== 0n && hint < min) return PAGE_ALIGN(min);
   return hint;
 }

@@ -13,6 +13,7 @@ import {
   MAP_ABOVE4G,
   MAP_ANONYMOUS,
   MAP_FIXED,
+  vm_sysctl,
   MAP_FIXED_NOREPLACE,
   MAP_GROWSDOWN,
   MAP_HUGETLB,
@@ -218,6 +219,18 @@ describe('where mappings go', () => {
     TEST_ASSERT_EQ(d - e, 4n * MiB + 4096n, 'not a multiple of 2 MiB: no alignment');
     /* a used hint is not honoured: the allocator picks */
     TEST_ASSERT(mmap_ok(p, a, 4096, PROT_READ, ANON) !== a);
+  });
+
+  test('a hint below mmap_min_addr becomes mmap_min_addr: the larger of the sysctl and CONFIG_LSM_MMAP_MIN_ADDR', ({ host }) => {
+    const p = host.process();
+    /* the oracle's kernel: sysctl 4096, CONFIG_LSM_MMAP_MIN_ADDR 65536 (trace mmap-min-addr) */
+    TEST_ASSERT_EQ(mmap_ok(p, 0x8000, 4096, PROT_READ, ANON), 0x10000n);
+    TEST_ASSERT_EQ(mmap_ok(p, 0x1000, 4096, PROT_READ, ANON | MAP_FIXED), 0x1000n, 'MAP_FIXED below it: root may');
+    const sc = vm_sysctl(host.kernel);
+    sc.lsm_mmap_min_addr = 0n;
+    TEST_ASSERT_EQ(mmap_ok(p, 0x8000, 4096, PROT_READ, ANON), 0x8000n, 'without an LSM floor the sysctl is the floor');
+    sc.mmap_min_addr = 0x20000n;
+    TEST_ASSERT_EQ(mmap_ok(p, 0x9000, 4096, PROT_READ, ANON), 0x20000n);
   });
 
   test('MAP_32BIT goes bottom-up from 1 GiB, MAP_ABOVE4G stays above 4 GiB (x86)', ({ host }) => {
