@@ -78,6 +78,9 @@ options:
   --kernel-diff      fuzz: generic programs (memfd, files, mappings, no KVM) replayed on this
                      machine's kernel (the oracle, test/oracle; needs cc) and on the simulator,
                      each distinct difference reported with the program that shows it
+  --kvm              fuzz --kernel-diff: a default VM's calls too (memslots of user memory,
+                     vCPUs, guest accesses, vCPU mappings; nothing guest_memfd decides); needs
+                     /dev/kvm
   --json             vendors, designs: print the comparison as JSON
   --debug-vm         replay, diff-kernel: check the invariants after every call and that a failed
                      call changed nothing (DEBUG_VM); a broken rule is a simulator bug (exit 3)
@@ -127,6 +130,7 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
         'program-length': { type: 'string' },
         'js-shapes': { type: 'string' },
         'kernel-diff': { type: 'boolean' },
+        kvm: { type: 'boolean' },
         save: { type: 'string' },
         'no-check': { type: 'boolean', default: false },
         'debug-vm': { type: 'boolean', default: false },
@@ -174,7 +178,7 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
       case 'fuzz':
         return fuzzCommand({
           calls: values.calls, seed: values.seed!, platforms: values.platform, programLength: values['program-length'],
-          save: values.save, noCheck: values['no-check'], jsShapes: values['js-shapes'], kernelDiff: values['kernel-diff'],
+          save: values.save, noCheck: values['no-check'], jsShapes: values['js-shapes'], kernelDiff: values['kernel-diff'], kvm: values.kvm,
         }, out, err);
       case 'compare':
         return compareCommand({

@@ -12,7 +12,7 @@
 import { Errno, PAGE_SIZE } from '@cocosim/core';
 import {
   File, GFP_KERNEL_ACCOUNT, Inode, O_CLOEXEC, O_RDWR, S_IFCHR, VM_FAULT_SIGBUS, __GFP_ZERO, anon_inode_getfile, get_page,
-  open_fmode, task_mm, type FileOperations, type FileOwner, type Kernel, type Task, type VmAreaStruct, type VmFault,
+  noop_llseek, open_fmode, task_mm, type FileOperations, type FileOwner, type Kernel, type Task, type VmAreaStruct, type VmFault,
   type VmOperationsStruct,
 } from '@cocosim/mm';
 import { Kvm, KvmVcpu, KVM_USER_MEM_SLOTS } from './kvm_host.js';
@@ -274,6 +274,7 @@ const kvm_vcpu_fops: FileOperations = {
   unlocked_ioctl: kvm_vcpu_ioctl,
   mmap: kvm_vcpu_mmap,
   release: kvm_vcpu_release,
+  llseek: noop_llseek,
   guest_access: kvm_vcpu_guest_access,
 };
 
@@ -420,6 +421,7 @@ function kvm_vm_release(_inode: Inode, file: File): void {
 const kvm_vm_fops: FileOperations = {
   unlocked_ioctl: kvm_vm_ioctl,
   release: kvm_vm_release,
+  llseek: noop_llseek,
 };
 
 /** Whether `file` is a VM file. */
@@ -497,6 +499,7 @@ function kvm_dev_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner
 /** kvm_chardev_ops: no read, write or mmap (those answer EINVAL, EINVAL and ENODEV). */
 const kvm_chardev_ops: FileOperations = {
   unlocked_ioctl: kvm_dev_ioctl,
+  llseek: noop_llseek,
 };
 
 /** The misc device's open (misc_open): a File of /dev/kvm whose private_data is the module. */

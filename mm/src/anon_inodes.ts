@@ -4,17 +4,19 @@
  */
 import { Errno } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
-import { FMODE_LSEEK, File, Inode, SB_I_NODEV, SB_I_NOEXEC, S_ANON_INODE, S_IFMT, S_IFREG, type FileOperations, type InodeOperations, type Kstat } from './fs.js';
+import { FMODE_LSEEK, File, Inode, SB_I_NODEV, SB_I_NOEXEC, S_ANON_INODE, S_IFMT, type FileOperations, type InodeOperations, type Kstat } from './fs.js';
 import { file_fmode } from './file_table.js';
 import { generic_fillattr } from './stat.js';
 
-/* Since 6.15 the shared inode is a regular file, owner read-write (anon_inode_init). */
-const ANON_INODE_MODE = S_IFREG | 0o600;
-
-/**
- * anon_inode_setattr(): no attribute of the shared inode changes, so ftruncate() and fchmod() of a
- * VM or vCPU fd are -EOPNOTSUPP (the inode being S_IFREG since 6.15, do_ftruncate() gets this far).
+/*
+ * alloc_anon_inode() (fs/libfs.c): "Historically anonymous inodes don't have a type at all and
+ * userspace has come to rely on this": owner read-write, no S_IFMT bits. So ftruncate() of a VM
+ * or vCPU fd is do_ftruncate()'s -EINVAL and fallocate() vfs_fallocate()'s -ENODEV (Linux
+ * 6.18.44); a guest_memfd inode adds S_IFREG itself.
  */
+const ANON_INODE_MODE = 0o600;
+
+/** anon_inode_setattr(): no attribute of the shared inode changes: fchmod() is -EOPNOTSUPP. */
 function anon_inode_setattr(): number {
   return -Errno.EOPNOTSUPP;
 }

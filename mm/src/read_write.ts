@@ -126,6 +126,11 @@ export function ksys_lseek(task: Task, fd: unknown, offset: unknown, whence: unk
   return default_llseek(file, off, w >>> 0);
 }
 
+/** noop_llseek(): the position stays where it is (KVM's files, which have no position). */
+export function noop_llseek(file: File): bigint {
+  return file.f_pos;
+}
+
 /** default_llseek(): SEEK_SET, SEEK_CUR, SEEK_END, and SEEK_DATA/SEEK_HOLE treating the file as all data. */
 export function default_llseek(file: File, offset: bigint, whence: number): bigint | number {
   const size = file.f_inode.i_size;

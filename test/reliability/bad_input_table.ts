@@ -371,8 +371,10 @@ export const HOST_PAGES = 1 << 12;
 const HOST_BYTES = BigInt(HOST_PAGES) * PG;
 const HOST_FULL = `more than the host's ${HOST_PAGES} pages: shmem_fallocate() fails to allocate and shmem_undo_range() rolls back (memfd's internal mount has no max_blocks, so no ENOSPC; a real host runs its OOM killer first)`;
 /* The VM and vCPU files share anon_inode_inode: S_IFREG since 6.15, with anon_inode_operations. */
-const ANON_SETATTR = err('EOPNOTSUPP', 'fs/anon_inodes.c anon_inode_setattr() (do_truncate() -> notify_change())');
-const ANON_FALLOCATE = err('EOPNOTSUPP', 'fs/open.c vfs_fallocate(): a regular file (anon_inode_inode is S_IFREG since 6.15) whose fops lack fallocate');
+const ANON_SETATTR = err('EOPNOTSUPP', 'fs/anon_inodes.c anon_inode_setattr() (notify_change())');
+/* the shared anonymous inode has no file type (alloc_anon_inode()): Linux 6.18.44, trace kvm-fd-ops */
+const ANON_TRUNCATE = err('EINVAL', 'fs/open.c do_ftruncate(): the anonymous inode is no S_ISREG');
+const ANON_FALLOCATE = err('ENODEV', 'fs/open.c vfs_fallocate(): the anonymous inode is neither S_ISREG nor S_ISBLK');
 
 /* ---- the cases ---- */
 
@@ -469,8 +471,8 @@ export function buildCases(gen: GenerateModule, req: ReqNumbers): Case[] {
         rule: fdRule({
           memfd: ok('fs/open.c do_ftruncate()'),
           gmem: err('EINVAL', 'virt/kvm/guest_memfd.c kvm_gmem_setattr(): guest_memfd refuses setattr'),
-          vm: ANON_SETATTR,
-          vcpu: ANON_SETATTR,
+          vm: ANON_TRUNCATE,
+          vcpu: ANON_TRUNCATE,
         }, notRegular),
       },
       length: {

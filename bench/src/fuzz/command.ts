@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { platformChoices, type PlatformChoice } from '../trace/index.js';
 import { fuzz } from './fuzz.js';
 import { kernelDiff } from './kernel_diff.js';
+import { kvmUsable } from '../trace/diff_kernel.js';
 
 type Out = (s: string) => void;
 
@@ -23,6 +24,8 @@ export interface FuzzCommandOptions {
   readonly jsShapes?: string;
   /** Differential mode: generic programs on this machine's kernel and on the simulator (kernel_diff.ts). */
   readonly kernelDiff?: boolean;
+  /** With kernelDiff: a default VM's KVM calls too (kernel_diff.ts KernelDiffOptions.kvm). */
+  readonly kvm?: boolean;
 }
 
 function count(s: string | undefined, def: number, what: string, err: Out): number | undefined {
@@ -40,7 +43,7 @@ export function fuzzCommand(o: FuzzCommandOptions, out: Out, err: Out): number {
   const len = count(o.programLength, 100, '--program-length', err);
   const js = count(o.jsShapes, Math.ceil((calls ?? 0) / 10), '--js-shapes', err);
   if (calls === undefined || len === undefined || js === undefined || len === 0) return 2;
-  if (o.kernelDiff === true) return kernelDiffCommand(o.seed, calls, len, out, err);
+  if (o.kernelDiff === true) return kernelDiffCommand(o.seed, calls, len, o.kvm === true, out, err);
   const known = platformChoices();
   let platforms: PlatformChoice[] = known;
   if (o.platforms !== undefined && o.platforms.length > 0) {
@@ -82,14 +85,18 @@ export function fuzzCommand(o: FuzzCommandOptions, out: Out, err: Out): number {
  * oracle, no /dev/kvm needed) and on the simulator; exit 0 when they agree, 1 when some differ,
  * 4 when the oracle cannot be built or run here.
  */
-function kernelDiffCommand(seed: string, calls: number, len: number, out: Out, err: Out): number {
+function kernelDiffCommand(seed: string, calls: number, len: number, kvm: boolean, out: Out, err: Out): number {
   if (process.platform !== 'linux') {
     err(`cocosim fuzz --kernel-diff: this is ${process.platform}, not Linux: there is no kernel to compare with`);
     return 4;
   }
+  if (kvm && !kvmUsable()) {
+    err('cocosim fuzz --kernel-diff --kvm: /dev/kvm is missing or not readable and writable by this user');
+    return 4;
+  }
   const t0 = performance.now();
   const report = kernelDiff({
-    programs: Math.ceil(calls / len), seed, programLength: len,
+    programs: Math.ceil(calls / len), seed, programLength: len, kvm,
     onProgress: (done, distinct) => { if (done % 50 === 0) err(`kernel-diff: ${done} programs, ${distinct} distinct differences`); },
   });
   if (typeof report === 'string') {

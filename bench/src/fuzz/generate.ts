@@ -159,7 +159,24 @@ export interface GenerateOptions {
    * missing /dev/cocosim- path only. `ops` should hold the generic ops (GENERIC_OPS).
    */
   readonly generic?: boolean;
+  /**
+   * With `generic`: also a default VM's KVM calls that every KVM answers alike, whether or not
+   * its kernel has guest_memfd (KVM_GENERIC_REQUESTS): a VM with memslots of user memory and
+   * vCPUs, guest accesses, mappings of a vCPU. Nothing a kernel config decides (guest_memfd,
+   * memory attributes, their capabilities) and no bare KVM_RUN, whose guest code the simulator
+   * does not run.
+   */
+  readonly kvm?: boolean;
 }
+
+/** The KVM requests of generic programs with `kvm` (GenerateOptions.kvm). */
+export const KVM_GENERIC_REQUESTS: readonly string[] = [
+  'KVM_GET_API_VERSION', 'KVM_CREATE_VM', 'KVM_CHECK_EXTENSION', 'KVM_GET_VCPU_MMAP_SIZE', 'KVM_CREATE_VCPU',
+  'KVM_SET_USER_MEMORY_REGION', 'KVM_SET_NR_MMU_PAGES', 'KVM_GET_NR_MMU_PAGES', 'KVM_SET_TSS_ADDR', 'KVM_PRE_FAULT_MEMORY',
+];
+
+/** Capabilities whose answer is the kernel config's (CONFIG_KVM_GUEST_MEMFD), left out with `kvm`. */
+const CONFIG_CAPS: readonly string[] = ['KVM_CAP_GUEST_MEMFD', 'KVM_CAP_GUEST_MEMFD_FLAGS'];
 
 /** The ops of the generic part of the trace format that the kernel oracle replays without /dev/kvm. */
 export const GENERIC_OPS: readonly string[] = [
@@ -222,9 +239,13 @@ class Generator {
     this.emit({ op: 'ftruncate', fd: `$${memfd}`, length: size });
     const map = this.handle('addr', size);
     this.emit({ op: 'mmap', addr: 0, length: size, prot: 'PROT_READ|PROT_WRITE', flags: this.pick(['MAP_SHARED', 'MAP_PRIVATE']), fd: `$${memfd}`, offset: 0, as: map });
-    if (!this.chance(0.5) || names.get('KVM_CREATE_VM') === undefined || this.opts.generic === true) return;
+    if (!this.chance(0.5) || names.get('KVM_CREATE_VM') === undefined || (this.opts.generic === true && this.opts.kvm !== true)) return;
     const kvm = this.live(['kvm'])[0]?.name ?? this.handle('kvm');
     if (!this.lines.some((l) => l.as === kvm)) this.emit({ op: 'open', path: '/dev/kvm', as: kvm });
+    if (this.opts.generic === true) {
+      this.defaultVmRecipe(kvm, map, size);
+      return;
+    }
     const vm = this.handle('vm');
     this.emit({ op: 'ioctl', fd: `$${kvm}`, req: 'KVM_CREATE_VM', arg: this.opts.vendor === 'none' ? 0 : this.pick([0, 1]), as: vm });
     const gmem = this.handle('gmem');
@@ -237,6 +258,18 @@ class Generator {
     });
     const vcpu = this.handle('vcpu');
     this.emit({ op: 'ioctl', fd: `$${vm}`, req: 'KVM_CREATE_VCPU', arg: 0, as: vcpu });
+  }
+
+  /** The KVM half of a generic recipe: a default VM, a memslot over the mapping, a vCPU. */
+  private defaultVmRecipe(kvm: string, map: string, size: number): void {
+    const vm = this.handle('vm');
+    this.emit({ op: 'ioctl', fd: `$${kvm}`, req: 'KVM_CREATE_VM', arg: 0, as: vm });
+    this.emit({
+      op: 'ioctl', fd: `$${vm}`, req: 'KVM_SET_USER_MEMORY_REGION',
+      arg: { slot: this.below(2), flags: this.pick([0, 0, 'KVM_MEM_READONLY', 'KVM_MEM_LOG_DIRTY_PAGES']), guest_phys_addr: this.pick([0, 0x100000, 0x100000000]), memory_size: size, userspace_addr: `$${map}` },
+    });
+    const vcpu = this.handle('vcpu');
+    this.emit({ op: 'ioctl', fd: `$${vm}`, req: 'KVM_CREATE_VCPU', arg: this.below(2), as: vcpu });
   }
 
   /**
@@ -408,7 +441,7 @@ class Generator {
   }
 
   private string(op: string): string | null {
-    if (op === 'open' && this.opts.generic === true) return this.pick(['/dev/null', '/dev/zero']);
+    if (op === 'open' && this.opts.generic === true) return this.pick(this.opts.kvm === true ? ['/dev/null', '/dev/zero', '/dev/kvm'] : ['/dev/null', '/dev/zero']);
     if (op === 'open') {
       const vfio = this.withVfio(() => {
         if (!this.chance(0.1)) return undefined;
@@ -427,7 +460,7 @@ class Generator {
   /** The fds an op wants by its first argument. */
   private fdKinds(op: string): readonly Kind[] {
     if (op === 'guest_load' || op === 'guest_store') return ['vcpu'];
-    if (op === 'mmap') return ['memfd', 'gmem', 'dev'];
+    if (op === 'mmap') return ['memfd', 'gmem', 'dev', 'vcpu'];
     if (op === 'close') return ['memfd', 'kvm', 'vm', 'vcpu', 'gmem', 'dev', 'fd', 'vfio', 'vgroup', 'iommufd', 'vdev'];
     return ['memfd', 'gmem'];
   }
@@ -441,6 +474,12 @@ class Generator {
       line[a.name] = this.arg(op, a);
     }
     if (op.name === 'mmap') this.saneMmap(line);
+    /* the kernel oracle runs its guest on vCPUs its trace made (refusing any other fd) */
+    if ((op.name === 'guest_load' || op.name === 'guest_store') && this.opts.generic === true) {
+      const vcpus = this.live(['vcpu']);
+      if (vcpus.length === 0) return undefined;
+      line.vcpu = `$${this.pick(vcpus).name}`;
+    }
     if (op.name === 'memfd_create' && this.chance(0.5)) line.flags = this.pick([0, 'MFD_CLOEXEC', 'MFD_ALLOW_SEALING']);
     return this.bind(op, line);
   }
@@ -516,6 +555,10 @@ class Generator {
 
   private ioctl(): FuzzLine {
     const op = getOp('ioctl')!;
+    if (this.opts.generic === true) {
+      const req = this.pick(KVM_GENERIC_REQUESTS);
+      return this.bind(op, this.kvmGenericIoctl(req), req);
+    }
     const known = Object.keys(REQ_TARGET).filter((r) => names.get(r) !== undefined);
     const req = this.chance(0.7) && known.length > 0 ? this.pick(known) : this.requests.length > 0 && this.chance(0.8) ? this.pick(this.requests) : undefined;
     if (req === undefined) {
@@ -532,6 +575,21 @@ class Generator {
     else if (this.chance(0.05)) line.arg = this.pick([0, 1, '0xffffffffffffffff']);
     else line.arg = this.struct(req);
     return this.bind(op, line, req);
+  }
+
+  /** A request of KVM_GENERIC_REQUESTS on the fd it wants mostly (GenerateOptions.kvm). */
+  private kvmGenericIoctl(req: string): Record<string, unknown> {
+    const line: Record<string, unknown> = { op: 'ioctl', fd: this.fd([REQ_TARGET[req] ?? 'kvm']), req };
+    const v = names.get(req)!;
+    if (Number(v >> 30n) === 0) {
+      line.arg = this.scalarArg(req);
+      if (req === 'KVM_CHECK_EXTENSION' && typeof line.arg === 'string' && CONFIG_CAPS.includes(line.arg)) line.arg = 'KVM_CAP_USER_MEMORY';
+      if (req === 'KVM_CREATE_VM' && this.chance(0.8)) line.arg = 0;
+    } else {
+      /* KVM_SET_USER_MEMORY_REGION refuses KVM_MEM_GUEST_MEMFD whatever the config (EINVAL) */
+      line.arg = this.struct(req);
+    }
+    return line;
   }
 
   /**

@@ -25,6 +25,9 @@ import { ORACLE_BINARY, ensureOracle } from '../trace/diff_kernel.js';
 import { getOp, names, parseTrace, replay, type OpSpec } from '../trace/index.js';
 import { GENERIC_OPS, generateProgram, programText } from './generate.js';
 
+/** The ops a default VM's programs add (KernelDiffOptions.kvm). */
+const KVM_GENERIC_OPS: readonly string[] = ['ioctl', 'guest_load', 'guest_store'];
+
 export interface KernelDiffOptions {
   /** Programs to run. */
   readonly programs: number;
@@ -34,6 +37,8 @@ export interface KernelDiffOptions {
   /** Pages of simulated RAM (default 2^18: 1 GiB, above the oracle's GUARD_BUDGET). */
   readonly nr_pages?: number;
   readonly onProgress?: (done: number, distinct: number) => void;
+  /** Also a default VM's calls (GenerateOptions.kvm); the machine needs a usable /dev/kvm. */
+  readonly kvm?: boolean;
 }
 
 export interface KernelDifference {
@@ -156,7 +161,7 @@ function runGuarded(text: string): { text: string; kernel: { out: string; guarde
 export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
   const problem = ensureOracle();
   if (problem !== undefined) return problem;
-  const ops = GENERIC_OPS.map((n) => getOp(n)).filter((o): o is OpSpec => o !== undefined);
+  const ops = [...GENERIC_OPS, ...(opts.kvm === true ? KVM_GENERIC_OPS : [])].map((n) => getOp(n)).filter((o): o is OpSpec => o !== undefined);
   const len = opts.programLength ?? 40;
   const found = new Map<string, Kept>();
   let calls = 0;
@@ -166,7 +171,7 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
   let dropped = 0;
   const setAside = new Map<string, Kept>();
   for (let k = 0; k < opts.programs; k++) {
-    const generated = withBuffer(programText(generateProgram(`${opts.seed}:${k}`, { vendor: 'none', design: 'upstream', calls: len, ops, generic: true })));
+    const generated = withBuffer(programText(generateProgram(`${opts.seed}:${k}`, { vendor: 'none', design: 'upstream', calls: len, ops, generic: true, kvm: opts.kvm })));
     calls += len;
     const run = runGuarded(generated);
     if (run === undefined) {
