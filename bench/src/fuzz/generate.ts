@@ -57,6 +57,8 @@ interface Handle {
   /** addr: the mapping's length in bytes. */
   readonly len?: number;
   closed?: boolean;
+  /** A vCPU a recipe made on its own VM: the call that made it cannot have failed. */
+  sure?: boolean;
 }
 
 const PAGE = 4096;
@@ -175,6 +177,9 @@ export const KVM_GENERIC_REQUESTS: readonly string[] = [
   'KVM_SET_USER_MEMORY_REGION', 'KVM_SET_NR_MMU_PAGES', 'KVM_GET_NR_MMU_PAGES', 'KVM_SET_TSS_ADDR', 'KVM_PRE_FAULT_MEMORY',
 ];
 
+/** KVM_CAP_GUEST_MEMFD_FLAGS (244), the last capability of Linux 6.18's <linux/kvm.h>: the rest are designs'. */
+const LAST_CAP_6_18 = 244n;
+
 /** Capabilities whose answer is the kernel config's (CONFIG_KVM_GUEST_MEMFD), left out with `kvm`. */
 const CONFIG_CAPS: readonly string[] = ['KVM_CAP_GUEST_MEMFD', 'KVM_CAP_GUEST_MEMFD_FLAGS'];
 
@@ -270,6 +275,7 @@ class Generator {
     });
     const vcpu = this.handle('vcpu');
     this.emit({ op: 'ioctl', fd: `$${vm}`, req: 'KVM_CREATE_VCPU', arg: this.below(2), as: vcpu });
+    this.handles.find((h) => h.name === vcpu)!.sure = true;
   }
 
   /**
@@ -474,9 +480,9 @@ class Generator {
       line[a.name] = this.arg(op, a);
     }
     if (op.name === 'mmap') this.saneMmap(line);
-    /* the kernel oracle runs its guest on vCPUs its trace made (refusing any other fd) */
+    /* the kernel oracle runs its guest only on vCPUs its trace made (it refuses the program else) */
     if ((op.name === 'guest_load' || op.name === 'guest_store') && this.opts.generic === true) {
-      const vcpus = this.live(['vcpu']);
+      const vcpus = this.live(['vcpu']).filter((h) => h.sure === true);
       if (vcpus.length === 0) return undefined;
       line.vcpu = `$${this.pick(vcpus).name}`;
     }
@@ -583,7 +589,11 @@ class Generator {
     const v = names.get(req)!;
     if (Number(v >> 30n) === 0) {
       line.arg = this.scalarArg(req);
-      if (req === 'KVM_CHECK_EXTENSION' && typeof line.arg === 'string' && CONFIG_CAPS.includes(line.arg)) line.arg = 'KVM_CAP_USER_MEMORY';
+      /* a capability Linux 6.18 has, by number (the oracle's name table is the uapi's alone) */
+      if (req === 'KVM_CHECK_EXTENSION' && typeof line.arg === 'string') {
+        const cap = names.get(line.arg);
+        line.arg = CONFIG_CAPS.includes(line.arg) || cap === undefined || cap > LAST_CAP_6_18 ? 1 : Number(cap);
+      }
       if (req === 'KVM_CREATE_VM' && this.chance(0.8)) line.arg = 0;
     } else {
       /* KVM_SET_USER_MEMORY_REGION refuses KVM_MEM_GUEST_MEMFD whatever the config (EINVAL) */
