@@ -10,12 +10,12 @@ import { Kernel, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, 
 import { kvmRegistrar, kvm_sw_protected_x86_ops } from './kvm.js';
 import type { KvmVcpu } from './kvm_host.js';
 import {
-  KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_EXIT_HLT, KVM_EXIT_MEMORY_FAULT, KVM_EXIT_MMIO, KVM_MEMORY_ATTRIBUTE_PRIVATE,
+  KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_EXIT_HLT, KVM_EXIT_IO, KVM_EXIT_MEMORY_FAULT, KVM_EXIT_MMIO, KVM_MEMORY_ATTRIBUTE_PRIVATE,
   KVM_PRE_FAULT_MEMORY, KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_USER_MEMORY_REGION, KVM_X86_DEFAULT_VM,
   KVM_X86_SW_PROTECTED_VM,
 } from './uapi.js';
 import { kvm_vcpu_set_guest_program } from './x86.js';
-import { guestLoad, guestStore } from './guest.js';
+import { guestLoad, guestStore, pioIn, pioOut } from './guest.js';
 
 const MEM = 0x10000;
 const PG = 4096n;
@@ -100,6 +100,24 @@ describe('struct kvm_run through the mapping', () => {
     expect(got).toEqual(Uint8Array.of(0xde, 0xad, 0xbe, 0xef));
     expect(s.vcpu.run.exit_reason).toBe(KVM_EXIT_HLT);
     expect(u32(s.p.load(s.run, 16), 8)).toBe(KVM_EXIT_HLT);
+  });
+
+  test('port I/O: an OUT\'s data is in the data page, an IN takes what was stored there', () => {
+    const s = setup();
+    let v: bigint | undefined;
+    kvm_vcpu_set_guest_program(s.vcpu, function* () {
+      yield* pioOut(0x3f8, 0x41, 1);
+      v = yield* pioIn(0x1000, 1);
+    });
+    expect(s.p.ioctl(s.vcpu_fd, KVM_RUN, 0)).toBe(0);
+    const page = s.p.load(s.run, 48);
+    expect(u32(page, 8)).toBe(KVM_EXIT_IO);
+    expect(u64(page, 40)).toBe(4096n);
+    expect(s.p.load(s.run + PG, 1)).toEqual(Uint8Array.of(0x41));
+    expect(s.p.ioctl(s.vcpu_fd, KVM_RUN, 0)).toBe(0);
+    expect(s.p.store(s.run + PG, Uint8Array.of(0x99))).toBe(0);
+    expect(s.p.ioctl(s.vcpu_fd, KVM_RUN, 0)).toBe(0);
+    expect(v).toBe(0x99n);
   });
 
   test('immediate_exit stored through the mapping makes KVM_RUN EINTR; the object\'s own stays honoured', () => {

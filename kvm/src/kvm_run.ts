@@ -81,10 +81,10 @@ const u64 = (v: bigint | number): bigint => BigInt.asUintN(64, BigInt(v));
 /**
  * The entry of KVM_RUN: the fields KVM reads from user space (kvm_vcpu_ioctl()'s immediate_exit,
  * complete_emulated_mmio()'s mmio.data, complete_hypercall_exit()'s hypercall.ret,
- * complete_fast_pio_in()'s data page) that user space changed through the mapping since the last
- * exit, into the object.
+ * complete_fast_pio_in()'s data page, read when `pio_pending`: a port I/O exit awaits completion)
+ * that user space changed through the mapping since the last exit, into the object.
  */
-export function kvm_run_load(vcpu: KvmVcpu): void {
+export function kvm_run_load(vcpu: KvmVcpu, pio_pending = false): void {
   const p = pages.get(vcpu);
   if (p === undefined) return;
   const kernel = vcpu.kvm.kernel;
@@ -95,6 +95,8 @@ export function kvm_run_load(vcpu: KvmVcpu): void {
   if (differs(now, p.last, RUN_HYPERCALL_RET, RUN_HYPERCALL_RET + 8)) {
     run.hypercall.ret = new DataView(now.buffer, now.byteOffset).getBigUint64(RUN_HYPERCALL_RET, true);
   }
+  /* the data page is read only to complete a port I/O exit (complete_fast_pio_in()) */
+  if (!pio_pending) return;
   const pio = read_page(kernel, p.pio, 4096);
   for (let i = 0; i < 4096; i++) if (pio[i] !== p.last_pio[i]) run.pio_data[i] = pio[i];
 }
@@ -140,6 +142,7 @@ export function kvm_run_store(vcpu: KvmVcpu, save?: KvmRunSave): void {
       if (run.io.direction === KVM_EXIT_IO_OUT) {
         const n = Math.min(4096, run.io.size * run.io.count);
         kernel.phys.write(p.pio, 0, run.pio_data.subarray(0, n));
+        p.last_pio.set(read_page(kernel, p.pio, 4096));
       }
       break;
     case KVM_EXIT_HYPERCALL:
@@ -171,7 +174,6 @@ export function kvm_run_store(vcpu: KvmVcpu, save?: KvmRunSave): void {
   }
   kernel.phys.write(p.run, 0, img);
   p.last.set(img);
-  p.last_pio.set(read_page(kernel, p.pio, 4096));
 }
 
 /** The fields user space writes that the simulator may write for it (kvm_run_user_store()). */

@@ -371,7 +371,7 @@ function kvm_handle_signal_exit(vcpu: KvmVcpu): number {
  * emitted here.
  */
 export function kvm_arch_vcpu_ioctl_run(vcpu: KvmVcpu): number {
-  kvm_run_load(vcpu);
+  kvm_run_load(vcpu, vcpu_arch(vcpu).complete_userspace_io === complete_fast_pio_in);
   const r = __kvm_arch_vcpu_ioctl_run(vcpu);
   kvm_run_store(vcpu, post_kvm_run_save(vcpu));
   vcpu.kvm.kernel.tracer.emit('kvm_userspace_exit', { reason: vcpu.run.exit_reason, errno: r < 0 ? -r : 0 });
