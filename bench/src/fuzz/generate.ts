@@ -180,6 +180,9 @@ export const KVM_GENERIC_REQUESTS: readonly string[] = [
 /** KVM_CAP_GUEST_MEMFD_FLAGS (244), the last capability of Linux 6.18's <linux/kvm.h>: the rest are designs'. */
 const LAST_CAP_6_18 = 244n;
 
+/** KVM_CAP_USER_MEMORY (3): what a capability left out with `kvm` is replaced by. */
+const KVM_CAP_USER_MEMORY = 3;
+
 /** Capabilities whose answer is the kernel config's (CONFIG_KVM_GUEST_MEMFD), left out with `kvm`. */
 const CONFIG_CAPS: readonly string[] = ['KVM_CAP_GUEST_MEMFD', 'KVM_CAP_GUEST_MEMFD_FLAGS'];
 
@@ -592,7 +595,7 @@ class Generator {
       /* a capability Linux 6.18 has, by number (the oracle's name table is the uapi's alone) */
       if (req === 'KVM_CHECK_EXTENSION' && typeof line.arg === 'string') {
         const cap = names.get(line.arg);
-        line.arg = CONFIG_CAPS.includes(line.arg) || cap === undefined || cap > LAST_CAP_6_18 ? 1 : Number(cap);
+        line.arg = CONFIG_CAPS.includes(line.arg) || cap === undefined || cap > LAST_CAP_6_18 ? KVM_CAP_USER_MEMORY : Number(cap);
       }
       if (req === 'KVM_CREATE_VM' && this.chance(0.8)) line.arg = 0;
     } else {
