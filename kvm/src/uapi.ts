@@ -86,6 +86,7 @@ export const KVM_CAP_SYNC_MMU = 16;
 export const KVM_CAP_DESTROY_MEMORY_REGION_WORKS = 21;
 export const KVM_CAP_JOIN_MEMORY_REGIONS_WORKS = 30;
 export const KVM_CAP_INTERNAL_ERROR_DATA = 40;
+export const KVM_CAP_MAX_VCPUS = 66;
 export const KVM_CAP_READONLY_MEM = 81;
 export const KVM_CAP_CHECK_EXTENSION_VM = 105;
 export const KVM_CAP_MULTI_ADDRESS_SPACE = 118;
