@@ -65,8 +65,7 @@ static void guest_setup_vm(struct vmrec *vm, struct call *c)
 		return;
 	if (vm->fd < 0)
 		guest_die(c, "the VM fd was closed before the first guest op");
-	mem = mmap(NULL, ORACLE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		   -1, 0);
+	mem = oracle_private_mmap(ORACLE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
 	if (mem == MAP_FAILED)
 		guest_die(c, "mmap: %s", strerror(errno));
 	pml4 = (uint64_t *)(void *)(mem + OFF_PML4);

@@ -1027,6 +1027,31 @@ static int oracle_kvm_fd(void)
 	return kvm_fd;
 }
 
+static void guard_own(uint64_t start, uint64_t end);
+
+/*
+ * The oracle's own mappings for its guest (the VM's memory, each vCPU's kvm_run): at the first
+ * free place above ORACLE_MAP_BASE (16 TiB), far below where a trace's mappings go, so that they
+ * do not shift the kernel's placement of the trace's later mappings (the simulated process has
+ * no such mappings); the guard then keeps a trace's ranges off them.
+ */
+#define ORACLE_MAP_BASE	(1ULL << 44)
+static uint64_t oracle_map_next = ORACLE_MAP_BASE;
+
+static void *oracle_private_mmap(size_t len, int prot, int flags, int fd)
+{
+	void *p = mmap((void *)(uintptr_t)oracle_map_next, len, prot, flags | MAP_FIXED_NOREPLACE, fd, 0);
+
+	if (p == MAP_FAILED)
+		p = mmap(NULL, len, prot, flags, fd, 0);
+	if (p == MAP_FAILED)
+		return p;
+	if ((uint64_t)(uintptr_t)p == oracle_map_next)
+		oracle_map_next += (len + 0x1fffff) & ~0x1fffffULL;
+	guard_own((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + len);
+	return p;
+}
+
 static struct kvm_run *vcpu_run(struct vcpurec *vc)
 {
 	int kfd;
@@ -1041,7 +1066,7 @@ static struct kvm_run *vcpu_run(struct vcpurec *vc)
 	sz = ioctl(kfd, O_KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (sz <= 0)
 		return NULL;
-	p = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, vc->fd, 0);
+	p = oracle_private_mmap((size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, vc->fd);
 	if (p == MAP_FAILED)
 		return NULL;
 	vc->run = p;
@@ -1184,6 +1209,16 @@ struct own_range {
 static struct own_range own[512];
 static size_t nown;
 static bool guard;
+
+/* A mapping the oracle made for itself after it read its maps (oracle_private_mmap()). */
+static void guard_own(uint64_t start, uint64_t end)
+{
+	if (nown < sizeof(own) / sizeof(own[0])) {
+		own[nown].start = start;
+		own[nown].end = end;
+		nown++;
+	}
+}
 
 /* The simulated process's mmap_base (mm/src/mm_types.ts: TASK_SIZE - 128 MiB, no randomization). */
 #define SIM_MMAP_BASE 0x7ffff7fff000ULL
@@ -2314,6 +2349,8 @@ int main(int argc, char **argv)
 			rl.rlim_cur = 1024;
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
+		/* the oracle's later fds (its /dev/kvm) below the new limit, still far from a trace's */
+		private_fd_base = top_fd_base();
 		/* keep malloc off mmap, so that the mappings read now stay all the oracle has */
 		mallopt(M_MMAP_THRESHOLD, BIG_BUF);
 		read_own_maps();
