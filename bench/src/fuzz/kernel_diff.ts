@@ -38,12 +38,12 @@ export interface KernelDiffOptions {
   readonly nr_pages?: number;
   readonly onProgress?: (done: number, distinct: number) => void;
   /**
-   * Also a default VM's calls (GenerateOptions.kvm); the machine needs a usable /dev/kvm. Two
-   * differences of the oracle itself stay: its guest accesses map the VM's memory and the vCPU's
-   * kvm_run into its own process, so after the first one its mappings are placed apart from the
-   * simulated process's (an access just past a mapping meets different neighbours); and a
-   * guest_load from MMIO with `rep movsb` that it abandons after the first exit leaves KVM's
-   * emulator state behind, which the next access on that vCPU continues from.
+   * Also a default VM's calls (GenerateOptions.kvm); the machine needs a usable /dev/kvm. One
+   * difference stays that is the oracle's protocol meeting KVM, not cocosim: a guest access by
+   * `rep movsb` to MMIO that the oracle abandons after its drain leaves a completion pending
+   * (complete_userspace_io), and the next KVM_RUN finishes the old decoded instruction
+   * (EMULTYPE_NO_DECODE) with the new registers, so the next guest access on that vCPU loses its
+   * first element (exits at gpa + 1, or none for one byte); cocosim starts that access afresh.
    */
   readonly kvm?: boolean;
 }
