@@ -112,13 +112,12 @@ export interface KvmRunSave {
 /**
  * The exit just made, into the page: exit_reason and the union member of that exit; with `save`
  * also what post_kvm_run_save() writes (the end of every KVM_RUN). The port I/O data of an OUT
- * exit goes to the data page (emulator_pio_out()).
+ * exit goes to the data page (emulator_pio_out()). What user space stored since the last
+ * kvm_run_load() is taken as its own: a caller outside KVM_RUN loads first.
  */
 export function kvm_run_store(vcpu: KvmVcpu, save?: KvmRunSave): void {
   const p = pages.get(vcpu);
   if (p === undefined) return;
-  /* what user space stored since the last exit is the object's before the exit overwrites the page */
-  kvm_run_load(vcpu);
   const kernel = vcpu.kvm.kernel;
   const run = vcpu.run;
   const img = read_page(kernel, p.run, RUN_HEAD);

@@ -400,24 +400,19 @@ function load_to(mm: MmStruct, addr: number, len: number, out: Uint8Array, zeroe
  */
 export function userStore(mm: MmStruct, uaddr: unknown, data: Uint8Array, one_insn = false): 0 | SigInfo {
   if (!(data instanceof Uint8Array)) return sig('SIGSEGV', 'SI_KERNEL', 0n);
-  const len = data.length;
-  const addr = user_access_start(uaddr, len);
+  const addr = user_access_start(uaddr, data.length);
   if (typeof addr !== 'number') return addr;
-  const phys = mm.kernel.phys;
-  for (let done = 0; one_insn && done < len;) {
-    const a = addr + done;
-    if (a >= NONCANONICAL_LOW_NR) return sig('SIGSEGV', 'SI_KERNEL', 0n);
-    const vpn = Math.floor(a / PAGE_SIZE);
-    const off = a - vpn * PAGE_SIZE;
-    const n = Math.min(len - done, PAGE_SIZE - off);
-    const pfn = fault_in(mm, vpn, off, true, a);
-    if (typeof pfn !== 'number') return pfn;
-    const s = user_host_access_sig(mm_host_access(mm.kernel, pfn, true, 'user', off, n), a);
-    if (s !== null) return s;
-    done += n;
+  if (one_insn) {
+    const s = store_pages(mm, addr, data, false);
+    if (s !== 0) return s;
   }
-  let done = 0;
-  while (done < len) {
+  return store_pages(mm, addr, data, true);
+}
+
+/** userStore()'s walk: each page faulted in for write and checked, its bytes written when `write`. */
+function store_pages(mm: MmStruct, addr: number, data: Uint8Array, write: boolean): 0 | SigInfo {
+  const len = data.length;
+  for (let done = 0; done < len;) {
     const a = addr + done;
     if (a >= NONCANONICAL_LOW_NR) return sig('SIGSEGV', 'SI_KERNEL', 0n);
     const vpn = Math.floor(a / PAGE_SIZE);
@@ -427,7 +422,7 @@ export function userStore(mm: MmStruct, uaddr: unknown, data: Uint8Array, one_in
     if (typeof pfn !== 'number') return pfn;
     const s = user_host_access_sig(mm_host_access(mm.kernel, pfn, true, 'user', off, n), a);
     if (s !== null) return s;
-    phys.write(pfn as Pfn, off, data.subarray(done, done + n), mm_host_access_key(mm.kernel, pfn));
+    if (write) mm.kernel.phys.write(pfn as Pfn, off, data.subarray(done, done + n), mm_host_access_key(mm.kernel, pfn));
     done += n;
   }
   return 0;

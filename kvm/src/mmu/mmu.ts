@@ -33,7 +33,7 @@ import { kvm_gmem_get_pfn } from '../guest_memfd.js';
 import { call_kvm_hook, kvm_hook_fault_memslot } from '../kvm_hooks.js';
 import { kvm_get_memory_attributes, kvm_mem_is_private, kvm_range_has_memory_attributes } from '../kvm_mem_attributes.js';
 import { __gfn_to_hva_memslot, gfn_to_memslot } from '../kvm_memslots.js';
-import { kvm_run_store } from '../kvm_run.js';
+import { kvm_run_load, kvm_run_store } from '../kvm_run.js';
 import {
   KVM_EXIT_INTR, KVM_EXIT_MEMORY_FAULT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEM_LOG_DIRTY_PAGES,
   KVM_MEM_READONLY, KVM_X86_DEFAULT_VM,
@@ -1281,7 +1281,9 @@ export function kvm_vcpu_pre_fault_memory(vcpu: KvmVcpu, arg: unknown): number {
   if (gpa0 === undefined || size0 === undefined || flags === undefined) return -Errno.EINVAL;
   const range = { gpa: gpa0, size: size0 };
   const r = pre_fault_loop(vcpu, range, flags);
-  /* a fault that prepared a KVM_EXIT_MEMORY_FAULT wrote it into the vCPU's kvm_run page */
+  /* a fault that prepared a KVM_EXIT_MEMORY_FAULT wrote it into the vCPU's kvm_run page, over
+   * what user space had stored there since its last KVM_RUN (taken first) */
+  kvm_run_load(vcpu);
   kvm_run_store(vcpu);
   put_u64_field(arg, 'gpa', range.gpa);
   put_u64_field(arg, 'size', range.size);
