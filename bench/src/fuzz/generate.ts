@@ -24,6 +24,7 @@
  * Deterministic: a program is a function of its seed (core's PRandom).
  */
 import { PRandom } from '@cocosim/core';
+import { KVM_CAP_GUEST_MEMFD_FLAGS, KVM_CAP_USER_MEMORY } from '@cocosim/kvm';
 import { allOps, getOp, names, type ArgSpec, type OpSpec } from '../trace/index.js';
 
 /** One call line of a generated trace (JSON-able; integers beyond 2^53 as strings). */
@@ -176,12 +177,6 @@ export const KVM_GENERIC_REQUESTS: readonly string[] = [
   'KVM_GET_API_VERSION', 'KVM_CREATE_VM', 'KVM_CHECK_EXTENSION', 'KVM_GET_VCPU_MMAP_SIZE', 'KVM_CREATE_VCPU',
   'KVM_SET_USER_MEMORY_REGION', 'KVM_SET_NR_MMU_PAGES', 'KVM_GET_NR_MMU_PAGES', 'KVM_SET_TSS_ADDR', 'KVM_PRE_FAULT_MEMORY',
 ];
-
-/** KVM_CAP_GUEST_MEMFD_FLAGS (244), the last capability of Linux 6.18's <linux/kvm.h>: the rest are designs'. */
-const LAST_CAP_6_18 = 244n;
-
-/** KVM_CAP_USER_MEMORY (3): what a capability left out with `kvm` is replaced by. */
-const KVM_CAP_USER_MEMORY = 3;
 
 /** Capabilities whose answer is the kernel config's (CONFIG_KVM_GUEST_MEMFD), left out with `kvm`. */
 const CONFIG_CAPS: readonly string[] = ['KVM_CAP_GUEST_MEMFD', 'KVM_CAP_GUEST_MEMFD_FLAGS'];
@@ -595,7 +590,8 @@ class Generator {
       /* a capability Linux 6.18 has, by number (the oracle's name table is the uapi's alone) */
       if (req === 'KVM_CHECK_EXTENSION' && typeof line.arg === 'string') {
         const cap = names.get(line.arg);
-        line.arg = CONFIG_CAPS.includes(line.arg) || cap === undefined || cap > LAST_CAP_6_18 ? KVM_CAP_USER_MEMORY : Number(cap);
+        /* KVM_CAP_GUEST_MEMFD_FLAGS is the last of Linux 6.18's <linux/kvm.h>: the rest are designs' */
+        line.arg = CONFIG_CAPS.includes(line.arg) || cap === undefined || cap > KVM_CAP_GUEST_MEMFD_FLAGS ? KVM_CAP_USER_MEMORY : Number(cap);
       }
       if (req === 'KVM_CREATE_VM' && this.chance(0.8)) line.arg = 0;
     } else {
