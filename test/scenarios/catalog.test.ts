@@ -23,21 +23,7 @@ const { runCell } = (await import(bench('compare/cell.ts'))) as { runCell(spec: 
 const { CATALOG } = (await import(bench('scenarios/catalog/index.ts'))) as { CATALOG: readonly { readonly name: string; readonly ref?: string }[] };
 
 /** cell id prefix (`scenario/design/vendor`) -> why the outcome differs from designs.md. */
-const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
-  // The CCA plugin follows the v10 uAPI (vendors/cca/src/rme.ts kvm_complete_ripas_change()): the
-  // VMM answers a RIPAS change through KVM_EXIT_MEMORY_FAULT and has no way to refuse it, so the
-  // in-place design's EAGAIN (the pin) reaches nobody: the realm's RSI call succeeds and its next
-  // access to the page stops with KVM_EXIT_MEMORY_FAULT. designs.md's "to-private fails: EAGAIN"
-  // is the VMM's view on x86, where the guest's MapGPA/PSC carries the error back.
-  's07-dma-private/gmem_inplace/cca': 'CCA v10 uAPI: a RIPAS change cannot be refused',
-  's07-dma-private/gmem_hugetlb/cca': 'CCA v10 uAPI: a RIPAS change cannot be refused',
-  's08-convert-pinned/gmem_inplace/cca': 'CCA v10 uAPI: a RIPAS change cannot be refused',
-  's08-convert-pinned/gmem_hugetlb/cca': 'CCA v10 uAPI: a RIPAS change cannot be refused',
-  // designs.md infers "effectively unreclaimable"; the RFC (and §1: "Unaddressed") leaves reclaim
-  // alone: the VMM's PTE is a hwpoison entry, the page stays on the LRU, and reclaim writes it out
-  // and the guest's next fault reads it back through FOLL_ALLOW_POISONED.
-  's09-reclaim-private/hwpoison/sw_protected': 'D2 does not address reclaim (designs.md §1 "Unaddressed")',
-};
+const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {};
 
 let results: Map<string, CellResult> | undefined;
 function all(): Map<string, CellResult> {

@@ -7,7 +7,7 @@
 import { errno_name } from '@cocosim/core';
 import { guestLoad, guestStore, type CvmVm } from '@cocosim/kvm';
 import type { ScenarioContext } from '../scenario.js';
-import { cvmScenario, fill8, guestConvert, guestStep, hex, type DesignExpectation } from '../cvm_scenario.js';
+import { cvmScenario, fill8, guestConvert, guestStep, hex, refusalExpected, vmmOnlyRefusal, type DesignExpectation } from '../cvm_scenario.js';
 import { device_write, vmm_vfio_map, vmm_vfio_open } from '../vfio_vmm.js';
 
 export const S7 = {
@@ -42,7 +42,7 @@ export const s07DmaPrivate = cvmScenario({
   name: 's07-dma-private',
   ref: 'S7',
   description: 'assigned device (VFIO) DMAs into a GPA the guest has converted to private',
-  expected,
+  expected: refusalExpected(expected, S7.convertFails),
   run(ctx: ScenarioContext, vm: CvmVm): void {
     const gpa = vm.base;
     const hva = vm.design.hva(vm, gpa);
@@ -65,8 +65,13 @@ export const s07DmaPrivate = cvmScenario({
       ctx.verdict(S7.convertFails(c.errno === 0 ? 'refused by the guest\'s platform' : errno_name(c.errno) ?? String(c.errno)));
       return;
     }
-    if (!guestStep(ctx, vm, `store 0x${SECRET.toString(16).repeat(8)} at 0x${gpa.toString(16)}`, 'done', 'the guest writes its private page',
-      () => guestStore(gpa, fill8(SECRET)), () => 'done').done) return;
+    const stored = guestStep(ctx, vm, `store 0x${SECRET.toString(16).repeat(8)} at 0x${gpa.toString(16)}`, c.last_errno === 0 ? 'done' : undefined,
+      'the guest writes its private page', () => guestStore(gpa, fill8(SECRET)), () => 'done').done;
+    if (c.last_errno !== 0) {
+      ctx.verdict(vmmOnlyRefusal(c.last_errno));
+      return;
+    }
+    if (!stored) return;
     const w = ctx.step(`device writes 8 bytes at iova 0x${gpa.toString(16)}`, undefined, 'the IOMMU translates with the mapping made at start',
       () => { const o = device_write(v, gpa, fill8(DEVICE)); return [o, o]; });
     if (w !== '0') {

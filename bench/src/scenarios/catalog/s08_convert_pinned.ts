@@ -6,7 +6,7 @@
 import { errno_name } from '@cocosim/core';
 import { guestStore, type CvmVm } from '@cocosim/kvm';
 import type { ScenarioContext } from '../scenario.js';
-import { cvmScenario, guestConvert, guestPfn, guestStep, type DesignExpectation } from '../cvm_scenario.js';
+import { cvmScenario, guestConvert, guestPfn, guestStep, refusalExpected, vmmOnlyRefusal, type DesignExpectation } from '../cvm_scenario.js';
 import { iommu_pfn, vmm_vfio_map, vmm_vfio_open } from '../vfio_vmm.js';
 
 export const S8 = {
@@ -31,7 +31,7 @@ export const s08ConvertPinned = cvmScenario({
   name: 's08-convert-pinned',
   ref: 'S8',
   description: 'guest converts a shared page back to private while VFIO holds a pin on it',
-  expected,
+  expected: refusalExpected(expected, S8.refused),
   run(ctx: ScenarioContext, vm: CvmVm): void {
     const gpa = vm.base;
     const hva = vm.design.hva(vm, gpa);
@@ -58,6 +58,10 @@ export const s08ConvertPinned = cvmScenario({
     // Where the guest's private accesses now go: touch the page so KVM maps it.
     guestStep(ctx, vm, `store 1 byte at 0x${gpa.toString(16)}`, undefined, 'KVM maps the private page',
       () => guestStore(gpa, new Uint8Array(1)), () => 'done');
+    if (c.last_errno !== 0) {
+      ctx.verdict(vmmOnlyRefusal(c.last_errno));
+      return;
+    }
     const priv = guestPfn(vm, gpa, true);
     ctx.verdict(priv !== undefined && priv === pinned ? S8.exposed : S8.stale);
   },
