@@ -5,6 +5,9 @@
  * with the source that decides (or the gap that makes the simulator differ). An entry that no
  * longer differs fails the test, so the list stays true.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { expectWarning } from '../lib/warnings.js';
@@ -21,6 +24,9 @@ const { buildMatrix } = (await import(bench('compare/matrix.ts'))) as {
 };
 const { runCell } = (await import(bench('compare/cell.ts'))) as { runCell(spec: CellSpec): { readonly result: CellResult } };
 const { CATALOG } = (await import(bench('scenarios/catalog/index.ts'))) as { CATALOG: readonly { readonly name: string; readonly ref?: string }[] };
+const { main } = (await import(bench('cli.ts'))) as {
+  main(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number>;
+};
 
 /** cell id prefix (`scenario/design/vendor`) -> why the outcome differs from designs.md. */
 const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {};
@@ -89,4 +95,16 @@ describe('the VMM-side coordination of S7/S8 (RamDiscardManager)', () => {
     // Without it (S8), the same pin makes the in-place conversion fail.
     expect(all().get('s08-convert-pinned/gmem_inplace/sw_protected/64K/4K')).toMatchObject({ outcome: 'to-private fails: EAGAIN' });
   });
+});
+
+describe('the main job (`npm start`, the README\'s first command)', () => {
+  test('every built-in scenario on every platform: exit 0, no cell differs from designs.md or crashes', async () => {
+    expectWarning(/shared_ranges full/);
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(['--out', mkdtempSync(join(tmpdir(), 'cocosim-main-'))], (s) => out.push(s), (s) => err.push(s));
+    expect(out.join('\n')).toMatch(/\n\d+ cells: \d+ as expected, 0 differ, /);
+    expect(err).toEqual([]);
+    expect(code).toBe(0);
+  }, 120_000);
 });
