@@ -1132,8 +1132,19 @@ export function kvm_run_exit(run: KvmRun): Record<string, unknown> {
 
 /* ---- guest_load / guest_store (the trace ops), on a vCPU file ---- */
 
-/** Let KVM finish a pending MMIO/PIO (KVM_RUN with immediate_exit), as the oracle's guest_drain(). */
-function guest_drain(vcpu: KvmVcpu): void {
+/**
+ * Let KVM finish a pending MMIO/PIO (KVM_RUN with immediate_exit), as the oracle's guest_drain()
+ * (test/oracle/guest_x86.h). An access abandoned at an MMIO read of `rep movsb` has its count cut
+ * to the pending element first (the oracle's KVM_SET_REGS of rcx = 1, which the emulator re-reads
+ * when it finishes the element), so that the string ends there and the next access starts clean.
+ */
+function guest_drain(vcpu: KvmVcpu, abandoned: boolean): void {
+  const g = vcpu_arch(vcpu).guest;
+  const insn = g.insn;
+  if (abandoned && vcpu.run.exit_reason === KVM_EXIT_MMIO && !vcpu.run.mmio.is_write && insn !== null && insn.op === 'load' &&
+    !access_shape(insn).single && insn.len - g.done > 1) {
+    g.insn = { op: 'load', gva: insn.gva, len: g.done + 1 };
+  }
   for (let i = 0; i < 8; i++) {
     vcpu.run.mmio.data.fill(0);
     vcpu.run.immediate_exit = 1;
@@ -1195,7 +1206,7 @@ export function kvm_vcpu_guest_access(file: File, gpa: unknown, access: unknown,
     } else if (run.exit_reason !== KVM_EXIT_MMIO || !run.mmio.is_write || run.mmio.phys_addr !== ORACLE_DONE_GPA) {
       result = kvm_run_exit(run);
     }
-    guest_drain(vcpu);
+    guest_drain(vcpu, result !== undefined);
     if (result !== undefined) return result;
     if (loaded !== undefined) out.set(loaded, done);
     done += n;

@@ -209,9 +209,27 @@ static void guest_set_state(struct vcpurec *vc, struct call *c, unsigned entry, 
 		guest_die(c, "KVM_SET_REGS: %s", strerror(errno));
 }
 
-/* Let KVM complete a pending MMIO/PIO (KVM_RUN with immediate_exit), so the next op starts clean. */
-static void guest_drain(struct vcpurec *vc)
+/*
+ * Let KVM complete a pending MMIO/PIO (KVM_RUN with immediate_exit), so the next op starts clean.
+ *
+ * An access abandoned at an exit for an MMIO read of `rep movsb` would leave the rest of the
+ * string pending: completing its element re-executes the instruction (complete_emulated_io() ->
+ * kvm_emulate_instruction(EMULTYPE_NO_DECODE)), whose next element exits again, and an element
+ * still pending when the next op's KVM_RUN comes is finished with the old decode and the new
+ * registers (the next access would lose its first byte). So the count (rcx, which the
+ * emulator re-reads after KVM_SET_REGS) is cut to the pending element first: completing it ends
+ * the instruction, and immediate_exit keeps the guest from running further.
+ */
+static void guest_drain(struct vcpurec *vc, bool abandoned)
 {
+	if (abandoned && vc->run->exit_reason == O_KVM_EXIT_MMIO && !vc->run->mmio.is_write) {
+		struct kvm_regs regs;
+
+		if (ioctl(vc->fd, KVM_GET_REGS, &regs) == 0 && regs.rcx > 1) {
+			regs.rcx = 1;
+			ioctl(vc->fd, KVM_SET_REGS, &regs);
+		}
+	}
 	for (int i = 0; i < 8; i++) {
 		int r;
 
@@ -267,17 +285,17 @@ static bool guest_access(struct vcpurec *vc, uint64_t gpa, uint8_t *buf, size_t 
 			if (e == EINTR)
 				fprintf(diag, "cocosim-oracle: %s: line %d: note: the guest did not finish in %d s\n",
 					trace_name, c->line, RUN_TIMEOUT);
-			guest_drain(vc);
+			guest_drain(vc, true);
 			return false;
 		}
 		if (vc->run->exit_reason != O_KVM_EXIT_MMIO || !vc->run->mmio.is_write ||
 		    vc->run->mmio.phys_addr != DONE_GPA) {
 			R.ret = r;
 			render_exit(&R.exit, vc->run);
-			guest_drain(vc);
+			guest_drain(vc, true);
 			return false;
 		}
-		guest_drain(vc);
+		guest_drain(vc, false);
 		if (!store)
 			memcpy(buf + done, staging, n);
 		done += n;

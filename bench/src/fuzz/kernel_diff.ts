@@ -37,14 +37,7 @@ export interface KernelDiffOptions {
   /** Pages of simulated RAM (default 2^18: 1 GiB, above the oracle's GUARD_BUDGET). */
   readonly nr_pages?: number;
   readonly onProgress?: (done: number, distinct: number) => void;
-  /**
-   * Also a default VM's calls (GenerateOptions.kvm); the machine needs a usable /dev/kvm. One
-   * difference stays that is the oracle's protocol meeting KVM, not cocosim: a guest access by
-   * `rep movsb` to MMIO that the oracle abandons after its drain leaves a completion pending
-   * (complete_userspace_io), and the next KVM_RUN finishes the old decoded instruction
-   * (EMULTYPE_NO_DECODE) with the new registers, so the next guest access on that vCPU loses its
-   * first element (exits at gpa + 1, or none for one byte); cocosim starts that access afresh.
-   */
+  /** Also a default VM's calls (GenerateOptions.kvm); the machine needs a usable /dev/kvm. */
   readonly kvm?: boolean;
 }
 
