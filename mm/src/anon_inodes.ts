@@ -4,7 +4,7 @@
  */
 import { Errno } from '@cocosim/core';
 import type { Kernel } from './kernel.js';
-import { FMODE_LSEEK, File, Inode, SB_I_NODEV, SB_I_NOEXEC, S_ANON_INODE, S_IFMT, type FileOperations, type InodeOperations, type Kstat } from './fs.js';
+import { FMODE_LSEEK, File, Inode, O_ACCMODE, O_NONBLOCK, SB_I_NODEV, SB_I_NOEXEC, S_ANON_INODE, S_IFMT, type FileOperations, type InodeOperations, type Kstat } from './fs.js';
 import { file_fmode } from './file_table.js';
 import { generic_fillattr } from './stat.js';
 
@@ -48,13 +48,16 @@ function anon_inode(kernel: Kernel): Inode {
 
 /**
  * anon_inode_getfile(): a new file on the shared inode with `fops` and `priv` as private_data.
- * The kernel's `name` argument only names the file in /proc/self/fd, which cocosim lacks.
+ * The kernel's `name` argument only names the file in /proc/self/fd, which cocosim lacks. Of
+ * `flags` the file keeps O_ACCMODE and O_NONBLOCK (__anon_inode_getfile()): O_CLOEXEC is the
+ * fd's (anon_inode_getfd()), so F_GETFL of a VM or vCPU fd is O_RDWR (Linux 6.18.44).
  */
 export function anon_inode_getfile(kernel: Kernel, fops: FileOperations, priv: unknown, flags: number): File {
+  const f_flags = flags & (O_ACCMODE | O_NONBLOCK);
   // alloc_file_pseudo() -> file_init_path(): FMODE_CAN_READ/WRITE only with read/write methods,
   // FMODE_LSEEK for the llseek every anon file's fops has (KVM's noop_llseek), and never
   // FMODE_PREAD/FMODE_PWRITE (pread/pwrite on a VM fd are -ESPIPE).
-  const file = new File(anon_inode(kernel), fops, flags, file_fmode(flags, fops) | FMODE_LSEEK);
+  const file = new File(anon_inode(kernel), fops, f_flags, file_fmode(f_flags, fops) | FMODE_LSEEK);
   file.private_data = priv;
   return file;
 }

@@ -7,8 +7,10 @@
  * secondary MMU's work is charged by the subscriber; `mmu_notifier_invalidate` is charged here
  * once per subscriber and invalidation, for the notifier call itself.
  */
-import { BUG_ON } from '@cocosim/core';
+import { BUG_ON, costId } from '@cocosim/core';
 import type { MmStruct, MmuNotifier } from './mm_types.js';
+
+const MMU_NOTIFIER_INVALIDATE = costId('mmu_notifier_invalidate');
 
 /** mmu_notifier_register(). */
 export function mmu_notifier_register(subscription: MmuNotifier, mm: MmStruct): number {
@@ -28,7 +30,7 @@ export function mmu_notifier_unregister(subscription: MmuNotifier, mm: MmStruct)
 export function mmu_notifier_invalidate_range_start(mm: MmStruct, start_vpn: number, end_vpn: number): void {
   const subs = mm.notifier_subscriptions;
   if (subs.length === 0) return;
-  mm.kernel.cost.charge('mmu_notifier_invalidate', subs.length);
+  mm.kernel.cost.chargeId(MMU_NOTIFIER_INVALIDATE, subs.length);
   /* each subscriber of the time is told, whoever (un)subscribes meanwhile: one needs no copy */
   if (subs.length === 1) subs[0].invalidate_range_start?.(mm, start_vpn, end_vpn);
   else for (const s of [...subs]) s.invalidate_range_start?.(mm, start_vpn, end_vpn);

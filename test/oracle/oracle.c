@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -2222,6 +2223,23 @@ int main(int argc, char **argv)
 	FILE *in = stdin;
 	int ofd, efd;
 	struct sb line = { 0 };
+
+	/*
+	 * --guard (the differential fuzzer) runs without address-space randomization, re-executing
+	 * itself once: the oracle's libraries then sit right below TASK_SIZE - 128 MiB, where the
+	 * simulated process's mmap_base is, so that a trace's first mappings are as far from TASK_SIZE
+	 * on both sides (access_ok() of a memslot's userspace_addr + memory_size, hints near the top).
+	 */
+	for (int i = 1; i < argc; i++) {
+		int p;
+
+		if (strcmp(argv[i], "--guard"))
+			continue;
+		p = personality(0xffffffff);
+		if (p != -1 && !(p & ADDR_NO_RANDOMIZE) && personality(p | ADDR_NO_RANDOMIZE) != -1)
+			execv("/proc/self/exe", argv);
+		break;
+	}
 
 	/*
 	 * Private copies of stdout/stderr at the top of the fd range, so that `close` in a trace cannot

@@ -16,7 +16,7 @@
  * NX huge pages (nx_huge_pages=never), async page faults, A/D-bit aging (the mm has no
  * clear_young notifier), PML.
  */
-import { Errno, PAGE_SIZE, type Gfn, type Gpa, type Hva, type Pfn } from '@cocosim/core';
+import { Errno, PAGE_SIZE, costId, type Gfn, type Gpa, type Hva, type Pfn } from '@cocosim/core';
 import {
   FAULT_FLAG_WRITE, FOLL_HONOR_NUMA_FAULT, FOLL_HWPOISON, FOLL_WRITE, VM_FAULT_ERROR, VM_IO, VM_PFNMAP, VM_READ,
   VM_WRITE, _PAGE_PSE, folio_mark_accessed, folio_mark_dirty, get_user_pages_fast_only, get_user_pages_unlocked,
@@ -145,12 +145,14 @@ export function kvm_mmu_uninit_vm(kvm: Kvm): void {
 
 /* ---- remote TLB flushes ---- */
 
+const KVM_FLUSH_REMOTE_TLBS_PER_VCPU = costId('kvm_flush_remote_tlbs_per_vcpu');
+
 /**
  * kvm_flush_remote_tlbs(): every vCPU flushes its TLB (KVM_REQ_TLB_FLUSH, an IPI to each one
  * running): kvm_flush_remote_tlbs_per_vcpu per vCPU of the VM.
  */
 export function kvm_flush_remote_tlbs(kvm: Kvm): void {
-  if (kvm.vcpus.size) kvm.kernel.cost.charge('kvm_flush_remote_tlbs_per_vcpu', kvm.vcpus.size);
+  if (kvm.vcpus.size) kvm.kernel.cost.chargeId(KVM_FLUSH_REMOTE_TLBS_PER_VCPU, kvm.vcpus.size);
 }
 
 /** kvm_flush_remote_tlbs_range(): without a ranged flush (Hyper-V only), the whole TLB. */
