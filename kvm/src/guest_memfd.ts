@@ -22,7 +22,7 @@
  * populate, mtime updates (file_modified()), and the filemap invalidate lock (one call runs at a
  * time, so there is no race for it to close).
  */
-import { Errno, IS_ERR, MT_MAX, PTR_ERR, MapleTree, PAGE_SHIFT, PAGE_SIZE, type ErrPtr, type Gfn, type PgOff, type Pfn } from '@cocosim/core';
+import { Errno, IS_ERR, MT_MAX, PTR_ERR, MapleTree, PAGE_SHIFT, PAGE_SIZE, costId, type ErrPtr, type Gfn, type PgOff, type Pfn } from '@cocosim/core';
 import {
   FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FGP_ACCESSED, FGP_CREAT, FGP_LOCK, GFP_HIGHUSER, Inode, MF_DELAYED,
   O_LARGEFILE, O_RDWR, S_IFREG, SB_I_NODEV, SB_I_NOEXEC, S_ANON_INODE, VM_FAULT_LOCKED, VM_FAULT_OOM, VM_FAULT_RETRY,
@@ -103,11 +103,13 @@ export function kvm_gmem_get_index(slot: KvmMemorySlot, gfn: number): number {
   return gfn - slot.base_gfn + slot.gmem.pgoff;
 }
 
+const PAGE_ZERO_4K = costId('page_zero_4k');
+
 /** clear_highpage() of every page of the folio, charged as page_zero_4k each. */
 function kvm_gmem_clear_folio(kernel: Kernel, folio: Folio): void {
   const nr = folio_nr_pages(kernel.store, folio);
   for (let i = 0; i < nr; i++) kernel.phys.clear((folio + i) as Pfn);
-  kernel.cost.charge('page_zero_4k', nr);
+  kernel.cost.chargeId(PAGE_ZERO_4K, nr);
 }
 
 /**

@@ -24,7 +24,7 @@
  * delete_from_page_cache_batch(), as in the kernel (shmem_add_to_page_cache() does not emit the
  * add event, so shmem insertions are silent there too).
  */
-import { BUG, BUG_ON, ERR_PTR, Errno, PAGE_SIZE, XaState, type ErrPtr, type PgOff } from '@cocosim/core';
+import { BUG, BUG_ON, ERR_PTR, Errno, PAGE_SIZE, XaState, costId, type ErrPtr, type PgOff } from '@cocosim/core';
 import type { AddressSpace } from './fs.js';
 import {
   folio_mapped,
@@ -265,6 +265,8 @@ export function filemap_add_folio(kernel: Kernel, mapping: AddressSpace, folio: 
   return 0;
 }
 
+const PAGE_ALLOC = costId('page_alloc');
+
 /**
  * filemap_alloc_folio(): a new folio for the page cache, charged as one allocation.
  * @returns the folio, or null when memory is exhausted.
@@ -272,7 +274,7 @@ export function filemap_add_folio(kernel: Kernel, mapping: AddressSpace, folio: 
 export function filemap_alloc_folio(kernel: Kernel, gfp: gfp_t, order: number): Folio | null {
   const pfn = kernel.page_alloc.folio_alloc(gfp, order);
   if (pfn < 0) return null;
-  kernel.cost.charge('page_alloc');
+  kernel.cost.chargeId(PAGE_ALLOC);
   return pfn as Folio;
 }
 

@@ -1363,7 +1363,7 @@ const UNMAP_FOLIO: ZapDetails = Object.freeze({ even_cows: false, drop_markers: 
 
 /** Release a user folio allocated by a fault that did not map it. */
 function free_user_folio(kernel: Kernel, folio: Folio): void {
-  if (folio_ref_count(kernel.store, folio) === 1) kernel.cost.charge('page_free');
+  if (folio_ref_count(kernel.store, folio) === 1) kernel.cost.chargeId(PAGE_FREE);
   folio_put(kernel.store, folio);
 }
 
