@@ -313,6 +313,8 @@ export class PageAllocator implements FrozenPageFree {
   private readonly listeners: PageAllocListener[] = [];
   /** How many of them listen to frees (free_unref_folios() then frees folio by folio). */
   private free_listeners = 0;
+  /** Listeners with onAlloc: the allocation fast path skips notify_alloc() without one. */
+  private alloc_listeners = 0;
   /** Pages whose page->private is MAGIC_HWPOISON: taken off the buddy by memory failure. */
   private readonly hwpoison_taken_off = new Set<number>();
   /** Open free_unref_defer() windows. */
@@ -352,11 +354,13 @@ export class PageAllocator implements FrozenPageFree {
   addListener(listener: PageAllocListener): () => void {
     this.listeners.push(listener);
     if (listener.onFree !== undefined) this.free_listeners++;
+    if (listener.onAlloc !== undefined) this.alloc_listeners++;
     return () => {
       const i = this.listeners.indexOf(listener);
       if (i < 0) return;
       this.listeners.splice(i, 1);
       if (listener.onFree !== undefined) this.free_listeners--;
+      if (listener.onAlloc !== undefined) this.alloc_listeners--;
     };
   }
 
@@ -473,7 +477,7 @@ export class PageAllocator implements FrozenPageFree {
       if (pfn < 0) continue;
       this.prep_new_page(pfn, order, gfp);
       this.store._refcount[pfn - this.store.base_pfn] = 1;
-      if (this.listeners.length !== 0) this.notify_alloc(pfn, 1 << order, gfp);
+      if (this.alloc_listeners !== 0) this.notify_alloc(pfn, 1 << order, gfp);
       return pfn as Pfn;
     }
     return this.alloc_failed(gfp, order, nid);
