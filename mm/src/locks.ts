@@ -97,16 +97,27 @@ function posix_lock_to_flock(l: Flock, fl: FileLock): void {
 }
 
 /**
+ * posix_test_locks_conflict(): what blocks `caller` on the F_GETLK path; an F_UNLCK request (only
+ * F_OFD_GETLK takes one: "F_UNLCK checks any locks on the same fd", Linux 6.8+) finds the caller's
+ * own locks that overlap it.
+ */
+function posix_test_locks_conflict(caller: FileLock, sys: FileLock): boolean {
+  if (caller.type === F_UNLCK) return caller.owner === sys.owner && !(caller.end < sys.start || sys.end < caller.start);
+  return posix_locks_conflict(caller, sys);
+}
+
+/**
  * fcntl_getlk(): whether `l` could be placed; `l` becomes F_UNLCK, or the first conflicting
- * lock. 0 or -errno (nothing written back then).
+ * lock (posix_test_lock()). F_OFD_GETLK also takes F_UNLCK, to query the open file's own locks.
+ * 0 or -errno (nothing written back then).
  */
 export function fcntl_getlk(file: File, cmd: number, l: Flock, files: object, tgid: number): number {
-  if (l.l_type !== F_RDLCK && l.l_type !== F_WRLCK) return -Errno.EINVAL;
   const ofd = cmd === F_OFD_GETLK;
+  if (!ofd && l.l_type !== F_RDLCK && l.l_type !== F_WRLCK) return -Errno.EINVAL;
   const fl = flock_to_posix_lock(file, l, ofd ? file : files, tgid, ofd);
   if (typeof fl === 'number') return fl;
   if (ofd && l.l_pid !== 0) return -Errno.EINVAL;
-  const conflict = (file.f_inode.i_flctx ?? []).find((sys) => posix_locks_conflict(fl, sys));
+  const conflict = (file.f_inode.i_flctx ?? []).find((sys) => posix_test_locks_conflict(fl, sys));
   if (conflict === undefined) l.l_type = F_UNLCK;
   else posix_lock_to_flock(l, conflict);
   return 0;
