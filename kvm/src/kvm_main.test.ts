@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { Errno, createRootContainer } from '@cocosim/core';
-import { FIOCLEX, Kernel, MAP_SHARED, PROT_READ, Process, mmRegistrar, type File } from '@cocosim/mm';
+import { FD_CLOEXEC, FIOCLEX, F_GETFD, F_GETFL, Kernel, MAP_SHARED, O_RDWR, PROT_READ, Process, mmRegistrar, type File } from '@cocosim/mm';
 import type { Kvm } from './kvm_host.js';
 import { kvmRegistrar, kvm_sw_protected_x86_ops } from './kvm.js';
 import {
@@ -102,6 +102,16 @@ describe('VM ioctls (kvm_vm_ioctl, x86 kvm_arch_vm_ioctl)', () => {
     }
     const run = p.mmap(0, 4096, PROT_READ, MAP_SHARED, vcpu, 0);
     expect(p.munmap(run, 4096)).toBe(0);
+  });
+
+  test('VM and vCPU fds are close-on-exec, their files O_RDWR alone (__anon_inode_getfile(): Linux 6.18.44)', () => {
+    const { p, kvm } = openKvm();
+    const vm = p.ioctl(kvm, KVM_CREATE_VM, 0);
+    const vcpu = p.ioctl(vm, KVM_CREATE_VCPU, 0);
+    for (const fd of [vm, vcpu]) {
+      expect(p.fcntl(fd, F_GETFD)).toBe(FD_CLOEXEC);
+      expect(p.fcntl(fd, F_GETFL)).toBe(O_RDWR);
+    }
   });
 
   test('KVM_CREATE_IRQCHIP: once (EEXIST), and EINVAL once the VM has had vCPUs', () => {

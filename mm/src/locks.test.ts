@@ -87,6 +87,28 @@ describe('record locks', () => {
     expect(inode.i_flctx).toBeNull();
   });
 
+  test('F_OFD_GETLK with F_UNLCK reports the open file\'s own lock over the range (Linux 6.8+); F_GETLK with F_UNLCK is EINVAL', () => {
+    const { p, fd, buf } = setup();
+    flock(p, buf, F_WRLCK, 0, 100);
+    expect(p.fcntl(fd, F_OFD_SETLK, buf)).toBe(0);
+    flock(p, buf, F_UNLCK, 50, 10);
+    expect(p.fcntl(fd, F_OFD_GETLK, buf)).toBe(0);
+    expect(readback(p, buf)).toEqual([F_WRLCK, 0, 100, -1]);
+    flock(p, buf, F_UNLCK, 200, 100);
+    expect(p.fcntl(fd, F_OFD_GETLK, buf)).toBe(0);
+    expect(readback(p, buf)[0]).toBe(F_UNLCK);
+    /* the process's POSIX lock is not the open file's */
+    flock(p, buf, F_RDLCK, 1000, 10);
+    expect(p.fcntl(fd, F_SETLK, buf)).toBe(0);
+    flock(p, buf, F_UNLCK, 1000, 10);
+    expect(p.fcntl(fd, F_OFD_GETLK, buf)).toBe(0);
+    expect(readback(p, buf)[0]).toBe(F_UNLCK);
+    flock(p, buf, F_UNLCK, 50, 10);
+    expect(p.fcntl(fd, F_GETLK, buf)).toBe(-1);
+    expect(p.errno).toBe(Errno.EINVAL);
+    expect(readback(p, buf)[0]).toBe(F_UNLCK);
+  });
+
   test('bad requests change nothing: EINVAL, EOVERFLOW, EBADF', () => {
     const { p, fd, buf } = setup();
     flock(p, buf, F_WRLCK, 0, 0, 3);
