@@ -543,18 +543,29 @@ export class XArray<T> {
 
   /**
    * Find the first index >= start whose bit is set in bitmap `word` of its leaf: return the
-   * leaf and put the offset in foundOff, or return null. (XaState walks with it too.)
+   * leaf and put the offset in foundOff, or return null. (XaState walks with it too.) With `max`,
+   * an entry past it counts as none, and the search stops as soon as what is left is all past it.
    */
-  seek(start: number, word: number): XaNode | null {
+  seek(start: number, word: number, max: number = XA_MAX_INDEX): XaNode | null {
     let node = this.head;
     if (!node || start >= POW2[node.shift + XA_CHUNK_SHIFT]) return null;
     // Walk down towards start; whenever the slot towards it is empty, take the next set bit at
-    // that level, or climb and retry after this node.
-    let off = slotOf(start, node.shift);
+    // that level, or climb and retry after this node. A search starting in the cached leaf (the
+    // page cache's next index, fault-around's window) starts there and climbs from it instead.
+    let off: number;
+    const cached = this.cachedLeafFor(start);
+    if (cached !== null) {
+      node = cached;
+      off = start - cached.base;
+    } else {
+      off = slotOf(start, node.shift);
+    }
     let exact = true;
     for (;;) {
       const found = nextBit(node, word, off);
       if (found < 0) {
+        /* nothing left in this node: anything else lies past its end */
+        if (node.base + POW2[node.shift + XA_CHUNK_SHIFT] > max) return null;
         const parent: XaNode | null = node.parent;
         if (!parent) return null;
         off = node.offset + 1;
@@ -710,12 +721,12 @@ export class XaState<T> {
         leaf = node;
       } else {
         const next = node.base + XA_CHUNK_SIZE;
-        leaf = next > max ? null : xa.seek(next, word);
+        leaf = next > max ? null : xa.seek(next, word, max);
       }
     } else {
       if (this.walked && this.xa_index >= XA_MAX_INDEX) return undefined;
       const start = this.walked ? this.xa_index + 1 : this.xa_index;
-      leaf = start > max ? null : xa.seek(start, word);
+      leaf = start > max ? null : xa.seek(start, word, max);
     }
     const off = xa.foundOff;
     if (leaf === null || leaf.base + off > max) {
