@@ -622,8 +622,8 @@ export function finish_fault(vmf: VmFault): number {
   if (vma.vm_file !== null) {
     const mapping = vma.vm_file.f_mapping;
     /* Do not map with PTEs beyond i_size, nor with a PMD across it (shmem excepted). */
-    const file_end = Math.ceil(Number(mapping.host.i_size) / 4096);
-    needs_fallback = !shmem_mapping(mapping) && file_end < store.index[store.idx(folio)] + folio_nr_pages(store, folio);
+    needs_fallback = !shmem_mapping(mapping) &&
+      Math.ceil(Number(mapping.host.i_size) / 4096) < store.index[store.idx(folio)] + folio_nr_pages(store, folio);
   }
   const pmd = pmd_index_of(vmf.vpn);
   if (pmd_none(mm.pgd, pmd) && !needs_fallback && folio_order(store, folio) === HPAGE_PMD_ORDER) {
