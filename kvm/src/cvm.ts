@@ -148,6 +148,12 @@ export interface CvmVendor {
    */
   readonly conversion_errno?: number;
   /**
+   * The guest's conversion request completes whatever the VMM answered (the Arm CCA series:
+   * kvm_complete_ripas_change() at the next REC entry; complete_conversion() has nothing to tell
+   * the guest), so a VMM refusal reaches the VMM only. Undefined: the VMM's answer is the guest's.
+   */
+  readonly vmm_cannot_refuse?: boolean;
+  /**
    * What the vendor's own tracker says of `pfn`, the page KVM maps at the VM's private `gpa`:
    * 'guest' when the hardware holds it as this VM's private page at that GPA (TDX: S-EPT leaf
    * MAPPED there and PAMT PT_REG of this TD; SNP: RMP assigned to this VM's ASID at that GPA and

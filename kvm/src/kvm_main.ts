@@ -22,7 +22,7 @@ import { kvm_supported_mem_attributes, kvm_vm_ioctl_set_mem_attributes } from '.
 import { kvm_gmem_create, kvm_gmem_get_supported_flags } from './guest_memfd.js';
 import { call_kvm_hook, kvm_hook_check_extension, kvm_hook_vm_ioctl, kvm_hooks_providers } from './kvm_hooks.js';
 import { kvm_mmu_init_vm, kvm_mmu_notifier_register, kvm_mmu_notifier_unregister, kvm_mmu_uninit_vm, kvm_vcpu_pre_fault_memory } from './mmu/mmu.js';
-import { kvm_run_pages } from './kvm_run.js';
+import { kvm_run_pio_page } from './kvm_run.js';
 import {
   kvm_arch_vcpu_create, kvm_arch_vcpu_destroy, kvm_arch_vcpu_ioctl_get_regs, kvm_arch_vcpu_ioctl_run, kvm_arch_vcpu_ioctl_set_regs,
   kvm_vcpu_guest_access,
@@ -216,10 +216,9 @@ function kvm_coalesced_mmio_free(kvm: Kvm): void {
  */
 function kvm_vcpu_fault(vmf: VmFault): number {
   const vcpu = vmf.vma.vm_file!.private_data as KvmVcpu;
-  const pages = kvm_run_pages(vcpu);
   let page: number;
   if (vmf.pgoff === 0) page = vcpu.run_page;
-  else if (vmf.pgoff === KVM_PIO_PAGE_OFFSET && pages !== undefined) page = pages.pio;
+  else if (vmf.pgoff === KVM_PIO_PAGE_OFFSET) page = kvm_run_pio_page(vcpu);
   else if (vmf.pgoff === KVM_COALESCED_MMIO_PAGE_OFFSET) page = vcpu.kvm.coalesced_mmio_ring;
   else return VM_FAULT_SIGBUS;
   if (page < 0) return VM_FAULT_SIGBUS;

@@ -43,9 +43,11 @@ const RUN_HYPERCALL_RET = RUN_UNION + 56;
 /** The bytes up to the end of the exit union: all that is kept in step. */
 const RUN_HEAD = RUN_UNION + 256;
 
-/** The pages behind a vCPU's mapping and what they held after the last exit. */
+/**
+ * A vCPU's port I/O data page (vcpu->arch.pio_data) and what its pages held after the last exit;
+ * the run page itself is vcpu.run_page.
+ */
 interface RunPages {
-  readonly run: Pfn;
   readonly pio: Pfn;
   /** The run page's first RUN_HEAD bytes as kvm_run_store() left them. */
   readonly last: Uint8Array;
@@ -55,14 +57,21 @@ interface RunPages {
 
 const pages = new WeakMap<KvmVcpu, RunPages>();
 
-/** Attach the run page and the port I/O data page (zeroed, as allocated) to `vcpu`. */
-export function kvm_run_attach(vcpu: KvmVcpu, run: Pfn, pio: Pfn): void {
-  pages.set(vcpu, { run, pio, last: new Uint8Array(RUN_HEAD), last_pio: new Uint8Array(4096) });
+/** Attach the port I/O data page (zeroed, as allocated) to `vcpu`, whose run page is allocated. */
+export function kvm_run_attach(vcpu: KvmVcpu, pio: Pfn): void {
+  pages.set(vcpu, { pio, last: new Uint8Array(RUN_HEAD), last_pio: new Uint8Array(4096) });
 }
 
-/** The run page and the port I/O page of `vcpu`, once attached. */
-export function kvm_run_pages(vcpu: KvmVcpu): { readonly run: Pfn; readonly pio: Pfn } | undefined {
-  return pages.get(vcpu);
+/** The port I/O data page of `vcpu` once attached, else -1. */
+export function kvm_run_pio_page(vcpu: KvmVcpu): number {
+  return pages.get(vcpu)?.pio ?? -1;
+}
+
+/** kvm_arch_vcpu_destroy()'s half: the port I/O data page, now the caller's to free (-1: none). */
+export function kvm_run_detach(vcpu: KvmVcpu): number {
+  const pio = kvm_run_pio_page(vcpu);
+  pages.delete(vcpu);
+  return pio;
 }
 
 function read_page(kernel: Kernel, pfn: Pfn, len: number): Uint8Array {
@@ -88,7 +97,7 @@ export function kvm_run_load(vcpu: KvmVcpu, pio_pending = false): void {
   const p = pages.get(vcpu);
   if (p === undefined) return;
   const kernel = vcpu.kvm.kernel;
-  const now = read_page(kernel, p.run, RUN_HEAD);
+  const now = read_page(kernel, vcpu.run_page as Pfn, RUN_HEAD);
   const run = vcpu.run;
   if (now[RUN_IMMEDIATE_EXIT] !== p.last[RUN_IMMEDIATE_EXIT]) run.immediate_exit = now[RUN_IMMEDIATE_EXIT];
   if (differs(now, p.last, RUN_MMIO_DATA, RUN_MMIO_DATA + 8)) run.mmio.data.set(now.subarray(RUN_MMIO_DATA, RUN_MMIO_DATA + 8));
@@ -120,7 +129,7 @@ export function kvm_run_store(vcpu: KvmVcpu, save?: KvmRunSave): void {
   if (p === undefined) return;
   const kernel = vcpu.kvm.kernel;
   const run = vcpu.run;
-  const img = read_page(kernel, p.run, RUN_HEAD);
+  const img = read_page(kernel, vcpu.run_page as Pfn, RUN_HEAD);
   const v = new DataView(img.buffer, img.byteOffset);
   v.setUint32(RUN_EXIT_REASON, run.exit_reason >>> 0, true);
   if (save !== undefined) {
@@ -157,8 +166,10 @@ export function kvm_run_store(vcpu: KvmVcpu, save?: KvmRunSave): void {
       break;
     case KVM_EXIT_INTERNAL_ERROR:
     case KVM_EXIT_SYSTEM_EVENT: {
-      const m = run.exit_reason === KVM_EXIT_INTERNAL_ERROR ? run.internal : run.system_event;
-      v.setUint32(at, (run.exit_reason === KVM_EXIT_INTERNAL_ERROR ? run.internal.suberror : run.system_event.type) >>> 0, true);
+      /* internal {suberror, ndata, data} and system_event {type, ndata, data} share a layout */
+      const internal = run.exit_reason === KVM_EXIT_INTERNAL_ERROR;
+      const m = internal ? run.internal : run.system_event;
+      v.setUint32(at, (internal ? run.internal.suberror : run.system_event.type) >>> 0, true);
       v.setUint32(at + 4, m.ndata >>> 0, true);
       for (let i = 0; i < Math.min(16, m.ndata, m.data.length); i++) v.setBigUint64(at + 8 + 8 * i, u64(m.data[i]), true);
       break;
@@ -171,7 +182,7 @@ export function kvm_run_store(vcpu: KvmVcpu, save?: KvmRunSave): void {
     default:
       break;
   }
-  kernel.phys.write(p.run, 0, img);
+  kernel.phys.write(vcpu.run_page as Pfn, 0, img);
   p.last.set(img);
 }
 
@@ -202,7 +213,7 @@ export function kvm_run_user_store(vcpu: KvmVcpu, fields: readonly KvmRunUserFie
       at = RUN_MMIO_DATA;
       bytes = run.mmio.data.slice(0, 8);
     }
-    phys.write(p.run, at, bytes);
+    phys.write(vcpu.run_page as Pfn, at, bytes);
     p.last.set(bytes, at);
   }
 }

@@ -27,7 +27,7 @@ import {
 import { gfn_to_hva_memslot_prot, kvm_vcpu_gfn_to_memslot, user_struct_field } from './kvm_memslots.js';
 import type { Kvm, KvmRun, KvmVcpu } from './kvm_host.js';
 import { kvm_hook_emulate_hypercall } from './kvm_hooks.js';
-import { kvm_run_attach, kvm_run_load, kvm_run_store, kvm_run_user_store, type KvmRunSave } from './kvm_run.js';
+import { kvm_run_attach, kvm_run_detach, kvm_run_load, kvm_run_store, kvm_run_user_store, type KvmRunSave } from './kvm_run.js';
 import {
   PFERR_USER_MASK, PFERR_WRITE_MASK, RET_PF_EMULATE, kvm_mmu_page_fault, kvm_mmu_take_pending_signal, kvm_mmu_translate,
   kvm_mmu_translate_access, tdp_access_error_code, tdp_fault_error_code,
@@ -204,8 +204,6 @@ export class KvmVcpuArch {
    * (kvm_vcpu_reset(); kvm->arch.bsp_vcpu_id stays 0 here). TDX's vCPU init makes it x2APIC.
    */
   apic_base = APIC_DEFAULT_PHYS_BASE | MSR_IA32_APICBASE_ENABLE;
-  /** vcpu->arch.pio_data: the page at KVM_PIO_PAGE_OFFSET of the vCPU mapping. */
-  pio_data_page = -1;
 }
 
 const vcpu_archs = new WeakMap<KvmVcpu, KvmVcpuArch>();
@@ -234,9 +232,9 @@ export function kvm_arch_vcpu_create(vcpu: KvmVcpu): number {
   arch.mp_state = !vcpu.kvm.irqchip_in_kernel || vcpu.vcpu_id === 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED;
   if (vcpu.vcpu_id === 0) arch.apic_base |= MSR_IA32_APICBASE_BSP;
   const page_alloc = vcpu.kvm.kernel.page_alloc;
+  /* vcpu->arch.pio_data: the page at KVM_PIO_PAGE_OFFSET of the vCPU mapping (kvm_run.ts keeps it) */
   const pio = page_alloc.alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
   if (pio < 0) return -Errno.ENOMEM;
-  arch.pio_data_page = pio;
   vcpu_archs.set(vcpu, arch);
   const r = vcpu.kvm.x86_ops.vcpu_create(vcpu);
   if (r < 0) {
@@ -244,16 +242,14 @@ export function kvm_arch_vcpu_create(vcpu: KvmVcpu): number {
     page_alloc.__free_page(pio);
     return r;
   }
-  kvm_run_attach(vcpu, vcpu.run_page as Pfn, pio as Pfn);
+  kvm_run_attach(vcpu, pio as Pfn);
   return r;
 }
 
 /** kvm_arch_vcpu_destroy(): the port I/O data page goes (the vendor's part goes with the VM). */
 export function kvm_arch_vcpu_destroy(vcpu: KvmVcpu): void {
-  const arch = vcpu_archs.get(vcpu);
-  if (arch === undefined || arch.pio_data_page < 0) return;
-  vcpu.kvm.kernel.page_alloc.__free_page(arch.pio_data_page);
-  arch.pio_data_page = -1;
+  const pio = kvm_run_detach(vcpu);
+  if (pio >= 0) vcpu.kvm.kernel.page_alloc.__free_page(pio);
 }
 
 /**

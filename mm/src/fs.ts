@@ -375,7 +375,7 @@ export function IS_ANON_FILE(inode: Inode): boolean {
 
 /**
  * A regular file as do_vfs_ioctl() and the remap paths see one: S_IFREG and not an anonymous inode
- * (which is S_IFREG inside since 6.15; Linux 6.18.44 treats an eventfd as no regular file there).
+ * (a guest_memfd inode is S_IFREG and S_ANON_INODE; Linux 6.18.44 treats it as no regular file).
  */
 export function regular_file(inode: Inode): boolean {
   return (inode.i_mode & S_IFMT) === S_IFREG && !IS_ANON_FILE(inode);

@@ -1211,7 +1211,7 @@ static struct own_range own[512];
 static size_t nown;
 static bool guard;
 
-/* A mapping the oracle made for itself after it read its maps (oracle_private_mmap()). */
+/* A range of the oracle's own memory the guard keeps a trace off (full table: not kept). */
 static void guard_own(uint64_t start, uint64_t end)
 {
 	if (nown < sizeof(own) / sizeof(own[0])) {
@@ -1246,11 +1246,8 @@ static void guard_align_top(void)
 		f -= SZ_2M;
 	if (f < top && nown < sizeof(own) / sizeof(own[0]) &&
 	    mmap((void *)(uintptr_t)f, top - f, PROT_NONE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0) != MAP_FAILED) {
-		own[nown].start = f;
-		own[nown].end = top;
-		nown++;
-	}
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0) != MAP_FAILED)
+		guard_own(f, top);
 }
 
 static void read_own_maps(void)
@@ -1263,11 +1260,8 @@ static void read_own_maps(void)
 	while (fgets(buf, sizeof(buf), f) && nown < sizeof(own) / sizeof(own[0])) {
 		unsigned long long s, e;
 
-		if (sscanf(buf, "%llx-%llx", &s, &e) == 2) {
-			own[nown].start = s;
-			own[nown].end = e;
-			nown++;
-		}
+		if (sscanf(buf, "%llx-%llx", &s, &e) == 2)
+			guard_own(s, e);
 	}
 	fclose(f);
 	/*
@@ -1281,11 +1275,8 @@ static void read_own_maps(void)
 
 		if (hi > lo && hi - lo < (1ULL << 30) && nown < sizeof(own) / sizeof(own[0]) &&
 		    mmap((void *)(uintptr_t)lo, hi - lo, PROT_NONE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0) != MAP_FAILED) {
-			own[nown].start = lo;
-			own[nown].end = hi;
-			nown++;
-		}
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0) != MAP_FAILED)
+			guard_own(lo, hi);
 	}
 	guard_align_top();
 }

@@ -212,17 +212,18 @@ export function vmmOnlyRefusal(errno: number): Outcome {
 
 /**
  * A scenario's expectations by design where a refusal (`refused('EAGAIN')`, designs.md's VMM-side
- * view) is, on CCA, vmmOnlyRefusal(EAGAIN): the realm's RSI_IPA_STATE_SET has no path for the
- * VMM's error (inferred from the CCA host series, not stated by designs.md).
+ * view) is vmmOnlyRefusal(EAGAIN) on a vendor whose guest request completes whatever the VMM
+ * answers (CvmVendor.vmm_cannot_refuse: CCA's RSI_IPA_STATE_SET; inferred from the vendor's host
+ * series, not stated by designs.md).
  */
 export function refusalExpected(table: Readonly<Record<string, DesignExpectation>>, refused: (e: string) => Outcome):
   (design: string, vendor: string) => DesignExpectation | undefined {
   return (design, vendor) => {
     const e = table[design] ?? table[DESIGN_ABBREV[design] ?? ''];
-    if (e === undefined || vendor !== 'cca' || e.outcome !== refused('EAGAIN')) return e;
+    if (e === undefined || VENDORS.get(vendor)?.cvm?.vmm_cannot_refuse !== true || e.outcome !== refused('EAGAIN')) return e;
     return {
       outcome: vmmOnlyRefusal(Errno.EAGAIN),
-      tag: `${e.tag}; on CCA (inferred: kvm_complete_ripas_change() completes a RIPAS change whatever the VMM did)`,
+      tag: `${e.tag}; on ${vendor} (inferred: the guest's request completes whatever the VMM did)`,
     };
   };
 }

@@ -183,6 +183,7 @@ export function cca_cvm_for(ia_bits: number = KVM_PHYS_SHIFT): CvmVendor {
     // KVM completes (or, for a range outside the protected half, rejects) the change itself at
     // the next KVM_RUN (kvm_rec_pre_enter()); the uAPI has nothing for the VMM to write.
     complete_conversion: () => undefined,
+    vmm_cannot_refuse: true,
     conversion_errno: Errno.EFAULT,
     private_owner: cca_cvm_private_owner,
   };
