@@ -86,7 +86,21 @@ options:
                      call changed nothing (DEBUG_VM); a broken rule is a simulator bug (exit 3)
   --compare RESULTS  replay: also compare the results with a result file (a kernel recording,
                      test/traces/NAME.kernel.jsonl); differences on stderr, exit 1 if any
+  --pku yes|no       replay: whether the simulated x86 CPU has protection keys (OSPKE), which
+                     make PROT_EXEC-only memory execute-only (SEGV_PKUERR on a data access);
+                     default: the --compare recording's machine, else this machine's
+                     (/proc/cpuinfo). diff-kernel and fuzz --kernel-diff follow the oracle
 `;
+
+/** A command line the commands cannot take (exit 2). */
+class UsageError extends Error {}
+
+/** A yes/no option's value; anything else is a usage error. */
+function yesNo(v: string, name: string): boolean {
+  if (v === 'yes') return true;
+  if (v === 'no') return false;
+  throw new UsageError(`${name} takes yes or no, not "${v}"`);
+}
 
 type Out = (s: string) => void;
 
@@ -135,6 +149,7 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
         'no-check': { type: 'boolean', default: false },
         'debug-vm': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
+        pku: { type: 'string' },
       },
     });
   } catch (e) {
@@ -165,6 +180,7 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
           expectOnly: values['expect-only'],
           compare: values.compare,
           platformOptions: { seed: values.seed, costOverrides: values.costs, debugVm: values['debug-vm'] },
+          pku: values.pku === undefined ? undefined : yesNo(values.pku, '--pku'),
         }, out, err);
       case 'diff-kernel':
         return diffKernelCommand({
@@ -198,7 +214,7 @@ export function main(argv: string[], out: Out = (s) => process.stdout.write(`${s
         return 2;
     }
   } catch (e) {
-    if (e instanceof CostOverrideError) {
+    if (e instanceof CostOverrideError || e instanceof UsageError) {
       err(`cocosim: ${e.message}`);
       return 2;
     }

@@ -46,7 +46,10 @@ export interface KvmArchMemorySlot {
 export class KvmMemorySlot {
   gmem: KvmMemslotGmem = { file: null, pgoff: 0 };
   arch: KvmArchMemorySlot = { lpage_info: [] };
-  /** The dirty bitmap (KVM_MEM_LOG_DIRTY_PAGES), one bit per page, or null. */
+  /**
+   * The dirty bitmap (KVM_MEM_LOG_DIRTY_PAGES), or null: bit k of byte j for page 8j + k, as the
+   * kernel's array of little-endian unsigned longs lays it out, kvm_dirty_bitmap_bytes() long.
+   */
   dirty_bitmap: Uint8Array | null = null;
 
   constructor(
@@ -214,6 +217,8 @@ export class Kvm {
   vm_dead = false;
   /** kvm->users_count: the VM file, each guest_memfd file and each vCPU file hold one. */
   users_count = 1;
+  /** kvm->manual_dirty_log_protect: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2's KVM_DIRTY_LOG_* bits. */
+  manual_dirty_log_protect = 0;
   /** kvm->__memslots[as_id] (the active set). */
   readonly memslots: KvmMemslots[] = Array.from({ length: KVM_MAX_NR_ADDRESS_SPACES }, () => new KvmMemslots());
   /** kvm->nr_memslot_pages: pages in all slots, bounded so that it never overflows. */

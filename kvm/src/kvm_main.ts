@@ -17,7 +17,7 @@ import {
 } from '@cocosim/mm';
 import { Kvm, KvmVcpu, KVM_USER_MEM_SLOTS } from './kvm_host.js';
 import type { MergedKvmX86Ops } from './kvm_x86_ops.js';
-import { kvm_free_memslots, kvm_vm_ioctl_set_memory_region } from './kvm_memslots.js';
+import { kvm_free_memslots, kvm_vm_ioctl_set_memory_region, user_struct_field } from './kvm_memslots.js';
 import { kvm_supported_mem_attributes, kvm_vm_ioctl_set_mem_attributes } from './kvm_mem_attributes.js';
 import { kvm_gmem_create, kvm_gmem_get_supported_flags } from './guest_memfd.js';
 import { call_kvm_hook, kvm_hook_check_extension, kvm_hook_vm_ioctl, kvm_hooks_providers } from './kvm_hooks.js';
@@ -36,8 +36,10 @@ import {
   KVM_CHECK_EXTENSION, KVM_CREATE_GUEST_MEMFD, KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU, KVM_CREATE_VM,
   KVM_ENABLE_CAP, KVM_GET_API_VERSION, KVM_GET_REGS, KVM_MEMORY_ENCRYPT_OP, KVM_MEMORY_ENCRYPT_REG_REGION, KVM_MEMORY_ENCRYPT_UNREG_REGION, KVM_SET_REGS, KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_PIO_PAGE_OFFSET, KVM_PRE_FAULT_MEMORY,
   KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION,
-  KVM_SET_USER_MEMORY_REGION2, KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM,
+  KVM_SET_USER_MEMORY_REGION2, KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+  KVM_DIRTY_LOG_MANUAL_CAPS, KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG,
 } from './uapi.js';
+import { kvm_vm_enable_manual_dirty_log_protect, kvm_vm_ioctl_clear_dirty_log, kvm_vm_ioctl_get_dirty_log } from './kvm_dirty_log.js';
 
 /** KVM_MAX_VCPUS (arch/x86/include/asm/kvm_host.h). */
 export const KVM_MAX_VCPUS = 1024;
@@ -122,6 +124,8 @@ export function kvm_vm_ioctl_check_extension_generic(module: KvmModule, kvm: Kvm
       return module.generic_memory_attributes ? kvm_supported_mem_attributes(kvm) : 0;
     case KVM_CAP_GUEST_MEMFD_FLAGS:
       return kvm_gmem_get_supported_flags(kvm);
+    case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
+      return KVM_DIRTY_LOG_MANUAL_CAPS;
     /* KVM_CAP_MULTI_ADDRESS_SPACE is not compiled in (no SMM: KVM_MAX_NR_ADDRESS_SPACES is 1): 0. */
     default:
       return kvm_x86_check_extension(module, Number(cap));
@@ -356,14 +360,17 @@ function struct_u64(v: unknown): bigint | undefined {
 function kvm_vm_ioctl_enable_cap(kvm: Kvm, arg: unknown): number {
   if (typeof arg !== 'object' || arg === null) return -Errno.EFAULT;
   const cap = arg as { cap?: unknown; flags?: unknown; args?: unknown };
-  const nr = struct_u64(cap.cap);
-  const flags = struct_u64(cap.flags);
+  /* struct kvm_enable_cap { __u32 cap; __u32 flags; __u64 args[4]; }: the u32 fields keep their low 32 bits */
+  const nr = user_struct_field(cap, 'cap', 32);
+  const flags = user_struct_field(cap, 'flags', 32);
   if (nr === undefined || flags === undefined) return -Errno.EFAULT;
   // The vendor's capabilities read their own flags and args (arm64 KVM_CAP_ARM_RME ->
   // kvm_realm_enable_cap(); ACK's KVM_CAP_ARM_PROTECTED_VM takes its subcommand in flags); -EINVAL without.
-  if (nr !== BigInt(KVM_CAP_EXIT_HYPERCALL)) return kvm.x86_ops.vm_enable_cap(kvm, nr, flags, Array.isArray(cap.args) ? cap.args : []);
+  const generic = nr === BigInt(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
+  if (!generic && nr !== BigInt(KVM_CAP_EXIT_HYPERCALL)) return kvm.x86_ops.vm_enable_cap(kvm, nr, flags, Array.isArray(cap.args) ? cap.args : []);
   const args0 = struct_u64(Array.isArray(cap.args) ? cap.args[0] : undefined);
   if (args0 === undefined) return -Errno.EFAULT;
+  if (generic) return kvm_vm_enable_manual_dirty_log_protect(kvm, flags, args0);
   if (flags !== 0n) return -Errno.EINVAL;
   if ((args0 & ~BigInt(KVM_EXIT_HYPERCALL_VALID_MASK)) !== 0n) return -Errno.EINVAL;
   kvm.arch.hypercall_exit_enabled = Number(args0);
@@ -389,6 +396,10 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
     case KVM_SET_USER_MEMORY_REGION2:
     case KVM_SET_USER_MEMORY_REGION:
       return kvm_vm_ioctl_set_memory_region(kvm, cmd === KVM_SET_USER_MEMORY_REGION2, arg, current);
+    case KVM_GET_DIRTY_LOG:
+      return kvm_vm_ioctl_get_dirty_log(kvm, arg);
+    case KVM_CLEAR_DIRTY_LOG:
+      return kvm_vm_ioctl_clear_dirty_log(kvm, arg);
     case KVM_CHECK_EXTENSION:
       return kvm_vm_ioctl_check_extension_generic(module, kvm, arg);
     case KVM_SET_MEMORY_ATTRIBUTES:

@@ -26,6 +26,7 @@ import {
   type Kvm, type KvmMemslots, type KvmMrChange, type KvmVcpu,
 } from './kvm_host.js';
 import { kvm_gmem_bind, kvm_gmem_unbind } from './guest_memfd.js';
+import { kvm_alloc_dirty_bitmap } from './kvm_dirty_log.js';
 import { kvm_arch_commit_memory_region, kvm_arch_flush_shadow_memslot, kvm_arch_prepare_memory_region } from './mmu/mmu.js';
 import { KVM_MEM_GUEST_MEMFD, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY } from './uapi.js';
 
@@ -156,7 +157,7 @@ function access_ok(addr: bigint, size: bigint): boolean {
 }
 
 /** kvm_arch_nr_memslot_as_ids() (x86): one address space without SMM, always one with protected state. */
-function kvm_arch_nr_memslot_as_ids(kvm: Kvm): number {
+export function kvm_arch_nr_memslot_as_ids(kvm: Kvm): number {
   return kvm.memslots.length;
 }
 
@@ -315,7 +316,7 @@ function kvm_prepare_memory_region(kvm: Kvm, old: KvmMemorySlot | null, new_slot
     if (!(n.flags & KVM_MEM_LOG_DIRTY_PAGES)) n.dirty_bitmap = null;
     else if (old?.dirty_bitmap) n.dirty_bitmap = old.dirty_bitmap;
     else {
-      n.dirty_bitmap = new Uint8Array(Math.ceil(n.npages / 8));
+      kvm_alloc_dirty_bitmap(kvm, n);
       allocated = true;
     }
   }

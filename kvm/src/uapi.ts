@@ -37,6 +37,10 @@ const SIZEOF_KVM_PRE_FAULT_MEMORY = 64;
 /** struct kvm_regs: 18 u64 registers (arch/x86/include/uapi/asm/kvm.h). */
 const SIZEOF_KVM_REGS = 144;
 const SIZEOF_KVM_MEMORY_ATTRIBUTES2 = 128;
+/** struct kvm_dirty_log { __u32 slot; __u32 padding1; union { void __user *dirty_bitmap; __u64 padding2; }; }. */
+const SIZEOF_KVM_DIRTY_LOG = 16;
+/** struct kvm_clear_dirty_log { __u32 slot; __u32 num_pages; __u64 first_page; union { dirty_bitmap; padding2; }; }. */
+const SIZEOF_KVM_CLEAR_DIRTY_LOG = 24;
 
 /* ioctls for /dev/kvm */
 export const KVM_GET_API_VERSION = _IO(KVMIO, 0x00);
@@ -46,6 +50,7 @@ export const KVM_GET_VCPU_MMAP_SIZE = _IO(KVMIO, 0x04);
 
 /* ioctls for VM fds */
 export const KVM_CREATE_VCPU = _IO(KVMIO, 0x41);
+export const KVM_GET_DIRTY_LOG = _IOW(KVMIO, 0x42, SIZEOF_KVM_DIRTY_LOG);
 export const KVM_SET_NR_MMU_PAGES = _IO(KVMIO, 0x44);
 /** Removed from the kernel (2019); the number stays reserved and answers ENOTTY. */
 export const KVM_GET_NR_MMU_PAGES = _IO(KVMIO, 0x45);
@@ -64,6 +69,7 @@ export const KVM_MEMORY_ENCRYPT_REG_REGION = 2 * 2 ** 30 + 16 * 2 ** 16 + KVMIO 
 export const KVM_MEMORY_ENCRYPT_UNREG_REGION = 2 * 2 ** 30 + 16 * 2 ** 16 + KVMIO * 2 ** 8 + 0xbc;
 export const KVM_SET_MEMORY_ATTRIBUTES = _IOW(KVMIO, 0xd2, SIZEOF_KVM_MEMORY_ATTRIBUTES);
 export const KVM_CREATE_GUEST_MEMFD = _IOWR(KVMIO, 0xd4, SIZEOF_KVM_CREATE_GUEST_MEMFD);
+export const KVM_CLEAR_DIRTY_LOG = _IOWR(KVMIO, 0xc0, SIZEOF_KVM_CLEAR_DIRTY_LOG);
 /**
  * Proposed, not merged ("guest_memfd: In-place conversion support" v7/v8): a guest_memfd ioctl
  * (0xc080aed2). Mainline answers ENOTTY on a guest_memfd fd; the in-place design implements it.
@@ -92,6 +98,7 @@ export const KVM_CAP_CHECK_EXTENSION_VM = 105;
 export const KVM_CAP_MULTI_ADDRESS_SPACE = 118;
 export const KVM_CAP_MAX_VCPU_ID = 128;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
+export const KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 168;
 export const KVM_CAP_EXIT_HYPERCALL = 201;
 export const KVM_CAP_USER_MEMORY2 = 231;
 export const KVM_CAP_MEMORY_FAULT_INFO = 232;
@@ -112,6 +119,12 @@ export const KVM_X86_TDX_VM = 5;
 /* struct kvm_userspace_memory_region(2) flags */
 export const KVM_MEM_LOG_DIRTY_PAGES = 1 << 0;
 export const KVM_MEM_READONLY = 1 << 1;
+
+/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2's args[0] bits */
+export const KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = 1 << 0;
+export const KVM_DIRTY_LOG_INITIALLY_SET = 1 << 1;
+/** KVM_DIRTY_LOG_MANUAL_CAPS (include/linux/kvm_host.h, x86 and arm64): what KVM_CHECK_EXTENSION reports. */
+export const KVM_DIRTY_LOG_MANUAL_CAPS = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET;
 export const KVM_MEM_GUEST_MEMFD = 1 << 2;
 
 /* struct kvm_memory_attributes attributes */

@@ -67,7 +67,10 @@ import {
   pte_index,
   pte_user_readable,
   pte_user_writable,
+  _PAGE_PKEY_MASK,
+  pte_pkru_allows,
 } from './pgtable.js';
+import { arch_vma_access_permitted, vma_pkey } from './pkeys.js';
 import { anon_vma_prepare } from './rmap.js';
 import { for_each_process } from './process.js';
 import { __vm_enough_memory } from './util.js';
@@ -76,7 +79,7 @@ import { find_vma, vma_prev, vm_stat_account } from './vma.js';
 /** The signals a user access can get. */
 export type SigName = 'SIGSEGV' | 'SIGBUS' | 'SIGKILL';
 /** si_code values (include/uapi/asm-generic/siginfo.h). */
-export type SiCode = 'SEGV_MAPERR' | 'SEGV_ACCERR' | 'BUS_ADRERR' | 'BUS_MCEERR_AR' | 'BUS_MCEERR_AO' | 'SI_KERNEL';
+export type SiCode = 'SEGV_MAPERR' | 'SEGV_ACCERR' | 'SEGV_PKUERR' | 'BUS_ADRERR' | 'BUS_MCEERR_AR' | 'BUS_MCEERR_AO' | 'SI_KERNEL';
 
 /** The siginfo a faulting access delivers. */
 export interface SigInfo {
@@ -86,6 +89,8 @@ export interface SigInfo {
   readonly si_addr: bigint;
   /** BUS_MCEERR_*: log2 of the size of the corrupted memory. */
   readonly si_addr_lsb?: number;
+  /** SEGV_PKUERR: the protection key of the page. */
+  readonly si_pkey?: number;
 }
 
 export function isSigInfo(x: unknown): x is SigInfo {
@@ -183,11 +188,27 @@ function sig(signo: SigName, si_code: SiCode, addr: bigint | number, si_addr_lsb
   return si_addr_lsb === undefined ? { signo, si_code, si_addr } : { signo, si_code, si_addr, si_addr_lsb };
 }
 
-/** access_error(): is the access not permitted by the VMA? */
+/**
+ * access_error(): is the access not permitted by the VMA? The protection key first (a key fault,
+ * X86_PF_PK, or a fault on a page that is not present yet, whose key would then fault: the
+ * kernel checks arch_vma_access_permitted() so as not to map a page only to take a key fault).
+ */
 function access_error(write: boolean, vma: VmAreaStruct): boolean {
+  if (!arch_vma_access_permitted(vma, write, false, false)) return true;
   if (write) return !(vma.vm_flags & VM_WRITE);
   /* read, not present: */
   return !vma_is_accessible(vma);
+}
+
+/**
+ * bad_area_access_error(): SEGV_PKUERR when the protection key refused the access (with OSPKE,
+ * bad_area_access_from_pkeys()), else SEGV_ACCERR.
+ */
+function bad_area_access_error(write: boolean, vma: VmAreaStruct, si_addr: bigint | number): SigInfo {
+  if (vm_sysctl(vma.vm_mm.kernel).pku && !arch_vma_access_permitted(vma, write, false, false)) {
+    return { ...sig('SIGSEGV', 'SEGV_PKUERR', si_addr), si_pkey: vma_pkey(vma) };
+  }
+  return sig('SIGSEGV', 'SEGV_ACCERR', si_addr);
 }
 
 /**
@@ -226,7 +247,7 @@ export function do_user_addr_fault(mm: MmStruct, vpn: number, offset: number, wr
     vma = find_vma(mm, vpn)!;
   }
   /* Ok, we have a good vm_area for this memory access, so we can handle it.. */
-  if (access_error(write, vma)) return sig('SIGSEGV', 'SEGV_ACCERR', si_addr);
+  if (access_error(write, vma)) return bad_area_access_error(write, vma, si_addr);
   let flags = FAULT_FLAG_DEFAULT | FAULT_FLAG_USER;
   if (write) flags |= FAULT_FLAG_WRITE;
   const fault = handle_mm_fault(vma, vpn, flags, offset);
@@ -259,6 +280,7 @@ function translate(mm: MmStruct, vpn: number, write: boolean): number {
     const i = pte_index(vpn);
     const f = t.flags[i];
     if (write ? !pte_user_writable(f) : !pte_user_readable(f)) return -1;
+    if (f & _PAGE_PKEY_MASK && !pte_pkru_allows(f, write)) return -1;
     const nf = f | _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
     if (nf !== f) t.flags[i] = nf;
     return t.val[i];
@@ -267,6 +289,7 @@ function translate(mm: MmStruct, vpn: number, write: boolean): number {
   const e = pmd ?? (pt.puds.size !== 0 ? pt.puds.get(Math.floor(vpn / PAGES_PER_PUD)) : undefined);
   if (e === undefined) return -1;
   if (write ? !pte_user_writable(e.flags) : !pte_user_readable(e.flags)) return -1;
+  if (e.flags & _PAGE_PKEY_MASK && !pte_pkru_allows(e.flags, write)) return -1;
   e.flags |= _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
   return e.val + (vpn % (pmd !== undefined ? PTRS_PER_PTE : PAGES_PER_PUD));
 }

@@ -25,6 +25,7 @@ import { Errno, PAGE_SIZE } from '@cocosim/core';
 import type { FilesStruct } from './fdtable.js';
 import { copy_page_range } from './memory.js';
 import { exit_mmap } from './mmap.js';
+import { arch_dup_pkeys } from './pkeys.js';
 import {
   MMF_TOPDOWN,
   MmStruct,
@@ -69,6 +70,8 @@ function vm_area_dup(mm: MmStruct, orig: VmAreaStruct): VmAreaStruct {
  */
 export function dup_mmap(mm: MmStruct, oldmm: MmStruct): number {
   const kernel = oldmm.kernel;
+  /* arch_dup_mmap() */
+  arch_dup_pkeys(oldmm, mm);
   mm.total_vm = oldmm.total_vm;
   mm.data_vm = oldmm.data_vm;
   mm.exec_vm = oldmm.exec_vm;

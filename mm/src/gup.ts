@@ -129,6 +129,7 @@ import {
   pte_mkyoung,
   pte_none,
   pte_present,
+  pte_pkru_allows,
   pte_protnone,
   pte_special,
   pte_user_readable,
@@ -137,6 +138,7 @@ import {
   pud_index_of,
   type HugeEntry,
 } from './pgtable.js';
+import { arch_vma_access_permitted } from './pkeys.js';
 import { PageAnonExclusive } from './rmap.js';
 import { shmem_mapping } from './shmem.js';
 import { find_vma, find_vma_intersection, vma_lookup } from './vma.js';
@@ -156,9 +158,9 @@ export const INTERNAL_GUP_FLAGS = FOLL_TOUCH | FOLL_TRIED | FOLL_REMOTE | FOLL_P
 const GUP_FAST_FLAGS =
   FOLL_WRITE | FOLL_LONGTERM | FOLL_FORCE | FOLL_PIN | FOLL_GET | FOLL_FAST_ONLY | FOLL_NOFAULT | FOLL_PCI_P2PDMA | FOLL_HONOR_NUMA_FAULT;
 
-/** pte_access_permitted() (x86): present, user, and writable for a write. */
+/** pte_access_permitted() (x86): present, user, writable for a write, and a key PKRU allows. */
 function pte_access_permitted(flags: number, write: boolean): boolean {
-  return write ? pte_user_writable(flags) : pte_user_readable(flags);
+  return (write ? pte_user_writable(flags) : pte_user_readable(flags)) && pte_pkru_allows(flags, write);
 }
 
 /** An `int *locked` argument. */
@@ -230,6 +232,8 @@ export function check_vma_flags(vma: VmAreaStruct, gup_flags: number): number {
     /* Is there actually any vma we can reach here which does not have VM_MAYREAD set? */
     if (!(vm_flags & VM_MAYREAD)) return -Errno.EFAULT;
   }
+  /* gups are always data accesses, not instruction fetches; another mm's (FOLL_REMOTE) ignore PKRU */
+  if (!arch_vma_access_permitted(vma, write, false, (gup_flags & FOLL_REMOTE) !== 0)) return -Errno.EFAULT;
   return 0;
 }
 

@@ -16,6 +16,7 @@ import { chr_dev_init } from './char_mem.js';
 import { __alloc_contig_migrate_range } from './compaction.js';
 import { migration_hooks } from './memory.js';
 import { migration_entry_wait } from './migrate.js';
+import { vm_sysctl } from './mm_types.js';
 
 /** Opens a character device node: a new File, or -errno (misc_register's fops->open). */
 export type DeviceOpen = (kernel: Kernel, flags: number) => File | number;
@@ -87,6 +88,8 @@ export interface MmHostOptions {
   readonly nr_pages?: number;
   /** First pfn of RAM (default 0): lets tests put pfns above 2^32. */
   readonly base_pfn?: number;
+  /** The CPU has protection keys, enabled (X86_FEATURE_OSPKE; default false): vm_sysctl().pku. */
+  readonly pku?: boolean;
 }
 
 /** mm's contribution to a simulated host: the memory map, the page allocator and the Kernel. */
@@ -96,6 +99,8 @@ export function mmRegistrar(opts: MmHostOptions = {}): HostRegistrar {
     const store = new PageStore(opts.nr_pages ?? DEFAULT_NR_PAGES, { base_pfn: opts.base_pfn, warn });
     root.registerInstance(PageStore, store);
     root.registerInstance(PageAllocator, new PageAllocator(store));
-    root.registerInstance(Kernel, root.resolve(Kernel));
+    const kernel = root.resolve(Kernel);
+    root.registerInstance(Kernel, kernel);
+    if (opts.pku !== undefined) vm_sysctl(kernel).pku = opts.pku;
   };
 }

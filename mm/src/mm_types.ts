@@ -233,6 +233,13 @@ export interface VmSysctl {
   shmem_enabled: 'always' | 'within_size' | 'advise' | 'never' | 'deny' | 'force';
   /** debugfs fault_around_bytes (64 KiB): how much a read fault maps around from the page cache. */
   fault_around_bytes: number;
+  /**
+   * X86_FEATURE_OSPKE (cpuinfo "ospke"): the CPU has protection keys and the kernel enabled them,
+   * so PROT_EXEC-only memory is execute-only (pkeys.ts): a data access faults with SEGV_PKUERR.
+   * Without it (false, the default) x86 maps such memory readable. The command line follows the
+   * machine it runs on (bench/src/host_cpu.ts).
+   */
+  pku: boolean;
 }
 
 const sysctls = new WeakMap<Kernel, VmSysctl>();
@@ -259,6 +266,7 @@ export function vm_sysctl(kernel: Kernel): VmSysctl {
       transparent_hugepage: 'madvise',
       shmem_enabled: 'never',
       fault_around_bytes: 65536,
+      pku: false,
     };
     sysctls.set(kernel, s);
   }
@@ -496,6 +504,10 @@ export class MmStruct {
   stack_vm = 0;
   /** Flags new VMAs get (VM_LOCKED after mlockall(MCL_FUTURE)). */
   def_flags = 0;
+  /** mm->context.pkey_allocation_map (x86): the protection keys in use, pkey 0 always (pkeys.ts). */
+  pkey_allocation_map = 1;
+  /** mm->context.execute_only_pkey: the key of PROT_EXEC-only mappings once one was made, else -1. */
+  execute_only_pkey = -1;
   /** rss_stat: MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES. */
   readonly rss_stat = new Float64Array(NR_MM_COUNTERS);
   /** mmu_notifier subscriptions. */

@@ -14,7 +14,10 @@ describe('mman', () => {
   });
 
   test('translations to VM_* flags', () => {
-    expect(calc_vm_prot_bits(PROT_READ | PROT_EXEC | 0x100)).toBe(VM_READ | VM_EXEC);
+    expect(calc_vm_prot_bits(PROT_READ | PROT_EXEC | 0x100, 0)).toBe(VM_READ | VM_EXEC);
+    // the protection key lands in VM_PKEY_BIT0..3, vm_flags bits 32-35
+    expect(calc_vm_prot_bits(PROT_EXEC, 1)).toBe(VM_EXEC + 2 ** 32);
+    expect(calc_vm_prot_bits(PROT_EXEC, 15)).toBe(VM_EXEC + 15 * 2 ** 32);
     expect(calc_vm_flag_bits(null, MAP_STACK)).toBe(VM_NOHUGEPAGE);
     expect(LEGACY_MAP_MASK & MAP_32BIT).toBe(MAP_32BIT);
     expect(LEGACY_MAP_MASK & (MAP_FIXED_NOREPLACE | MAP_SYNC)).toBe(0);

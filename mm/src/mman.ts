@@ -7,7 +7,7 @@
  */
 import { type Hva } from '@cocosim/core';
 import type { File } from './fs.js';
-import { VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_NOHUGEPAGE, VM_READ, VM_SYNC, VM_WRITE } from './mm_types.js';
+import { VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_NOHUGEPAGE, VM_PKEY_BIT0, VM_READ, VM_SYNC, VM_WRITE } from './mm_types.js';
 
 /* mman-common.h: protections */
 /** page can be read */
@@ -168,12 +168,12 @@ function _calc_vm_trans(x: number, bit1: number, bit2: number): number {
 }
 
 /**
- * calc_vm_prot_bits(): PROT_* -> VM_READ/VM_WRITE/VM_EXEC. Protection keys are not modelled
- * (pkey 0, no VM_PKEY_BIT*): the oracle's CPU maps PROT_EXEC-only memory readable.
+ * calc_vm_prot_bits(): PROT_* -> VM_READ/VM_WRITE/VM_EXEC, and x86's arch_calc_vm_prot_bits():
+ * `pkey` in VM_PKEY_BIT0..3 (vm_flags bits 32-35, hence arithmetic; pkeys.ts).
  */
-export function calc_vm_prot_bits(prot: number): number {
-  return _calc_vm_trans(prot, PROT_READ, VM_READ) | _calc_vm_trans(prot, PROT_WRITE, VM_WRITE) |
-    _calc_vm_trans(prot, PROT_EXEC, VM_EXEC);
+export function calc_vm_prot_bits(prot: number, pkey: number): number {
+  return _calc_vm_trans(prot, PROT_READ, VM_READ) + _calc_vm_trans(prot, PROT_WRITE, VM_WRITE) +
+    _calc_vm_trans(prot, PROT_EXEC, VM_EXEC) + (pkey & 0xf) * VM_PKEY_BIT0;
 }
 
 /** calc_vm_flag_bits(): MAP_* -> VM_* (MAP_STACK means VM_NOHUGEPAGE since 6.7). */

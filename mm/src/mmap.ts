@@ -56,6 +56,7 @@ import {
   MAP_SHARED,
   MAP_SHARED_VALIDATE,
   MAP_TYPE,
+  PROT_EXEC,
   PROT_WRITE,
   calc_vm_flag_bits,
   calc_vm_prot_bits,
@@ -93,6 +94,7 @@ import {
   type MmStruct,
 } from './mm_types.js';
 import type { Task } from './process.js';
+import { execute_only_pkey } from './pkeys.js';
 import { shmem_file_setup } from './shmem.js';
 import { OVERCOMMIT_NEVER, __vm_enough_memory, vm_unacct_memory } from './util.js';
 import {
@@ -500,7 +502,13 @@ export function do_mmap(
   if (U64(pgoff + (len >> 12n)) < pgoff) return -Errno.EOVERFLOW;
   /* Too many mappings? */
   if (mm.map_count > vm_sysctl(mm.kernel).max_map_count) return -Errno.ENOMEM;
-  let vm_flags = calc_vm_prot_bits(prot) | calc_vm_flag_bits(file, flags) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  /* PROT_EXEC alone: the execute-only protection key, where the CPU has them (pkeys.ts) */
+  let pkey = 0;
+  if (prot === PROT_EXEC) {
+    pkey = execute_only_pkey(mm);
+    if (pkey < 0) pkey = 0;
+  }
+  let vm_flags = vm_flags_or(calc_vm_prot_bits(prot, pkey), calc_vm_flag_bits(file, flags) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC);
   vm_flags = vm_flags_or(vm_flags, mm.def_flags);
   const a = __get_unmapped_area(mm, file, addr, len, flags);
   if (typeof a === 'number') return a;
@@ -525,7 +533,7 @@ export function do_mmap(
       if (prot & PROT_WRITE && !(file.f_mode & FMODE_WRITE)) return -Errno.EACCES;
       /* Make sure we don't allow writing to an append-only file.. */
       if (IS_APPEND(file.f_inode) && file.f_mode & FMODE_WRITE) return -Errno.EACCES;
-      vm_flags |= VM_SHARED | VM_MAYSHARE;
+      vm_flags = vm_flags_or(vm_flags, VM_SHARED | VM_MAYSHARE);
       if (!(file.f_mode & FMODE_WRITE)) vm_flags = vm_flags_andnot(vm_flags, VM_MAYWRITE | VM_SHARED);
     }
     if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE || type === MAP_PRIVATE) {
@@ -551,7 +559,7 @@ export function do_mmap(
         if (vm_flags & VM_GROWSDOWN) return -Errno.EINVAL;
         /* Ignore pgoff. */
         pgoff_n = 0;
-        vm_flags |= VM_SHARED | VM_MAYSHARE;
+        vm_flags = vm_flags_or(vm_flags, VM_SHARED | VM_MAYSHARE);
         break;
       case MAP_DROPPABLE:
         /*

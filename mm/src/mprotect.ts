@@ -19,6 +19,10 @@ import { vm_normal_page } from './memory.js';
 import { PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_SEM, PROT_WRITE, calc_vm_prot_bits, ulong_arg } from './mman.js';
 import {
   VM_ACCESS_FLAGS,
+  VM_PKEY_BIT0,
+  VM_PKEY_BIT1,
+  VM_PKEY_BIT2,
+  VM_PKEY_BIT3,
   VM_ACCOUNT,
   VM_GROWSDOWN,
   VM_HUGETLB,
@@ -46,6 +50,7 @@ import {
   pte_write,
   walk_pte_tables,
 } from './pgtable.js';
+import { arch_override_mprotect_pkey } from './pkeys.js';
 import { PageAnonExclusive } from './rmap.js';
 import { flush_tlb_mm_range } from './tlb.js';
 import { __vm_enough_memory, vm_unacct_memory } from './util.js';
@@ -174,7 +179,10 @@ export function mprotect_fixup(vma: VmAreaStruct, start: number, end: number, ne
   return nv;
 }
 
-/** do_mprotect_pkey() without protection keys (pkey -1). */
+/** do_mprotect_pkey()'s mask_off_old_flags: the access bits and the protection key are the new ones (VM_FLAGS_CLEAR). */
+const MASK_OFF_OLD_FLAGS = VM_ACCESS_FLAGS + VM_PKEY_BIT0 + VM_PKEY_BIT1 + VM_PKEY_BIT2 + VM_PKEY_BIT3;
+
+/** do_mprotect_pkey() for mprotect(2) (pkey -1: the key is arch_override_mprotect_pkey()'s choice). */
 export function do_mprotect_pkey(mm: MmStruct, ustart: unknown, ulen: unknown, uprot: unknown): number {
   const start = ulong_arg(ustart);
   const len = ulong_arg(ulen);
@@ -220,7 +228,8 @@ export function do_mprotect_pkey(mm: MmStruct, ustart: unknown, ulen: unknown, u
       error = design;
       break;
     }
-    const newflags = vm_flags_or(vm_flags_or(calc_vm_prot_bits(protn), design), vm_flags_andnot(vma.vm_flags, VM_ACCESS_FLAGS));
+    const new_vma_pkey = arch_override_mprotect_pkey(vma, protn, -1);
+    const newflags = vm_flags_or(vm_flags_or(calc_vm_prot_bits(protn, new_vma_pkey), design), vm_flags_andnot(vma.vm_flags, MASK_OFF_OLD_FLAGS));
     /* newflags >> 4 shift VM_MAY% in place of VM_% */
     if ((newflags & ~(newflags >>> 4)) & VM_ACCESS_FLAGS) {
       error = -Errno.EACCES;

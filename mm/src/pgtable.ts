@@ -19,9 +19,10 @@
  *   val    Float64Array(512)  the pfn of a present (or PROT_NONE) entry; the offset of a swap
  *                             entry (a pfn for migration and hwpoison entries, marker bits for a
  *                             PTE marker). Exact up to 2^53.
- *   flags  Uint16Array(512)   0 = pte_none(). A present entry holds the x86 _PAGE_* bits below
+ *   flags  Uint32Array(512)   0 = pte_none(). A present entry holds the x86 _PAGE_* bits below
  *                             at their x86 positions (bits 0-11), except _PAGE_NX, kept at bit 12
- *                             instead of 63. A swap entry holds _PAGE_SWP (bit 15), its swap
+ *                             instead of 63, and the protection key, kept at bits 16-19 instead
+ *                             of 59-62. A swap entry holds _PAGE_SWP (bit 15), its swap
  *                             type in bits 10-14 and _PAGE_SWP_EXCLUSIVE (bit 1, the position
  *                             x86 uses for it); bits 0 and 8 (present, protnone) are clear, so
  *                             pte_present() is false for it exactly as on x86.
@@ -36,6 +37,7 @@
  * range costs O(tables), and zapping 2^18 PTEs is one tight loop per table.
  */
 import { BUG, BUG_ON } from '@cocosim/core';
+import { __pkru_allows_pkey } from './pkeys.js';
 import { MAX_SWAPFILES_SHIFT, swp_entry, swp_offset, swp_type, type SwpEntry } from './swapops.js';
 
 export const PTRS_PER_PTE = 512;
@@ -71,13 +73,17 @@ const SWP_TYPE_FLAG_SHIFT = 10;
 const SWP_TYPE_FLAG_UNIT = 1 << SWP_TYPE_FLAG_SHIFT;
 const SWP_TYPE_FLAG_MASK = ((1 << MAX_SWAPFILES_SHIFT) - 1) << SWP_TYPE_FLAG_SHIFT;
 
+/** _PAGE_PKEY_BIT0..3 (x86 bits 59-62; 16-19 here): the protection key of the page (pkeys.ts). */
+export const _PAGE_PKEY_SHIFT = 16;
+export const _PAGE_PKEY_MASK = 0xf << _PAGE_PKEY_SHIFT;
+
 /** The permission and state bits pte_modify() replaces (_PAGE_CHG_MASK keeps the rest). */
-export const _PAGE_PROT_MASK = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_PROTNONE | _PAGE_NX;
+export const _PAGE_PROT_MASK = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_PROTNONE | _PAGE_NX | _PAGE_PKEY_MASK;
 
 /** The 512 PTEs under one PMD entry. */
 export class PteTable {
   readonly val = new Float64Array(PTRS_PER_PTE);
-  readonly flags = new Uint16Array(PTRS_PER_PTE);
+  readonly flags = new Uint32Array(PTRS_PER_PTE);
   /** Entries that are not pte_none(). */
   nr = 0;
 }
@@ -215,6 +221,18 @@ export function pte_modify(flags: number, newprot: number): number {
 /** The CPU may read through it (user mode). */
 export function pte_user_readable(flags: number): boolean {
   return (flags & (_PAGE_PRESENT | _PAGE_USER)) === (_PAGE_PRESENT | _PAGE_USER);
+}
+/** pte_flags_pkey(): the protection key of a present entry. */
+export function pte_flags_pkey(flags: number): number {
+  return (flags & _PAGE_PKEY_MASK) >>> _PAGE_PKEY_SHIFT;
+}
+/**
+ * Whether the thread's PKRU lets a data access through an entry (__pkru_allows_pkey() of its
+ * key). Key 0 always may; the only other key cocosim hands out is the execute-only one, which
+ * PKRU denies (pkeys.ts).
+ */
+export function pte_pkru_allows(flags: number, write: boolean): boolean {
+  return (flags & _PAGE_PKEY_MASK) === 0 || __pkru_allows_pkey(pte_flags_pkey(flags), write);
 }
 /** The CPU may write through it (user mode). */
 export function pte_user_writable(flags: number): boolean {

@@ -17,6 +17,7 @@ import { BUG_ON, Errno, Hva, MT_MAX, PAGE_SIZE } from '@cocosim/core';
 import type { File } from './fs.js';
 import {
   VM_ACCESS_FLAGS,
+  VM_PKEY_BIT0,
   VM_EXEC,
   VM_IGNORE_MERGE,
   VM_PFNMAP,
@@ -33,7 +34,7 @@ import {
 } from './mm_types.js';
 import { split_huge_pmd_address } from './huge_memory.js';
 import { call_mm_hook, mm_hook_present } from './mm_hooks.js';
-import { _PAGE_ACCESSED, _PAGE_NX, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_RW, _PAGE_USER } from './pgtable.js';
+import { _PAGE_ACCESSED, _PAGE_NX, _PAGE_PKEY_SHIFT, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_RW, _PAGE_USER } from './pgtable.js';
 import {
   anon_vma_clone,
   anon_vma_link,
@@ -95,8 +96,10 @@ export function vmas_in_range(mm: MmStruct, start: number, end: number): VmAreaS
  * reading is implied by writing or executing (x86 cannot express write-only or exec-only).
  */
 export function vm_get_page_prot(vm_flags: number): number {
-  if ((vm_flags & VM_ACCESS_FLAGS) === 0) return _PAGE_PROTNONE | _PAGE_ACCESSED;
-  let prot = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
+  /* the 4 protection key bits of vm_flags become the PTE's (x86's vm_get_page_prot()) */
+  const pkey = (Math.floor(vm_flags / VM_PKEY_BIT0) & 0xf) << _PAGE_PKEY_SHIFT;
+  if ((vm_flags & VM_ACCESS_FLAGS) === 0) return _PAGE_PROTNONE | _PAGE_ACCESSED | pkey;
+  let prot = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | pkey;
   if (!(vm_flags & VM_EXEC)) prot |= _PAGE_NX;
   if ((vm_flags & (VM_SHARED | VM_WRITE)) === (VM_SHARED | VM_WRITE)) prot |= _PAGE_RW;
   return prot;

@@ -34,7 +34,7 @@ describe('the fuzzer\'s findings stay fixed', () => {
   for (const name of traces) {
     test(name, { timeout: 30000 }, () => {
       const text = readFileSync(`${dir}${name}`, 'utf8');
-      const out = fuzz.runProgram(text, { file: name, nr_pages: fuzz.savedNrPages(text) });
+      const out = fuzz.runProgram(text, { file: name, nr_pages: fuzz.savedNrPages(text), pku: fuzz.savedPku(text) });
       const open = pending.find((p) => p.trace === name);
       if (open === undefined) {
         expect(out.findings, describeFindings(out.findings)).toEqual([]);

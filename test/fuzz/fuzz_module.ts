@@ -27,9 +27,11 @@ export interface FuzzReport {
 }
 
 export interface FuzzModule {
-  runProgram(text: string, opts?: { readonly file?: string; readonly nr_pages?: number }): { readonly findings: FuzzFinding[]; readonly results: string[] };
+  runProgram(text: string, opts?: { readonly file?: string; readonly nr_pages?: number; readonly pku?: boolean }): { readonly findings: FuzzFinding[]; readonly results: string[] };
   /** The host size a saved program's comments ask for. */
   savedNrPages(text: string): number | undefined;
+  /** Whether a saved program's comments ask for a CPU with protection keys. */
+  savedPku(text: string): boolean;
   fuzz(opts: {
     readonly calls: number;
     readonly seed: string;

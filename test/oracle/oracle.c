@@ -43,6 +43,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 #include <linux/kvm.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include "json.h"
 #include "sha256.h"
@@ -150,6 +153,19 @@ struct o_kvm_pre_fault_memory {
 	uint64_t padding[5];
 };
 
+struct o_kvm_dirty_log {
+	uint32_t slot;
+	uint32_t padding1;
+	uint64_t dirty_bitmap;	/* union { void __user *dirty_bitmap; __u64 padding2; } */
+};
+
+struct o_kvm_clear_dirty_log {
+	uint32_t slot;
+	uint32_t num_pages;
+	uint64_t first_page;
+	uint64_t dirty_bitmap;	/* union { void __user *dirty_bitmap; __u64 padding2; } */
+};
+
 struct o_kvm_enable_cap {
 	uint32_t cap;
 	uint32_t flags;
@@ -164,6 +180,8 @@ _Static_assert(sizeof(struct o_kvm_memory_attributes2) == 128, "kvm_memory_attri
 _Static_assert(sizeof(struct o_kvm_create_guest_memfd) == 64, "kvm_create_guest_memfd");
 _Static_assert(sizeof(struct o_kvm_pre_fault_memory) == 64, "kvm_pre_fault_memory");
 _Static_assert(sizeof(struct o_kvm_enable_cap) == 104, "kvm_enable_cap");
+_Static_assert(sizeof(struct o_kvm_dirty_log) == 16, "kvm_dirty_log");
+_Static_assert(sizeof(struct o_kvm_clear_dirty_log) == 24, "kvm_clear_dirty_log");
 
 #define O_KVMIO 0xAE
 #define O_KVM_GET_API_VERSION		_IO(O_KVMIO, 0x00)
@@ -171,6 +189,7 @@ _Static_assert(sizeof(struct o_kvm_enable_cap) == 104, "kvm_enable_cap");
 #define O_KVM_CHECK_EXTENSION		_IO(O_KVMIO, 0x03)
 #define O_KVM_GET_VCPU_MMAP_SIZE	_IO(O_KVMIO, 0x04)
 #define O_KVM_CREATE_VCPU		_IO(O_KVMIO, 0x41)
+#define O_KVM_GET_DIRTY_LOG		_IOW(O_KVMIO, 0x42, struct o_kvm_dirty_log)
 #define O_KVM_SET_NR_MMU_PAGES		_IO(O_KVMIO, 0x44)
 #define O_KVM_GET_NR_MMU_PAGES		_IO(O_KVMIO, 0x45)
 #define O_KVM_SET_USER_MEMORY_REGION	_IOW(O_KVMIO, 0x46, struct o_kvm_userspace_memory_region)
@@ -179,6 +198,7 @@ _Static_assert(sizeof(struct o_kvm_enable_cap) == 104, "kvm_enable_cap");
 #define O_KVM_CREATE_IRQCHIP		_IO(O_KVMIO, 0x60)
 #define O_KVM_RUN			_IO(O_KVMIO, 0x80)
 #define O_KVM_ENABLE_CAP		_IOW(O_KVMIO, 0xa3, struct o_kvm_enable_cap)
+#define O_KVM_CLEAR_DIRTY_LOG		_IOWR(O_KVMIO, 0xc0, struct o_kvm_clear_dirty_log)
 #define O_KVM_SET_MEMORY_ATTRIBUTES	_IOW(O_KVMIO, 0xd2, struct o_kvm_memory_attributes)
 #define O_KVM_SET_MEMORY_ATTRIBUTES2	_IOWR(O_KVMIO, 0xd2, struct o_kvm_memory_attributes2)
 #define O_KVM_CREATE_GUEST_MEMFD	_IOWR(O_KVMIO, 0xd4, struct o_kvm_create_guest_memfd)
@@ -241,6 +261,7 @@ static const struct name_value const_names[] = {
 	{ "KVM_API_VERSION", 12 },
 	{ "KVM_MEM_LOG_DIRTY_PAGES", 1ULL << 0 }, { "KVM_MEM_READONLY", 1ULL << 1 },
 	{ "KVM_MEM_GUEST_MEMFD", 1ULL << 2 },
+	{ "KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE", 1ULL << 0 }, { "KVM_DIRTY_LOG_INITIALLY_SET", 1ULL << 1 },
 	{ "KVM_MEMORY_ATTRIBUTE_PRIVATE", 1ULL << 3 }, { "KVM_MEMORY_EXIT_FLAG_PRIVATE", 1ULL << 3 },
 	{ "GUEST_MEMFD_FLAG_MMAP", 1ULL << 0 }, { "GUEST_MEMFD_FLAG_INIT_SHARED", 1ULL << 1 },
 	{ "KVM_X86_DEFAULT_VM", 0 }, { "KVM_X86_SW_PROTECTED_VM", 1 }, { "KVM_X86_SEV_VM", 2 },
@@ -325,6 +346,23 @@ static const struct fdesc f_prefault[] = {
 	{ NULL, 0, 0, 0, false }
 };
 
+static const struct fdesc f_dirty_log[] = {
+	F(o_kvm_dirty_log, slot, 1, false),
+	F(o_kvm_dirty_log, padding1, 1, false),
+	F(o_kvm_dirty_log, dirty_bitmap, 1, false),
+	{ "padding2", offsetof(struct o_kvm_dirty_log, dirty_bitmap), 8, 1, false },
+	{ NULL, 0, 0, 0, false }
+};
+
+static const struct fdesc f_clear_dirty_log[] = {
+	F(o_kvm_clear_dirty_log, slot, 1, false),
+	F(o_kvm_clear_dirty_log, num_pages, 1, false),
+	F(o_kvm_clear_dirty_log, first_page, 1, false),
+	F(o_kvm_clear_dirty_log, dirty_bitmap, 1, false),
+	{ "padding2", offsetof(struct o_kvm_clear_dirty_log, dirty_bitmap), 8, 1, false },
+	{ NULL, 0, 0, 0, false }
+};
+
 static const struct fdesc f_enable_cap[] = {
 	F(o_kvm_enable_cap, cap, 1, false),
 	F(o_kvm_enable_cap, flags, 1, false),
@@ -341,6 +379,7 @@ static const struct idesc ioctls[] = {
 	{ "KVM_CHECK_EXTENSION", O_KVM_CHECK_EXTENSION, A_INT, 0, NULL },
 	{ "KVM_GET_VCPU_MMAP_SIZE", O_KVM_GET_VCPU_MMAP_SIZE, A_NONE, 0, NULL },
 	{ "KVM_CREATE_VCPU", O_KVM_CREATE_VCPU, A_INT, 0, NULL },
+	{ "KVM_GET_DIRTY_LOG", O_KVM_GET_DIRTY_LOG, A_STRUCT, sizeof(struct o_kvm_dirty_log), f_dirty_log },
 	{ "KVM_SET_NR_MMU_PAGES", O_KVM_SET_NR_MMU_PAGES, A_INT, 0, NULL },
 	{ "KVM_GET_NR_MMU_PAGES", O_KVM_GET_NR_MMU_PAGES, A_NONE, 0, NULL },
 	{ "KVM_SET_USER_MEMORY_REGION", O_KVM_SET_USER_MEMORY_REGION, A_STRUCT,
@@ -351,6 +390,8 @@ static const struct idesc ioctls[] = {
 	{ "KVM_CREATE_IRQCHIP", O_KVM_CREATE_IRQCHIP, A_NONE, 0, NULL },
 	{ "KVM_RUN", O_KVM_RUN, A_NONE, 0, NULL },
 	{ "KVM_ENABLE_CAP", O_KVM_ENABLE_CAP, A_STRUCT, sizeof(struct o_kvm_enable_cap), f_enable_cap },
+	{ "KVM_CLEAR_DIRTY_LOG", O_KVM_CLEAR_DIRTY_LOG, A_STRUCT, sizeof(struct o_kvm_clear_dirty_log),
+	  f_clear_dirty_log },
 	{ "KVM_SET_MEMORY_ATTRIBUTES", O_KVM_SET_MEMORY_ATTRIBUTES, A_STRUCT,
 	  sizeof(struct o_kvm_memory_attributes), f_attrs },
 	{ "KVM_SET_MEMORY_ATTRIBUTES2", O_KVM_SET_MEMORY_ATTRIBUTES2, A_STRUCT,
@@ -1714,19 +1755,15 @@ static uint64_t field_get(const uint8_t *p, unsigned size)
 	return v;
 }
 
+/*
+ * A struct field takes the low bytes of its value, as a C assignment to a narrower field truncates
+ * (docs/trace-format.md: "a value the kernel's C type is narrower than is truncated as C truncates
+ * it"); the simulator reads fields the same way (user_struct_field()).
+ */
 static void field_set(struct call *c, const struct jval *v, uint8_t *p, const struct fdesc *f)
 {
 	uint64_t x = eval_int(c, v, f->name);
 
-	if (f->size < 8) {
-		uint64_t max = (1ULL << (8 * f->size)) - 1;
-		int64_t smin = -(int64_t)(1ULL << (8 * f->size - 1));
-
-		if (x > max && (int64_t)x < smin)
-			die_v(v, "\"%s\" does not fit in %u bytes", f->name, f->size);
-		if (x > max && (int64_t)x >= 0)
-			die_v(v, "\"%s\" does not fit in %u bytes", f->name, f->size);
-	}
 	memcpy(p, &x, f->size);
 }
 
@@ -1817,6 +1854,24 @@ static void op_ioctl(struct call *c)
 		kvm_note_vm((int)R.ret);
 	if (R.ret >= 0 && req == O_KVM_CREATE_VCPU)
 		kvm_note_vcpu((int)R.ret, (int)fd);
+}
+
+/*
+ * CPUID.(EAX=7,ECX=0):ECX.OSPKE[bit 4]: the CPU has protection keys and the kernel set CR4.PKE,
+ * so PROT_EXEC-only mappings are execute-only (SEGV_PKUERR on a data access). The simulator
+ * models the same host when the header says so.
+ */
+static bool cpu_ospke(void)
+{
+#if defined(__x86_64__)
+	unsigned int a, b, c, d;
+
+	if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+		return false;
+	return (c >> 4) & 1;
+#else
+	return false;
+#endif
 }
 
 static struct vcpurec *guest_vcpu(struct call *c, uint64_t fd)
@@ -2160,7 +2215,7 @@ static void usage(void)
 	fprintf(diag,
 		"usage: cocosim-oracle [--header] [--no-check] [TRACE.jsonl | -]\n"
 		"  Replays the generic part of a cocosim trace on this kernel; one result line per call.\n"
-		"  --header    print {\"kernel\": \"<uname -r>\"} as the first line\n"
+		"  --header    print {\"kernel\": \"<uname -r>\", \"pku\": OSPKE} as the first line\n"
 		"  --no-check  do not compare results with the trace's \"expect\" fields\n"
 		"  --guard     stop, printing {\"i\", \"op\", \"guarded\": true}, at the first call whose\n"
 		"              address range reaches the oracle's own memory (for fuzzers)\n");
@@ -2331,7 +2386,7 @@ int main(int argc, char **argv)
 		uname(&u);
 		sb_puts(&h, "{\"kernel\":");
 		sb_jstr(&h, u.release, strlen(u.release));
-		sb_puts(&h, "}");
+		sb_puts(&h, cpu_ospke() ? ",\"pku\":true}" : ",\"pku\":false}");
 		fprintf(out, "%s\n", sb_str(&h));
 		fflush(out);
 	}

@@ -1358,8 +1358,41 @@ export function buildCases(gen: GenerateModule, req: ReqNumbers): Case[] {
   ioctl('KVM_ENABLE_CAP', 'vm', () => ({ cap: 201, flags: 0, args: [0, 0, 0, 0] }), () => ok(`${EC}: KVM_CAP_EXIT_HYPERCALL`), {
     arg: () => efaultStruct,
     'arg.cap': withJs(fieldNoC, () => err('EINVAL', `${EC}: no capability of these numbers can be enabled`)),
-    'arg.flags': withJs(fieldNoC, (r) => (r === 0n ? ok(EC) : err('EINVAL', `${EC}: flags must be 0`))),
+    'arg.flags': withJs(fieldNoC, (r) => (u32(r) === 0n ? ok(`${EC}: flags is a __u32`) : err('EINVAL', `${EC}: flags must be 0`))),
+    'arg.args': {
+      values: [
+        ...[[0, 0, 0, 0], [4096], [1], [2n ** 64n - 1n], [-1], []].map((a) => ({ label: `[${a.join(', ')}]`, js: a })),
+        { label: '[0.5]', js: [0.5] }, { label: '7 (no array)', js: 7 },
+      ],
+      rule: (v) => {
+        if (!Array.isArray(v.js)) return ok(`${EC}: an args that is no array reads as zeroes (the struct was zeroed)`);
+        const a0 = v.js.length === 0 ? 0n : reg(v.js[0]);
+        if (a0 === undefined) return fieldNoC;
+        return (a0 & ~4096n) === 0n ? ok(`${EC}: KVM_CAP_EXIT_HYPERCALL takes a mask of KVM_EXIT_HYPERCALL_VALID_MASK (KVM_HC_MAP_GPA_RANGE)`)
+          : err('EINVAL', `${EC}: KVM_CAP_EXIT_HYPERCALL args[0] beyond KVM_EXIT_HYPERCALL_VALID_MASK`);
+      },
+    },
   });
+
+  /*
+   * dirty logging: virt/kvm/kvm_main.c kvm_get_dirty_log_protect(), kvm_clear_dirty_log_protect().
+   * Memslot 0 does not log (no bitmap): a call that gets past the slot id is -ENOENT, the struct
+   * fields read after the lookup change nothing (oracle kvm-dirty-log*.kernel.jsonl).
+   */
+  const DL = 'virt/kvm/kvm_main.c kvm_get_dirty_log_protect()';
+  const CL = 'virt/kvm/kvm_main.c kvm_clear_dirty_log_protect()';
+  const dirtySlot = (where: string) => withJs(fieldNoC, (r) => ((u32(r) >> 16n) >= 1n || (r & 0xffffn) >= 32764n
+    ? err('EINVAL', `${where}: as_id beyond the address spaces, or a slot index beyond KVM_USER_MEM_SLOTS`)
+    : err('ENOENT', `${where}: no memslot, or one that does not log`)));
+  const noBitmap = (where: string) => withJs(fieldNoC, () => err('ENOENT', `${where}: memslot 0 has no dirty bitmap`));
+  ioctl('KVM_GET_DIRTY_LOG', 'vm', (r) => ({ slot: 0, dirty_bitmap: r.map }), () => err('ENOENT', `${DL}: memslot 0 has no dirty bitmap`), {
+    arg: () => efaultStruct, 'arg.slot': dirtySlot(DL), 'arg.dirty_bitmap': noBitmap(DL),
+  });
+  ioctl('KVM_CLEAR_DIRTY_LOG', 'vm', (r) => ({ slot: 0, first_page: 0, num_pages: MAP_PAGES, dirty_bitmap: r.map }),
+    () => err('ENOENT', `${CL}: memslot 0 has no dirty bitmap`), {
+      arg: () => efaultStruct, 'arg.slot': dirtySlot(CL), 'arg.num_pages': noBitmap(CL), 'arg.dirty_bitmap': noBitmap(CL),
+      'arg.first_page': withJs(fieldNoC, (r) => ((r & 63n) !== 0n ? err('EINVAL', `${CL}: first_page not a multiple of 64`) : err('ENOENT', `${CL}: memslot 0 has no dirty bitmap`))),
+    });
 
   /* registers: arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl_{get,set}_regs() */
   ioctl('KVM_GET_REGS', 'vcpu', () => ({}), () => ok('arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl_get_regs()'), {

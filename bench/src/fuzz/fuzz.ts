@@ -60,10 +60,18 @@ export interface FuzzReport {
 /** The comment of a saved program that ran on a host of another size than runProgram()'s default. */
 export const NR_PAGES_NOTE = 'fuzz: nr_pages=';
 
+/** The comment of a saved program that ran on a CPU with protection keys. */
+export const PKU_NOTE = 'fuzz: pku';
+
 /** The host size a saved program's comments ask for, if any. */
 export function savedNrPages(text: string): number | undefined {
   const m = new RegExp(`^// ${NR_PAGES_NOTE}(\\d+)$`, 'm').exec(text);
   return m === null ? undefined : Number(m[1]);
+}
+
+/** Whether a saved program's comments ask for a CPU with protection keys. */
+export function savedPku(text: string): boolean {
+  return new RegExp(`^// ${PKU_NOTE}$`, 'm').test(text);
 }
 
 /** The file name of a finding: kind, op and a hash of its signature. */
@@ -99,6 +107,7 @@ export function fuzz(opts: FuzzOptions): FuzzReport {
       `found by cocosim fuzz --seed ${opts.seed} --platform ${platform.vendor}/${platform.design}: ${f.signature}`,
       ...f.message.split('\n').slice(0, 3).map((l) => `  ${l}`),
       ...(run.nr_pages === undefined ? [] : [`${NR_PAGES_NOTE}${run.nr_pages}`]),
+      ...(run.pku === true ? [PKU_NOTE] : []),
     ]);
     let saved: string | undefined;
     if (opts.saveDir !== undefined) {
@@ -119,8 +128,11 @@ export function fuzz(opts: FuzzOptions): FuzzReport {
       if (programText(generateProgram(seed, { vendor: platform.vendor, design: platform.design, calls: n })) !== text) {
         note(platform, { kind: 'nondeterminism', i: -1, op: '', signature: 'nondeterminism generator', message: `program ${seed} generated twice differs` });
       }
-      /* one program in four on a 16 MiB host, where allocations fail and their error paths run */
-      const run: RunOptions = { ...opts.run, nr_pages: opts.run?.nr_pages ?? (k % 4 === 3 ? 2 ** 12 : undefined) };
+      /*
+       * one program in four on a 16 MiB host, where allocations fail and their error paths run;
+       * every other one on a CPU with protection keys (execute-only memory)
+       */
+      const run: RunOptions = { ...opts.run, nr_pages: opts.run?.nr_pages ?? (k % 4 === 3 ? 2 ** 12 : undefined), pku: opts.run?.pku ?? k % 2 === 1 };
       const out = opts.determinism === false ? runProgram(text, run) : runTwice(text, run);
       for (const f of out.findings) note(platform, f, program, run);
       calls += n;

@@ -81,7 +81,7 @@ export const REQ_TARGET: Readonly<Record<string, Kind>> = {
   KVM_GET_API_VERSION: 'kvm', KVM_CREATE_VM: 'kvm', KVM_CHECK_EXTENSION: 'kvm', KVM_GET_VCPU_MMAP_SIZE: 'kvm',
   KVM_CREATE_VCPU: 'vm', KVM_SET_USER_MEMORY_REGION: 'vm', KVM_SET_USER_MEMORY_REGION2: 'vm', KVM_SET_MEMORY_ATTRIBUTES: 'vm',
   KVM_SET_MEMORY_ATTRIBUTES2: 'vm', KVM_CREATE_GUEST_MEMFD: 'vm', KVM_SET_NR_MMU_PAGES: 'vm', KVM_GET_NR_MMU_PAGES: 'vm',
-  KVM_SET_TSS_ADDR: 'vm', KVM_CREATE_IRQCHIP: 'vm', KVM_ENABLE_CAP: 'vm',
+  KVM_SET_TSS_ADDR: 'vm', KVM_CREATE_IRQCHIP: 'vm', KVM_ENABLE_CAP: 'vm', KVM_GET_DIRTY_LOG: 'vm', KVM_CLEAR_DIRTY_LOG: 'vm',
   KVM_RUN: 'vcpu', KVM_GET_REGS: 'vcpu', KVM_SET_REGS: 'vcpu', KVM_PRE_FAULT_MEMORY: 'vcpu',
 };
 /**
@@ -98,7 +98,8 @@ export const VFIO_REQ_TARGET: Readonly<Record<string, Kind>> = {
   IOMMU_IOAS_IOVA_RANGES: 'iommufd',
 };
 
-export type FieldKind = 'slot' | 'gpa' | 'size' | 'hva' | 'gmem_fd' | 'memflags' | 'attrs' | 'flags' | 'u32' | 'reserved'
+export type FieldKind = 'slot' | 'gpa' | 'size' | 'hva' | 'gmem_fd' | 'memflags' | 'attrs' | 'flags' | 'u32' | 'reserved' | 'cap'
+  | 'cap_args' | 'page_index'
   | 'argsz' | 'iova' | 'obj_id' | 'iommufd_fd' | 'memfd_fd' | 'dma_flags' | 'ioas_flags';
 
 /** Struct layouts of the requests the fuzzer knows (include/uapi/linux/kvm.h), field -> kind. */
@@ -112,7 +113,9 @@ export const STRUCTS: Readonly<Record<string, Readonly<Record<string, FieldKind>
   KVM_SET_MEMORY_ATTRIBUTES: { address: 'gpa', size: 'size', attributes: 'attrs', flags: 'reserved' },
   KVM_SET_MEMORY_ATTRIBUTES2: { address: 'gpa', size: 'size', attributes: 'attrs', flags: 'reserved' },
   KVM_PRE_FAULT_MEMORY: { gpa: 'gpa', size: 'size', flags: 'reserved' },
-  KVM_ENABLE_CAP: { cap: 'u32', flags: 'reserved' },
+  KVM_ENABLE_CAP: { cap: 'cap', flags: 'reserved', args: 'cap_args' },
+  KVM_GET_DIRTY_LOG: { slot: 'slot', dirty_bitmap: 'hva' },
+  KVM_CLEAR_DIRTY_LOG: { slot: 'slot', first_page: 'page_index', num_pages: 'page_index', dirty_bitmap: 'hva' },
   /* VFIO's structs start with argsz, iommufd's with size: 'argsz' is the struct's own size (STRUCT_SIZES) */
   VFIO_GROUP_GET_STATUS: { argsz: 'argsz' },
   VFIO_IOMMU_GET_INFO: { argsz: 'argsz' },
@@ -176,6 +179,7 @@ export interface GenerateOptions {
 export const KVM_GENERIC_REQUESTS: readonly string[] = [
   'KVM_GET_API_VERSION', 'KVM_CREATE_VM', 'KVM_CHECK_EXTENSION', 'KVM_GET_VCPU_MMAP_SIZE', 'KVM_CREATE_VCPU',
   'KVM_SET_USER_MEMORY_REGION', 'KVM_SET_NR_MMU_PAGES', 'KVM_GET_NR_MMU_PAGES', 'KVM_SET_TSS_ADDR', 'KVM_PRE_FAULT_MEMORY',
+  'KVM_GET_DIRTY_LOG', 'KVM_CLEAR_DIRTY_LOG', 'KVM_ENABLE_CAP',
 ];
 
 /** Capabilities whose answer is the kernel config's (CONFIG_KVM_GUEST_MEMFD), left out with `kvm`. */
@@ -632,7 +636,8 @@ class Generator {
   }
 
   private field(kind: FieldKind): unknown {
-    if (this.chance(0.15)) return this.edge(false);
+    /* an array field (kvm_enable_cap's args) stays an array */
+    if (kind !== 'cap_args' && this.chance(0.15)) return this.edge(false);
     switch (kind) {
       case 'slot':
         return this.pick([0, 0, 1, 2, 0x10000, 0x7fff, 509, 32767]);
@@ -655,6 +660,13 @@ class Generator {
       }
       case 'reserved':
         return this.chance(0.85) ? 0 : this.pick([1, 0x80000000]);
+      case 'cap':
+        /* the capabilities a VM enables alike on every x86 KVM: ENABLE_CAP of the others is the host's choice */
+        return this.chance(0.9) ? this.pick(['KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_EXIT_HYPERCALL']) : this.below(8);
+      case 'cap_args':
+        return [this.pick([0, 1, 1, 3, 3, 2, 4, 7, 'KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE|KVM_DIRTY_LOG_INITIALLY_SET'])];
+      case 'page_index':
+        return this.pick([0, 0, 64, 128, 192, 256, 1, 3, 63, 100, 512, this.below(16) * 64]);
       case 'iova':
         return this.pick([0, 0, 0x100000, 0x200000, PAGE, 0x10000, 0xfee00000, 2 ** 48]);
       case 'obj_id':

@@ -40,6 +40,8 @@ export interface RunOptions {
   readonly seed?: string | number;
   /** Pages of simulated RAM (default 2^15: 128 MiB, so that memory runs out sometimes). */
   readonly nr_pages?: number;
+  /** The simulated CPU has protection keys (default false; mm/src/pkeys.ts). */
+  readonly pku?: boolean;
   /** DEBUG_VM checks after every call (default true). */
   readonly invariants?: boolean;
   /** The digest comparison around failed calls (default true). */
@@ -88,7 +90,7 @@ export function runProgram(text: string, opts: RunOptions = {}): ProgramOutcome 
     findings.push({ kind: 'trace-error', i: -1, op: '', signature: 'trace-error', message });
     return { findings, results, digest: '' };
   }
-  const platform = createTracePlatform(compiled.platform, { seed: opts.seed ?? 0, mm: { nr_pages: opts.nr_pages ?? 2 ** 15 } });
+  const platform = createTracePlatform(compiled.platform, { seed: opts.seed ?? 0, mm: { nr_pages: opts.nr_pages ?? 2 ** 15, pku: opts.pku } });
   const opAt = (i: number): string => compiled.calls[i]?.op.name ?? '?';
   const checked = checkedPlatform(platform, opts, (f) => findings.push(debugFinding(f, results.length, opAt(results.length))));
   const report = runCompiled(compiled, checked, { onResult: (r) => results.push(resultLine(r)) });

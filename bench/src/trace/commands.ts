@@ -1,7 +1,7 @@
 /**
  * The trace commands of the `cocosim` CLI (bench/src/cli.ts dispatches to them):
  *
- *   cocosim replay TRACE [--vendor V] [--design D] [--expect-only] [--compare RESULTS]
+ *   cocosim replay TRACE [--vendor V] [--design D] [--expect-only] [--compare RESULTS] [--pku yes|no]
  *       result lines on stdout, expectation mismatches on stderr; exit 0 when every
  *       expectation holds, 1 on a mismatch, 2 on a trace error (file:line:col: message),
  *       3 when the simulator itself failed (a bug). TRACE "-" reads stdin. With --compare,
@@ -13,6 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { Process } from '@cocosim/mm';
 import type { PlatformOptions } from '../host.js';
+import { machinePku, recordingPku, withPku } from '../host_cpu.js';
 import { boundCalls, compareResults, formatDifferences, parseResults } from './compare.js';
 import { errnoName, names } from './names.js';
 import { allOps, hasOp, type ArgSpec, type OpSpec } from './ops.js';
@@ -38,6 +39,8 @@ export interface ReplayCommandOptions {
   /** A result file to compare the results with (a kernel recording: its {"kernel": ...} line names the other side). */
   readonly compare?: string;
   readonly platformOptions?: PlatformOptions;
+  /** The simulated CPU has protection keys (--pku yes|no); default: see replayCommand(). */
+  readonly pku?: boolean;
 }
 
 export function replayCommand(opts: ReplayCommandOptions, out: Out, err: Out): number {
@@ -62,10 +65,16 @@ export function replayCommand(opts: ReplayCommandOptions, out: Out, err: Out): n
     }
   }
   const trace = parseTrace(text, opts.trace === '-' ? '<stdin>' : opts.trace);
+  /*
+   * The simulated CPU's protection keys: as given, else the recording's machine's (--compare),
+   * else this machine's: a replay stands for Linux on the machine it runs on.
+   */
+  const recMeta = expected !== undefined ? parseResults(expected.text, expected.file).meta : undefined;
+  const pku = opts.pku ?? (recMeta !== undefined && typeof recMeta.kernel === 'string' ? recordingPku(recMeta) : machinePku());
   const report = replay(trace, {
     vendor: opts.vendor,
     design: opts.design,
-    platformOptions: opts.platformOptions,
+    platformOptions: withPku(opts.platformOptions, pku),
     onResult: (r, missed, warnings) => {
       if (opts.expectOnly !== true) out(resultLine(r));
       for (const w of warnings) err(formatWarning(w));

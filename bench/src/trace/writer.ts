@@ -47,7 +47,7 @@ class Unrepresentable {
 }
 
 /** Struct fields that hold a user address or an fd (struct kvm_userspace_memory_region2 and kin). */
-const STRUCT_ADDR_FIELDS = new Set(['userspace_addr', 'uaddr']);
+const STRUCT_ADDR_FIELDS = new Set(['userspace_addr', 'uaddr', 'dirty_bitmap']);
 const STRUCT_FD_FIELDS = new Set(['guest_memfd', 'fd']);
 /** How far past a mapping an address is still written relative to it. */
 const NEAR = 1n << 30n;

@@ -30,6 +30,7 @@ import {
   type KvmVcpu,
 } from '../kvm_host.js';
 import { kvm_gmem_get_pfn } from '../guest_memfd.js';
+import { kvm_dirty_log_manual_protect_and_init_set, mark_page_dirty_in_slot } from '../kvm_dirty_log.js';
 import { call_kvm_hook, kvm_hook_fault_memslot } from '../kvm_hooks.js';
 import { kvm_get_memory_attributes, kvm_mem_is_private, kvm_range_has_memory_attributes } from '../kvm_mem_attributes.js';
 import { __gfn_to_hva_memslot, gfn_to_memslot } from '../kvm_memslots.js';
@@ -46,7 +47,7 @@ import {
 import {
   KvmMmuPage, kvm_mmu_init_tdp_mmu, kvm_tdp_mmu_unmap_gfn_range, kvm_tdp_mmu_zap_all, tdp_mmu_for_each_leaf,
   tdp_mmu_get_root, tdp_mmu_lookup_leaf, tdp_mmu_set_leaf, tdp_mmu_split_huge_page, tdp_mmu_translate, tdp_mmu_walk_to_level,
-  tdp_mmu_wrprot_range, to_tdp_mmu,
+  tdp_mmu_wrprot_range, to_tdp_mmu, kvm_tdp_mmu_clear_dirty_pt_masked, kvm_tdp_mmu_write_protect_gfn,
 } from './tdp_mmu.js';
 
 /* ---- page fault error codes (arch/x86/include/asm/kvm_host.h), u64: bigint ---- */
@@ -121,14 +122,6 @@ export function kvm_is_gfn_alias(kvm: Kvm, gfn: number | bigint): boolean {
 /** kvm_slot_dirty_track_enabled(). */
 function kvm_slot_dirty_track_enabled(slot: KvmMemorySlot): boolean {
   return (slot.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0;
-}
-
-/** mark_page_dirty_in_slot(): set the gfn's bit in the slot's dirty bitmap. */
-function mark_page_dirty_in_slot(slot: KvmMemorySlot, gfn: number): void {
-  const bm = slot.dirty_bitmap;
-  if (bm === null || !kvm_slot_dirty_track_enabled(slot)) return;
-  const rel = gfn - slot.base_gfn;
-  bm[Math.floor(rel / 8)] |= 1 << (rel % 8);
 }
 
 /* ---- VM lifetime ---- */
@@ -441,9 +434,37 @@ export function kvm_arch_commit_memory_region(kvm: Kvm, old: KvmMemorySlot | nul
     kvm_mmu_recover_huge_pages(kvm, slot);
     return;
   }
+  /* initially-all-set: every page already reads as dirty, nothing to write-protect */
+  if (kvm_dirty_log_manual_protect_and_init_set(kvm)) return;
   tdp_mmu_try_split_huge_pages(kvm, root, start, end);
   tdp_mmu_wrprot_range(kvm, root, start, end);
   kvm_flush_remote_tlbs_range(kvm, start, slot.npages);
+}
+
+/**
+ * kvm_arch_mmu_enable_log_dirty_pt_masked() (arch/x86/kvm/mmu/mmu.c): after KVM_GET_DIRTY_LOG or
+ * KVM_CLEAR_DIRTY_LOG took the bits of `mask` (64 pages from `gfn_offset`, a multiple of 64, of
+ * the slot) out of the bitmap, re-arm logging for them: write-protect their 4K SPTEs (no PML:
+ * kvm_mmu_write_protect_pt_masked()). A slot that started all dirty
+ * (KVM_DIRTY_LOG_INITIALLY_SET) may still be mapped huge: the huge pages under the first and
+ * last page are split (eager_page_split) and whatever stays huge there is write-protected, so
+ * that the next write is logged at 4K.
+ */
+export function kvm_arch_mmu_enable_log_dirty_pt_masked(kvm: Kvm, slot: KvmMemorySlot, gfn_offset: number, mask: bigint): void {
+  const root = to_tdp_mmu(kvm).direct_root;
+  const gfn = slot.base_gfn + gfn_offset;
+  if (kvm_dirty_log_manual_protect_and_init_set(kvm)) {
+    const bits = mask.toString(2);
+    const start = gfn + bits.length - 1 - bits.lastIndexOf('1');
+    const end = gfn + bits.length - 1;
+    tdp_mmu_try_split_huge_pages(kvm, root, start, end + 1);
+    kvm_tdp_mmu_write_protect_gfn(kvm, root, start, PG_LEVEL_2M);
+    /* the 64 pages may cross two huge pages: base_gfn need not be aligned */
+    if (Math.ceil(start / KVM_PAGES_PER_HPAGE(PG_LEVEL_2M)) !== Math.ceil(end / KVM_PAGES_PER_HPAGE(PG_LEVEL_2M))) {
+      kvm_tdp_mmu_write_protect_gfn(kvm, root, end, PG_LEVEL_2M);
+    }
+  }
+  kvm_tdp_mmu_clear_dirty_pt_masked(kvm, root, gfn, mask);
 }
 
 /** tdp_mmu_try_split_huge_pages(): split every huge SPTE of [start, end) down to 4K. */

@@ -445,6 +445,16 @@ export function tdp_mmu_set_leaf(kvm: Kvm, t: TdpTarget, new_s: number, pfn: num
   return 0;
 }
 
+/** Clear the Writable bit of leaf `i` of `sp` (tdp_mmu_clear_spte_bits(PT_WRITABLE_MASK)), the MMU-writable bit kept. 1 if it was writable. */
+function wrprot_leaf(kvm: Kvm, sp: KvmMmuPage, i: number): number {
+  const s = sp.spte[i];
+  if (!(s & SPTE_S_WRITABLE)) return 0;
+  const ns = s & ~SPTE_S_WRITABLE;
+  sp.spte[i] = ns;
+  if (kvm.kernel.tracer.enabled('kvm_tdp_mmu_spte_changed')) handle_changed_spte(kvm, sp, i, s, sp.pfn[i], ns, sp.pfn[i]);
+  return 1;
+}
+
 /**
  * Clear the Writable bit of the present leaves of `root` mapping [start, end) (kvm_tdp_mmu_wrprot_slot()
  * at PG_LEVEL_4K). Returns the number write-protected (the kernel's "flush").
@@ -459,11 +469,7 @@ export function tdp_mmu_wrprot_range(kvm: Kvm, root: KvmMmuPage, start: number, 
       const s = sp.spte[i];
       if (!(s & SPTE_S_PRESENT)) continue;
       if (is_last_spte(s, sp.level)) {
-        if (!(s & SPTE_S_WRITABLE)) continue;
-        const ns = s & ~SPTE_S_WRITABLE;
-        sp.spte[i] = ns;
-        n++;
-        if (kvm.kernel.tracer.enabled('kvm_tdp_mmu_spte_changed')) handle_changed_spte(kvm, sp, i, s, sp.pfn[i], ns, sp.pfn[i]);
+        n += wrprot_leaf(kvm, sp, i);
         continue;
       }
       const base = sp.gfn + i * per;
@@ -472,6 +478,40 @@ export function tdp_mmu_wrprot_range(kvm: Kvm, root: KvmMmuPage, start: number, 
   };
   walk(root, start, end);
   return n;
+}
+
+/**
+ * kvm_tdp_mmu_clear_dirty_pt_masked() on a host without PML (wrprot): write-protect the 4K leaves
+ * of `root` that map gfn + k for each set bit k of the 64-bit `mask`, so that the guest's next
+ * write to those pages faults and is logged again; huge leaves are left to
+ * kvm_tdp_mmu_write_protect_gfn(). Returns the number write-protected.
+ */
+export function kvm_tdp_mmu_clear_dirty_pt_masked(kvm: Kvm, root: KvmMmuPage, gfn: number, mask: bigint): number {
+  let n = 0;
+  /* the mask as two 32-bit halves: bitwise operators are 32-bit */
+  const halves = [Number(mask & 0xffffffffn), Number((mask >> 32n) & 0xffffffffn)];
+  for (let h = 0; h < 2; h++) {
+    for (let k = 0; k < 32; k++) {
+      if (!((halves[h] >>> k) & 1)) continue;
+      const leaf = tdp_mmu_lookup_leaf(root, gfn + h * 32 + k);
+      if (leaf === undefined || leaf.sp.level > PG_LEVEL_4K) continue;
+      n += wrprot_leaf(kvm, leaf.sp, leaf.i);
+    }
+  }
+  if (n) kvm.kernel.cost.charge('spte_set', n);
+  return n;
+}
+
+/**
+ * kvm_tdp_mmu_write_protect_gfn() (write_protect_gfn()): write-protect the leaf of `root` that
+ * maps `gfn` if its level is at least `min_level`. true if it was writable.
+ */
+export function kvm_tdp_mmu_write_protect_gfn(kvm: Kvm, root: KvmMmuPage, gfn: number, min_level: number): boolean {
+  const leaf = tdp_mmu_lookup_leaf(root, gfn);
+  if (leaf === undefined || leaf.sp.level < min_level) return false;
+  const n = wrprot_leaf(kvm, leaf.sp, leaf.i);
+  if (n) kvm.kernel.cost.charge('spte_set', n);
+  return n !== 0;
 }
 
 /**
