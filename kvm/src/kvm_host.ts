@@ -219,6 +219,8 @@ export class Kvm {
   users_count = 1;
   /** kvm->manual_dirty_log_protect: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2's KVM_DIRTY_LOG_* bits. */
   manual_dirty_log_protect = 0;
+  /** kvm->max_halt_poll_ns once KVM_CAP_HALT_POLL set it (kvm->override_halt_poll_ns), else -1 (the module's). */
+  max_halt_poll_ns = -1;
   /** kvm->__memslots[as_id] (the active set). */
   readonly memslots: KvmMemslots[] = Array.from({ length: KVM_MAX_NR_ADDRESS_SPACES }, () => new KvmMemslots());
   /** kvm->nr_memslot_pages: pages in all slots, bounded so that it never overflows. */

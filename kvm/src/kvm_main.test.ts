@@ -10,7 +10,8 @@ import {
   KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_ENABLE_CAP, KVM_GET_API_VERSION,
   KVM_GET_NR_MMU_PAGES, KVM_GET_VCPU_MMAP_SIZE, KVM_SET_TSS_ADDR, KVM_X86_DEFAULT_VM,
   KVM_X86_SEV_VM, KVM_X86_SNP_VM, KVM_X86_SW_PROTECTED_VM, KVM_X86_TDX_VM, KVM_CAP_EXIT_HYPERCALL,
-  KVM_HC_MAP_GPA_RANGE, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_SET_MEMORY_ATTRIBUTES,
+  KVM_HC_MAP_GPA_RANGE, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_SET_MEMORY_ATTRIBUTES, KVM_CAP_HALT_POLL, KVM_CAP_ENABLE_CAP_VM,
+  KVM_CAP_NR_VCPUS,
 } from './uapi.js';
 
 function proc(): Process {
@@ -134,6 +135,34 @@ describe('VM ioctls (kvm_vm_ioctl, x86 kvm_arch_vm_ioctl)', () => {
     expect(p.ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000)).toBe(0);
     expect(p.ioctl(vm, KVM_SET_TSS_ADDR, 0xffffe000)).toBe(-1);
     expect(p.errno).toBe(Errno.EINVAL);
+  });
+
+  test('generic capabilities (kvm-enable-cap-generic.kernel.jsonl): HALT_POLL takes an unsigned int, cap and flags are __u32', () => {
+    const { p, kvm } = openKvm();
+    const vm = p.ioctl(kvm, KVM_CREATE_VM, 0);
+    const k = p.task.files.lookup(vm)!.private_data as Kvm;
+    for (const cap of [KVM_CAP_HALT_POLL, KVM_CAP_ENABLE_CAP_VM]) expect(p.ioctl(vm, KVM_CHECK_EXTENSION, cap)).toBe(1);
+    expect(p.ioctl(vm, KVM_ENABLE_CAP, { cap: KVM_CAP_HALT_POLL, args: [1000] })).toBe(0);
+    expect(k.max_halt_poll_ns).toBe(1000);
+    for (const arg of [{ args: [2 ** 32] }, { flags: 1, args: [0] }]) {
+      expect(p.ioctl(vm, KVM_ENABLE_CAP, { cap: KVM_CAP_HALT_POLL, ...arg })).toBe(-1);
+      expect(p.errno).toBe(Errno.EINVAL);
+    }
+    expect(k.max_halt_poll_ns).toBe(1000);
+    expect(p.ioctl(vm, KVM_ENABLE_CAP, { cap: 2 ** 32 + KVM_CAP_HALT_POLL, flags: 2 ** 32, args: [7] })).toBe(0);
+    expect(k.max_halt_poll_ns).toBe(7);
+    // reported, but nothing to enable
+    expect(p.ioctl(vm, KVM_ENABLE_CAP, { cap: KVM_CAP_ENABLE_CAP_VM })).toBe(-1);
+    expect(p.errno).toBe(Errno.EINVAL);
+  });
+
+  test('KVM_CAP_NR_VCPUS is num_online_cpus() of the host', () => {
+    for (const nr_cpus of [1, 2, 64, 5000]) {
+      const p = new Process(createRootContainer({}, mmRegistrar({ nr_pages: 1024, nr_cpus }), kvmRegistrar()).resolve(Kernel));
+      expect(p.ioctl(p.open('/dev/kvm'), KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS)).toBe(Math.min(nr_cpus, 1024));
+    }
+    const { p, kvm } = openKvm();
+    expect(p.ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS)).toBe(2);
   });
 });
 

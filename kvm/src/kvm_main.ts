@@ -37,7 +37,7 @@ import {
   KVM_ENABLE_CAP, KVM_GET_API_VERSION, KVM_GET_REGS, KVM_MEMORY_ENCRYPT_OP, KVM_MEMORY_ENCRYPT_REG_REGION, KVM_MEMORY_ENCRYPT_UNREG_REGION, KVM_SET_REGS, KVM_GET_VCPU_MMAP_SIZE, KVM_MAX_VCPU_IDS, KVM_PIO_PAGE_OFFSET, KVM_PRE_FAULT_MEMORY,
   KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION,
   KVM_SET_USER_MEMORY_REGION2, KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
-  KVM_DIRTY_LOG_MANUAL_CAPS, KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG,
+  KVM_DIRTY_LOG_MANUAL_CAPS, KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, KVM_CAP_ENABLE_CAP_VM, KVM_CAP_HALT_POLL, KVM_CAP_NR_VCPUS,
 } from './uapi.js';
 import { kvm_vm_enable_manual_dirty_log_protect, kvm_vm_ioctl_clear_dirty_log, kvm_vm_ioctl_get_dirty_log } from './kvm_dirty_log.js';
 
@@ -113,6 +113,8 @@ export function kvm_vm_ioctl_check_extension_generic(module: KvmModule, kvm: Kvm
     case KVM_CAP_JOIN_MEMORY_REGIONS_WORKS:
     case KVM_CAP_INTERNAL_ERROR_DATA:
     case KVM_CAP_CHECK_EXTENSION_VM:
+    case KVM_CAP_ENABLE_CAP_VM:
+    case KVM_CAP_HALT_POLL:
     case KVM_CAP_GUEST_MEMFD:
       return 1;
     case KVM_CAP_COALESCED_MMIO:
@@ -154,6 +156,8 @@ function kvm_x86_check_extension(module: KvmModule, cap: number): number {
     case KVM_CAP_MAX_VCPUS:
       // KVM_MAX_VCPUS (a VM's kvm->max_vcpus is the same here): 1024 on Linux 6.18.44.
       return KVM_MAX_VCPUS;
+    case KVM_CAP_NR_VCPUS:
+      return Math.min(module.kernel.num_online_cpus, KVM_MAX_VCPUS);
     default:
       // The vendor's capabilities (arm64 KVM_CAP_ARM_RME...): 0 when it has none.
       return module.ops.check_extension(cap);
@@ -354,8 +358,10 @@ function struct_u64(v: unknown): bigint | undefined {
 
 /**
  * KVM_ENABLE_CAP (kvm_vm_ioctl_enable_cap_generic(), then x86's kvm_vm_ioctl_enable_cap()):
- * -EFAULT for an argument that is no struct; flags must be 0; KVM_CAP_EXIT_HYPERCALL takes a mask
- * of KVM_EXIT_HYPERCALL_VALID_MASK; any other capability this host does not enable is -EINVAL.
+ * -EFAULT for an argument that is no struct; flags must be 0; generic: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2
+ * (kvm_dirty_log.ts) and KVM_CAP_HALT_POLL (args[0] an unsigned int); x86: KVM_CAP_EXIT_HYPERCALL
+ * takes a mask of KVM_EXIT_HYPERCALL_VALID_MASK; any other capability this host does not enable is
+ * -EINVAL (the vendor's own, if it has any).
  */
 function kvm_vm_ioctl_enable_cap(kvm: Kvm, arg: unknown): number {
   if (typeof arg !== 'object' || arg === null) return -Errno.EFAULT;
@@ -366,11 +372,17 @@ function kvm_vm_ioctl_enable_cap(kvm: Kvm, arg: unknown): number {
   if (nr === undefined || flags === undefined) return -Errno.EFAULT;
   // The vendor's capabilities read their own flags and args (arm64 KVM_CAP_ARM_RME ->
   // kvm_realm_enable_cap(); ACK's KVM_CAP_ARM_PROTECTED_VM takes its subcommand in flags); -EINVAL without.
-  const generic = nr === BigInt(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
+  const generic = nr === BigInt(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) || nr === BigInt(KVM_CAP_HALT_POLL);
   if (!generic && nr !== BigInt(KVM_CAP_EXIT_HYPERCALL)) return kvm.x86_ops.vm_enable_cap(kvm, nr, flags, Array.isArray(cap.args) ? cap.args : []);
   const args0 = struct_u64(Array.isArray(cap.args) ? cap.args[0] : undefined);
   if (args0 === undefined) return -Errno.EFAULT;
-  if (generic) return kvm_vm_enable_manual_dirty_log_protect(kvm, flags, args0);
+  if (nr === BigInt(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)) return kvm_vm_enable_manual_dirty_log_protect(kvm, flags, args0);
+  if (generic) {
+    /* KVM_CAP_HALT_POLL: the VM's own halt-polling limit, an unsigned int of nanoseconds */
+    if (flags !== 0n || args0 > 0xffffffffn) return -Errno.EINVAL;
+    kvm.max_halt_poll_ns = Number(args0);
+    return 0;
+  }
   if (flags !== 0n) return -Errno.EINVAL;
   if ((args0 & ~BigInt(KVM_EXIT_HYPERCALL_VALID_MASK)) !== 0n) return -Errno.EINVAL;
   kvm.arch.hypercall_exit_enabled = Number(args0);

@@ -27,6 +27,11 @@ export class Kernel {
   private last_mapping_id = 0;
   private last_pid = 0;
   private readonly devices = new Map<string, DeviceOpen>();
+  /**
+   * num_online_cpus(): what KVM_CAP_NR_VCPUS reports. 2 by default, the machines cocosim is
+   * checked on; the command line gives the machine's own (bench/src/host_cpu.ts).
+   */
+  num_online_cpus = 2;
 
   constructor(
     @inject(PageStore) readonly store: PageStore,
@@ -90,6 +95,8 @@ export interface MmHostOptions {
   readonly base_pfn?: number;
   /** The CPU has protection keys, enabled (X86_FEATURE_OSPKE; default false): vm_sysctl().pku. */
   readonly pku?: boolean;
+  /** CPUs online (Kernel.num_online_cpus; default 2). */
+  readonly nr_cpus?: number;
 }
 
 /** mm's contribution to a simulated host: the memory map, the page allocator and the Kernel. */
@@ -102,5 +109,6 @@ export function mmRegistrar(opts: MmHostOptions = {}): HostRegistrar {
     const kernel = root.resolve(Kernel);
     root.registerInstance(Kernel, kernel);
     if (opts.pku !== undefined) vm_sysctl(kernel).pku = opts.pku;
+    if (opts.nr_cpus !== undefined) kernel.num_online_cpus = opts.nr_cpus;
   };
 }

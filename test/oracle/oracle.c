@@ -2215,7 +2215,7 @@ static void usage(void)
 	fprintf(diag,
 		"usage: cocosim-oracle [--header] [--no-check] [TRACE.jsonl | -]\n"
 		"  Replays the generic part of a cocosim trace on this kernel; one result line per call.\n"
-		"  --header    print {\"kernel\": \"<uname -r>\", \"pku\": OSPKE} as the first line\n"
+		"  --header    print {\"kernel\": \"<uname -r>\", \"pku\": OSPKE, \"cpus\": N} as the first line\n"
 		"  --no-check  do not compare results with the trace's \"expect\" fields\n"
 		"  --guard     stop, printing {\"i\", \"op\", \"guarded\": true}, at the first call whose\n"
 		"              address range reaches the oracle's own memory (for fuzzers)\n");
@@ -2386,7 +2386,10 @@ int main(int argc, char **argv)
 		uname(&u);
 		sb_puts(&h, "{\"kernel\":");
 		sb_jstr(&h, u.release, strlen(u.release));
-		sb_puts(&h, cpu_ospke() ? ",\"pku\":true}" : ",\"pku\":false}");
+		sb_puts(&h, cpu_ospke() ? ",\"pku\":true" : ",\"pku\":false");
+		sb_puts(&h, ",\"cpus\":");
+		sb_u64(&h, (uint64_t)sysconf(_SC_NPROCESSORS_ONLN));
+		sb_puts(&h, "}");
 		fprintf(out, "%s\n", sb_str(&h));
 		fflush(out);
 	}

@@ -662,7 +662,7 @@ class Generator {
         return this.chance(0.85) ? 0 : this.pick([1, 0x80000000]);
       case 'cap':
         /* the capabilities a VM enables alike on every x86 KVM: ENABLE_CAP of the others is the host's choice */
-        return this.chance(0.9) ? this.pick(['KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_EXIT_HYPERCALL']) : this.below(8);
+        return this.chance(0.9) ? this.pick(['KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_EXIT_HYPERCALL', 'KVM_CAP_HALT_POLL']) : this.below(8);
       case 'cap_args':
         return [this.pick([0, 1, 1, 3, 3, 2, 4, 7, 'KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE|KVM_DIRTY_LOG_INITIALLY_SET'])];
       case 'page_index':

@@ -24,7 +24,7 @@ import { boundCalls, compareResults, formatDifferences, parseResults, type Diffe
 import { ORACLE_BINARY, ensureOracle } from '../trace/diff_kernel.js';
 import { getOp, names, parseTrace, replay, type OpSpec } from '../trace/index.js';
 import { GENERIC_OPS, generateProgram, programText } from './generate.js';
-import { recordingPku } from '../host_cpu.js';
+import { recordingCpu, withHostCpu, type HostCpu } from '../host_cpu.js';
 
 /** The ops a default VM's programs add (KernelDiffOptions.kvm). */
 const KVM_GENERIC_OPS: readonly string[] = ['ioctl', 'guest_load', 'guest_store'];
@@ -117,15 +117,15 @@ function signatureOf(d: Difference): string {
 }
 
 /** Runs the oracle on one program: its result lines, cut at a guarded call; undefined if it refused. */
-function runOracle(text: string): { out: string; guarded: boolean; pku: boolean } | undefined {
+function runOracle(text: string): { out: string; guarded: boolean; cpu: HostCpu } | undefined {
   const o = spawnSync(ORACLE_BINARY, ['--guard', '--header', '--no-check', '-'], { input: text, encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL', maxBuffer: 1 << 28 });
   if (o.status !== 0 && o.status !== 1) return undefined;
   const lines = o.stdout.split('\n').filter((l) => l !== '');
-  /* the header line: the machine's protection keys, which the simulated CPU then has too */
+  /* the header line: the machine's CPUs, which the simulated host then has too */
   const header = lines.shift();
-  const pku = header !== undefined && recordingPku(JSON.parse(header) as Record<string, unknown>);
+  const cpu = recordingCpu(header === undefined ? {} : JSON.parse(header) as Record<string, unknown>);
   const guarded = lines.length > 0 && lines[lines.length - 1].includes('"guarded":true');
-  return { out: (guarded ? lines.slice(0, -1) : lines).join('\n') + '\n', guarded, pku };
+  return { out: (guarded ? lines.slice(0, -1) : lines).join('\n') + '\n', guarded, cpu };
 }
 
 /** The programs that showed one signature: how many, and the shortest with its differences. */
@@ -154,7 +154,7 @@ const MAX_DROPS = 16;
  * compared too (the same text then goes to the simulator). A guarded call that binds a value, or
  * the MAX_DROPS-th, ends the program there, as the guard does.
  */
-function runGuarded(text: string): { text: string; kernel: { out: string; guarded: boolean; pku: boolean }; dropped: number } | undefined {
+function runGuarded(text: string): { text: string; kernel: { out: string; guarded: boolean; cpu: HostCpu }; dropped: number } | undefined {
   let dropped = 0;
   for (;;) {
     const kernel = runOracle(text);
@@ -196,7 +196,7 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
     if (kernel.guarded) guarded++;
     const rec = parseResults(kernel.out, 'kernel');
     const trace = parseTrace(text, 'fuzz');
-    const sim = replay(trace, { platformOptions: { mm: { nr_pages: opts.nr_pages ?? 2 ** 18, pku: kernel.pku } } });
+    const sim = replay(trace, { platformOptions: withHostCpu({ mm: { nr_pages: opts.nr_pages ?? 2 ** 18 } }, kernel.cpu) });
     const upto = rec.results.length;
     compared += upto;
     const simResults = sim.results.filter((r) => r.i < upto);

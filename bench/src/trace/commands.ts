@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { Process } from '@cocosim/mm';
 import type { PlatformOptions } from '../host.js';
-import { machinePku, recordingPku, withPku } from '../host_cpu.js';
+import { machineCpu, recordingCpu, withHostCpu } from '../host_cpu.js';
 import { boundCalls, compareResults, formatDifferences, parseResults } from './compare.js';
 import { errnoName, names } from './names.js';
 import { allOps, hasOp, type ArgSpec, type OpSpec } from './ops.js';
@@ -66,15 +66,15 @@ export function replayCommand(opts: ReplayCommandOptions, out: Out, err: Out): n
   }
   const trace = parseTrace(text, opts.trace === '-' ? '<stdin>' : opts.trace);
   /*
-   * The simulated CPU's protection keys: as given, else the recording's machine's (--compare),
-   * else this machine's: a replay stands for Linux on the machine it runs on.
+   * The simulated CPUs: the recording machine's (--compare), else this machine's (a replay stands
+   * for Linux on the machine it runs on); protection keys as --pku says, if it does.
    */
   const recMeta = expected !== undefined ? parseResults(expected.text, expected.file).meta : undefined;
-  const pku = opts.pku ?? (recMeta !== undefined && typeof recMeta.kernel === 'string' ? recordingPku(recMeta) : machinePku());
+  const cpu = recMeta !== undefined && typeof recMeta.kernel === 'string' ? recordingCpu(recMeta) : machineCpu();
   const report = replay(trace, {
     vendor: opts.vendor,
     design: opts.design,
-    platformOptions: withPku(opts.platformOptions, pku),
+    platformOptions: withHostCpu(opts.platformOptions, { ...cpu, pku: opts.pku ?? cpu.pku }),
     onResult: (r, missed, warnings) => {
       if (opts.expectOnly !== true) out(resultLine(r));
       for (const w of warnings) err(formatWarning(w));
