@@ -342,6 +342,8 @@ describe('registers (KVM_GET_REGS / KVM_SET_REGS)', () => {
     expect(kvm_arch_vcpu_ioctl_get_regs(s.vcpu, regs)).toBe(0);
     expect(regs.rip).toBe(0xfff0n);
     expect(regs.rflags).toBe(2n);
+    // kvm_vcpu_reset(): rdx is CPUID.1.EAX, 0x600 without a CPUID (kvm-regs.kernel.jsonl)
+    expect(regs.rdx).toBe(0x600n);
     expect(kvm_arch_vcpu_ioctl_set_regs(s.vcpu, { rdi: 0x1234n, rflags: 0 })).toBe(0);
     expect(kvm_arch_vcpu_ioctl_get_regs(s.vcpu, regs)).toBe(0);
     expect([regs.rdi, regs.rip, regs.rflags]).toEqual([0x1234n, 0n, 2n]);

@@ -108,15 +108,20 @@ export interface KvmRegs {
   rip: bigint; rflags: bigint;
 }
 
-const KVM_REGS_FIELDS = [
+export const KVM_REGS_FIELDS = [
   'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags',
 ] as const satisfies readonly (keyof KvmRegs)[];
 
-/** The vCPU's registers after reset (kvm_vcpu_reset): rflags bit 1, rip at the reset vector. */
+/**
+ * The vCPU's registers after reset (kvm_vcpu_reset()): rflags bit 1, rip at the reset vector, and
+ * rdx the family/model/stepping the CPU reports after INIT: CPUID.1.EAX of the vCPU's CPUID, or
+ * 0x600 before KVM_SET_CPUID2 gave it one (cocosim has none: Linux 6.18.44 says 1536).
+ */
 function reset_regs(): KvmRegs {
   const r = Object.fromEntries(KVM_REGS_FIELDS.map((f) => [f, 0n])) as unknown as KvmRegs;
   r.rflags = 2n;
   r.rip = 0xfff0n;
+  r.rdx = 0x600n;
   return r;
 }
 

@@ -363,6 +363,16 @@ static const struct fdesc f_clear_dirty_log[] = {
 	{ NULL, 0, 0, 0, false }
 };
 
+/* struct kvm_regs: KVM_GET_REGS writes every field, KVM_SET_REGS only reads them */
+#define REGS_FIELDS(o)                                                                          \
+	R(rax, o), R(rbx, o), R(rcx, o), R(rdx, o), R(rsi, o), R(rdi, o), R(rsp, o), R(rbp, o),  \
+	R(r8, o), R(r9, o), R(r10, o), R(r11, o), R(r12, o), R(r13, o), R(r14, o), R(r15, o),     \
+	R(rip, o), R(rflags, o), { NULL, 0, 0, 0, false }
+#define R(f, o) { #f, offsetof(struct kvm_regs, f), 8, 1, o }
+static const struct fdesc f_get_regs[] = { REGS_FIELDS(true) };
+static const struct fdesc f_set_regs[] = { REGS_FIELDS(false) };
+#undef R
+
 static const struct fdesc f_enable_cap[] = {
 	F(o_kvm_enable_cap, cap, 1, false),
 	F(o_kvm_enable_cap, flags, 1, false),
@@ -389,6 +399,8 @@ static const struct idesc ioctls[] = {
 	  sizeof(struct o_kvm_userspace_memory_region2), f_region2 },
 	{ "KVM_CREATE_IRQCHIP", O_KVM_CREATE_IRQCHIP, A_NONE, 0, NULL },
 	{ "KVM_RUN", O_KVM_RUN, A_NONE, 0, NULL },
+	{ "KVM_GET_REGS", KVM_GET_REGS, A_STRUCT, sizeof(struct kvm_regs), f_get_regs },
+	{ "KVM_SET_REGS", KVM_SET_REGS, A_STRUCT, sizeof(struct kvm_regs), f_set_regs },
 	{ "KVM_ENABLE_CAP", O_KVM_ENABLE_CAP, A_STRUCT, sizeof(struct o_kvm_enable_cap), f_enable_cap },
 	{ "KVM_CLEAR_DIRTY_LOG", O_KVM_CLEAR_DIRTY_LOG, A_STRUCT, sizeof(struct o_kvm_clear_dirty_log),
 	  f_clear_dirty_log },

@@ -16,7 +16,7 @@
 import { BUG_ON, Errno, U64_MAX } from '@cocosim/core';
 import { debug_vm_outside, type Process } from '@cocosim/mm';
 import {
-  KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_EXIT_MEMORY_FAULT, KVM_PRE_FAULT_MEMORY, KVM_RUN,
+  KVM_CREATE_GUEST_MEMFD, KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_EXIT_MEMORY_FAULT, KVM_GET_REGS, KVM_PRE_FAULT_MEMORY, KVM_REGS_FIELDS, KVM_RUN,
   KVM_SET_MEMORY_ATTRIBUTES2, file_is_kvm_vcpu, kvm_run_exit, type KvmVcpu,
 } from '@cocosim/kvm';
 import type { Platform } from '../host.js';
@@ -499,6 +499,8 @@ registerIoctl(KVM_CREATE_GUEST_MEMFD, { returnsFd: true });
 // kvm_vcpu_pre_fault_memory() copies the advanced range back whether or not it failed.
 registerIoctl(KVM_PRE_FAULT_MEMORY, { outFields: ['gpa', 'size'] });
 registerIoctl(KVM_SET_MEMORY_ATTRIBUTES2, { outFields: ['error_offset'] });
+// struct kvm_regs: KVM_GET_REGS writes every register (a failed call leaves the caller's struct as it was).
+registerIoctl(KVM_GET_REGS, { outFields: KVM_REGS_FIELDS });
 /*
  * KVM_RUN: the vCPU's struct kvm_run exit when it returned 0, or failed with the one exit that
  * comes with -1 (KVM_EXIT_MEMORY_FAULT with EFAULT/EHWPOISON); other failures leave it stale.
