@@ -5,13 +5,14 @@
  * MMU's faults); taking bits out of the bitmap re-arms logging for those pages through the arch
  * (kvm_arch_mmu_enable_log_dirty_pt_masked(): write protection).
  *
- * Not modelled: the dirty ring (KVM_CAP_DIRTY_LOG_RING answers 0, so the bitmap is always in
- * use and kvm_use_dirty_bitmap()'s -ENXIO never happens), and PML (the hosts modelled log by
- * write protection, as AMD hosts and Intel ones with PML off do).
+ * A VM that uses dirty rings (dirty_ring.ts) has no bitmaps: the ioctls here are -ENXIO for it.
+ * Not modelled: PML (the hosts modelled log by write protection, as AMD hosts and Intel ones with
+ * PML off do).
  */
 import { Errno } from '@cocosim/core';
 import { copy_from_user, copy_to_user } from '@cocosim/mm';
-import { KVM_USER_MEM_SLOTS, kvm_memslots, type Kvm, type KvmMemorySlot } from './kvm_host.js';
+import { kvm_dirty_ring_push, kvm_use_dirty_bitmap } from './dirty_ring.js';
+import { KVM_USER_MEM_SLOTS, kvm_memslots, type Kvm, type KvmMemorySlot, type KvmVcpu } from './kvm_host.js';
 import { id_to_memslot, kvm_arch_nr_memslot_as_ids, user_struct_field } from './kvm_memslots.js';
 import { kvm_arch_mmu_enable_log_dirty_pt_masked, kvm_flush_remote_tlbs_range } from './mmu/mmu.js';
 import {
@@ -45,12 +46,19 @@ export function kvm_alloc_dirty_bitmap(kvm: Kvm, slot: KvmMemorySlot): void {
   slot.dirty_bitmap = bm;
 }
 
-/** mark_page_dirty_in_slot(): set the gfn's bit in the bitmap of a slot that logs. */
-export function mark_page_dirty_in_slot(slot: KvmMemorySlot, gfn: number): void {
-  const bm = slot.dirty_bitmap;
-  if (bm === null || !(slot.flags & KVM_MEM_LOG_DIRTY_PAGES)) return;
+/**
+ * mark_page_dirty_in_slot(): a page of a slot that logs was dirtied by the running vCPU `vcpu`:
+ * onto its dirty ring when the VM uses rings, else into the slot's bitmap.
+ */
+export function mark_page_dirty_in_slot(slot: KvmMemorySlot, gfn: number, vcpu: KvmVcpu): void {
+  if (!(slot.flags & KVM_MEM_LOG_DIRTY_PAGES)) return;
   const rel = gfn - slot.base_gfn;
-  bm[Math.floor(rel / 8)] |= 1 << (rel % 8);
+  if (vcpu.kvm.dirty_ring_size) {
+    kvm_dirty_ring_push(vcpu, slot.as_id * 0x10000 + slot.id, rel);
+    return;
+  }
+  const bm = slot.dirty_bitmap;
+  if (bm !== null) bm[Math.floor(rel / 8)] |= 1 << (rel % 8);
 }
 
 /**
@@ -94,7 +102,7 @@ function kvm_flush_remote_tlbs_memslot(kvm: Kvm, slot: KvmMemorySlot): void {
 
 /**
  * The KVM_GET_DIRTY_LOG case of kvm_vm_ioctl() and kvm_get_dirty_log_protect(): copy struct
- * kvm_dirty_log in (-EFAULT), find the slot (-EINVAL, -ENOENT), then copy the slot's bitmap out
+ * kvm_dirty_log in (-EFAULT), -ENXIO with dirty rings, find the slot (-EINVAL, -ENOENT), then copy the slot's bitmap out
  * to log->dirty_bitmap, kvm_dirty_bitmap_bytes() of it. Without manual protection the bits are
  * taken out first and their pages write-protected, and that stays done when the copy out then
  * fails (-EFAULT): those pages are no longer reported dirty. With KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE
@@ -102,6 +110,8 @@ function kvm_flush_remote_tlbs_memslot(kvm: Kvm, slot: KvmMemorySlot): void {
  */
 export function kvm_vm_ioctl_get_dirty_log(kvm: Kvm, arg: unknown): number {
   if (typeof arg !== 'object' || arg === null) return -Errno.EFAULT;
+  /* Dirty ring tracking may be exclusive to dirty log tracking */
+  if (!kvm_use_dirty_bitmap(kvm)) return -Errno.ENXIO;
   const o = arg as Record<string, unknown>;
   const slot_id = user_struct_field(o, 'slot', 32);
   const uaddr = user_struct_field(o, 'dirty_bitmap', 64);
@@ -130,7 +140,7 @@ export function kvm_vm_ioctl_get_dirty_log(kvm: Kvm, arg: unknown): number {
 
 /**
  * The KVM_CLEAR_DIRTY_LOG case of kvm_vm_ioctl() and kvm_clear_dirty_log_protect(): copy struct
- * kvm_clear_dirty_log in (-EFAULT); -EINVAL for the slot id, a first_page not a multiple of 64,
+ * kvm_clear_dirty_log in (-EFAULT); -ENXIO with dirty rings; -EINVAL for the slot id, a first_page not a multiple of 64,
  * -ENOENT without a slot or bitmap, -EINVAL for a range past the slot or a num_pages not a
  * multiple of 64 that does not run to the slot's end; then read ALIGN(num_pages, 64) / 8 bytes
  * at log->dirty_bitmap (-EFAULT, nothing cleared) and clear each set bit that the slot's bitmap
@@ -138,6 +148,7 @@ export function kvm_vm_ioctl_get_dirty_log(kvm: Kvm, arg: unknown): number {
  */
 export function kvm_vm_ioctl_clear_dirty_log(kvm: Kvm, arg: unknown): number {
   if (typeof arg !== 'object' || arg === null) return -Errno.EFAULT;
+  if (!kvm_use_dirty_bitmap(kvm)) return -Errno.ENXIO;
   const o = arg as Record<string, unknown>;
   const slot_id = user_struct_field(o, 'slot', 32);
   const num_pages_b = user_struct_field(o, 'num_pages', 32);

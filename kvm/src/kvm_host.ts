@@ -53,7 +53,7 @@ export class KvmMemorySlot {
   dirty_bitmap: Uint8Array | null = null;
 
   constructor(
-    /** as_id << 16 | slot index, as user space gave it. */
+    /** The slot's index in its address space: the low 16 bits of user space's slot. */
     readonly id: number,
     readonly as_id: number,
     public base_gfn: number,
@@ -217,6 +217,8 @@ export class Kvm {
   vm_dead = false;
   /** kvm->users_count: the VM file, each guest_memfd file and each vCPU file hold one. */
   users_count = 1;
+  /** kvm->dirty_ring_size: bytes of each vCPU's dirty ring, 0 without (dirty_ring.ts). */
+  dirty_ring_size = 0;
   /** kvm->manual_dirty_log_protect: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2's KVM_DIRTY_LOG_* bits. */
   manual_dirty_log_protect = 0;
   /** kvm->max_halt_poll_ns once KVM_CAP_HALT_POLL set it (kvm->override_halt_poll_ns), else -1 (the module's). */

@@ -11,7 +11,7 @@
  */
 import { Errno, PAGE_SIZE } from '@cocosim/core';
 import {
-  File, GFP_KERNEL_ACCOUNT, Inode, O_CLOEXEC, O_RDWR, S_IFCHR, VM_FAULT_SIGBUS, __GFP_ZERO, anon_inode_getfile, get_page,
+  File, GFP_KERNEL_ACCOUNT, Inode, O_CLOEXEC, O_RDWR, S_IFCHR, VM_EXEC, VM_FAULT_SIGBUS, VM_SHARED, __GFP_ZERO, anon_inode_getfile, get_page,
   noop_llseek, open_fmode, task_mm, type FileOperations, type FileOwner, type Kernel, type Task, type VmAreaStruct, type VmFault,
   type VmOperationsStruct,
 } from '@cocosim/mm';
@@ -38,7 +38,12 @@ import {
   KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION,
   KVM_SET_USER_MEMORY_REGION2, KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
   KVM_DIRTY_LOG_MANUAL_CAPS, KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, KVM_CAP_ENABLE_CAP_VM, KVM_CAP_HALT_POLL, KVM_CAP_NR_VCPUS,
+  KVM_CAP_DIRTY_LOG_RING, KVM_CAP_DIRTY_LOG_RING_ACQ_REL, KVM_DIRTY_LOG_PAGE_OFFSET, KVM_RESET_DIRTY_RINGS,
 } from './uapi.js';
+import {
+  KVM_DIRTY_RING_MAX_BYTES, kvm_dirty_ring_alloc, kvm_dirty_ring_free, kvm_dirty_ring_get_page, kvm_page_in_dirty_ring,
+  kvm_vm_ioctl_enable_dirty_log_ring, kvm_vm_ioctl_reset_dirty_pages,
+} from './dirty_ring.js';
 import { kvm_vm_enable_manual_dirty_log_protect, kvm_vm_ioctl_clear_dirty_log, kvm_vm_ioctl_get_dirty_log } from './kvm_dirty_log.js';
 
 /** KVM_MAX_VCPUS (arch/x86/include/asm/kvm_host.h). */
@@ -128,6 +133,9 @@ export function kvm_vm_ioctl_check_extension_generic(module: KvmModule, kvm: Kvm
       return kvm_gmem_get_supported_flags(kvm);
     case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
       return KVM_DIRTY_LOG_MANUAL_CAPS;
+    case KVM_CAP_DIRTY_LOG_RING:
+    case KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
+      return KVM_DIRTY_RING_MAX_BYTES;
     /* KVM_CAP_MULTI_ADDRESS_SPACE is not compiled in (no SMM: KVM_MAX_NR_ADDRESS_SPACES is 1): 0. */
     default:
       return kvm_x86_check_extension(module, Number(cap));
@@ -195,6 +203,7 @@ function kvm_destroy_vm(kvm: Kvm): void {
 
 /** kvm_vcpu_destroy(): kvm_arch_vcpu_destroy(), then the run page. */
 function kvm_vcpu_destroy(vcpu: KvmVcpu): void {
+  kvm_dirty_ring_free(vcpu);
   kvm_arch_vcpu_destroy(vcpu);
   if (vcpu.run_page >= 0) vcpu.kvm.kernel.page_alloc.__free_page(vcpu.run_page);
   vcpu.run_page = -1;
@@ -218,8 +227,9 @@ function kvm_coalesced_mmio_free(kvm: Kvm): void {
 
 /**
  * kvm_vcpu_fault(): page 0 of the mapping is struct kvm_run, page KVM_PIO_PAGE_OFFSET the port
- * I/O data, page KVM_COALESCED_MMIO_PAGE_OFFSET the VM's coalesced MMIO ring; any other offset
- * (no dirty ring here) is x86's kvm_arch_vcpu_fault(): SIGBUS. The page is the kernel's own,
+ * I/O data, page KVM_COALESCED_MMIO_PAGE_OFFSET the VM's coalesced MMIO ring, the pages from
+ * KVM_DIRTY_LOG_PAGE_OFFSET the vCPU's dirty ring; any other offset is x86's
+ * kvm_arch_vcpu_fault(): SIGBUS. The page is the kernel's own,
  * handed out with a reference and mapped like a file page (a private mapping's write copies it).
  */
 function kvm_vcpu_fault(vmf: VmFault): number {
@@ -228,6 +238,7 @@ function kvm_vcpu_fault(vmf: VmFault): number {
   if (vmf.pgoff === 0) page = vcpu.run_page;
   else if (vmf.pgoff === KVM_PIO_PAGE_OFFSET) page = kvm_run_pio_page(vcpu);
   else if (vmf.pgoff === KVM_COALESCED_MMIO_PAGE_OFFSET) page = vcpu.kvm.coalesced_mmio_ring;
+  else if (kvm_page_in_dirty_ring(vcpu.kvm, vmf.pgoff)) page = kvm_dirty_ring_get_page(vcpu, vmf.pgoff - KVM_DIRTY_LOG_PAGE_OFFSET);
   else return VM_FAULT_SIGBUS;
   if (page < 0) return VM_FAULT_SIGBUS;
   get_page(vcpu.kvm.kernel.store, page);
@@ -241,9 +252,19 @@ const kvm_vcpu_vm_ops: VmOperationsStruct = {
   driver_pages: true,
 };
 
-/** kvm_vcpu_mmap(): any mapping is allowed (no dirty ring here). */
-function kvm_vcpu_mmap(_file: File, v: unknown): number {
-  (v as VmAreaStruct).vm_ops = kvm_vcpu_vm_ops;
+/**
+ * kvm_vcpu_mmap(): a mapping whose first or last page is one of the dirty ring's must be shared
+ * and not executable (-EINVAL); any other is allowed.
+ */
+function kvm_vcpu_mmap(file: File, v: unknown): number {
+  const vma = v as VmAreaStruct;
+  const kvm = (file.private_data as KvmVcpu).kvm;
+  const pages = vma.end_vpn - vma.start_vpn;
+  if ((kvm_page_in_dirty_ring(kvm, vma.vm_pgoff) || kvm_page_in_dirty_ring(kvm, vma.vm_pgoff + pages - 1)) &&
+    (vma.vm_flags & VM_EXEC || !(vma.vm_flags & VM_SHARED))) {
+    return -Errno.EINVAL;
+  }
+  vma.vm_ops = kvm_vcpu_vm_ops;
   return 0;
 }
 
@@ -313,6 +334,11 @@ export function kvm_vm_ioctl_create_vcpu(kvm: Kvm, arg: unknown, current: FileOw
     page_alloc.__free_page(run);
     return r;
   }
+  const ring = kvm_dirty_ring_alloc(vcpu);
+  if (ring < 0) {
+    kvm_vcpu_destroy(vcpu);
+    return ring;
+  }
   const fd = current.files.install(anon_inode_getfile(kvm.kernel, kvm_vcpu_fops, vcpu, O_RDWR | O_CLOEXEC), true);
   if (fd < 0) {
     kvm_vcpu_destroy(vcpu);
@@ -372,11 +398,14 @@ function kvm_vm_ioctl_enable_cap(kvm: Kvm, arg: unknown): number {
   if (nr === undefined || flags === undefined) return -Errno.EFAULT;
   // The vendor's capabilities read their own flags and args (arm64 KVM_CAP_ARM_RME ->
   // kvm_realm_enable_cap(); ACK's KVM_CAP_ARM_PROTECTED_VM takes its subcommand in flags); -EINVAL without.
-  const generic = nr === BigInt(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) || nr === BigInt(KVM_CAP_HALT_POLL);
+  const ring = nr === BigInt(KVM_CAP_DIRTY_LOG_RING) || nr === BigInt(KVM_CAP_DIRTY_LOG_RING_ACQ_REL);
+  const generic = ring || nr === BigInt(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) || nr === BigInt(KVM_CAP_HALT_POLL);
   if (!generic && nr !== BigInt(KVM_CAP_EXIT_HYPERCALL)) return kvm.x86_ops.vm_enable_cap(kvm, nr, flags, Array.isArray(cap.args) ? cap.args : []);
   const args0 = struct_u64(Array.isArray(cap.args) ? cap.args[0] : undefined);
   if (args0 === undefined) return -Errno.EFAULT;
   if (nr === BigInt(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)) return kvm_vm_enable_manual_dirty_log_protect(kvm, flags, args0);
+  /* the ring's size, whatever the flags */
+  if (ring) return kvm_vm_ioctl_enable_dirty_log_ring(kvm, args0);
   if (generic) {
     /* KVM_CAP_HALT_POLL: the VM's own halt-polling limit, an unsigned int of nanoseconds */
     if (flags !== 0n || args0 > 0xffffffffn) return -Errno.EINVAL;
@@ -412,6 +441,8 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
       return kvm_vm_ioctl_get_dirty_log(kvm, arg);
     case KVM_CLEAR_DIRTY_LOG:
       return kvm_vm_ioctl_clear_dirty_log(kvm, arg);
+    case KVM_RESET_DIRTY_RINGS:
+      return kvm_vm_ioctl_reset_dirty_pages(kvm);
     case KVM_CHECK_EXTENSION:
       return kvm_vm_ioctl_check_extension_generic(module, kvm, arg);
     case KVM_SET_MEMORY_ATTRIBUTES:

@@ -26,6 +26,7 @@ import {
   type Kvm, type KvmMemslots, type KvmMrChange, type KvmVcpu,
 } from './kvm_host.js';
 import { kvm_gmem_bind, kvm_gmem_unbind } from './guest_memfd.js';
+import { kvm_use_dirty_bitmap } from './dirty_ring.js';
 import { kvm_alloc_dirty_bitmap } from './kvm_dirty_log.js';
 import { kvm_arch_commit_memory_region, kvm_arch_flush_shadow_memslot, kvm_arch_prepare_memory_region } from './mmu/mmu.js';
 import { KVM_MEM_GUEST_MEMFD, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY } from './uapi.js';
@@ -307,7 +308,7 @@ function kvm_invalidate_memslot(kvm: Kvm, old: KvmMemorySlot): KvmMemorySlot {
 
 /**
  * kvm_prepare_memory_region(): the dirty bitmap (dropped without LOG_DIRTY_PAGES, kept when the
- * old slot logged too, else a new one: KVM here uses no dirty ring), then the arch's prepare.
+ * old slot logged too, else a new one unless the VM logs into dirty rings), then the arch's prepare.
  */
 function kvm_prepare_memory_region(kvm: Kvm, old: KvmMemorySlot | null, new_slot: KvmMemorySlot | null, change: KvmMrChange): number {
   let allocated = false;
@@ -315,7 +316,7 @@ function kvm_prepare_memory_region(kvm: Kvm, old: KvmMemorySlot | null, new_slot
     const n = new_slot!;
     if (!(n.flags & KVM_MEM_LOG_DIRTY_PAGES)) n.dirty_bitmap = null;
     else if (old?.dirty_bitmap) n.dirty_bitmap = old.dirty_bitmap;
-    else {
+    else if (kvm_use_dirty_bitmap(kvm)) {
       kvm_alloc_dirty_bitmap(kvm, n);
       allocated = true;
     }

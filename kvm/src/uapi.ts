@@ -70,6 +70,7 @@ export const KVM_MEMORY_ENCRYPT_UNREG_REGION = 2 * 2 ** 30 + 16 * 2 ** 16 + KVMI
 export const KVM_SET_MEMORY_ATTRIBUTES = _IOW(KVMIO, 0xd2, SIZEOF_KVM_MEMORY_ATTRIBUTES);
 export const KVM_CREATE_GUEST_MEMFD = _IOWR(KVMIO, 0xd4, SIZEOF_KVM_CREATE_GUEST_MEMFD);
 export const KVM_CLEAR_DIRTY_LOG = _IOWR(KVMIO, 0xc0, SIZEOF_KVM_CLEAR_DIRTY_LOG);
+export const KVM_RESET_DIRTY_RINGS = _IO(KVMIO, 0xc7);
 /**
  * Proposed, not merged ("guest_memfd: In-place conversion support" v7/v8): a guest_memfd ioctl
  * (0xc080aed2). Mainline answers ENOTTY on a guest_memfd fd; the in-place design implements it.
@@ -102,6 +103,8 @@ export const KVM_CAP_MAX_VCPU_ID = 128;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
 export const KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 168;
 export const KVM_CAP_HALT_POLL = 182;
+export const KVM_CAP_DIRTY_LOG_RING = 192;
+export const KVM_CAP_DIRTY_LOG_RING_ACQ_REL = 223;
 export const KVM_CAP_EXIT_HYPERCALL = 201;
 export const KVM_CAP_USER_MEMORY2 = 231;
 export const KVM_CAP_MEMORY_FAULT_INFO = 232;
@@ -126,6 +129,10 @@ export const KVM_MEM_READONLY = 1 << 1;
 /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2's args[0] bits */
 export const KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = 1 << 0;
 export const KVM_DIRTY_LOG_INITIALLY_SET = 1 << 1;
+/* struct kvm_dirty_gfn flags; the ring's first page in a vCPU mapping (x86) */
+export const KVM_DIRTY_GFN_F_DIRTY = 1 << 0;
+export const KVM_DIRTY_GFN_F_RESET = 1 << 1;
+export const KVM_DIRTY_LOG_PAGE_OFFSET = 64;
 /** KVM_DIRTY_LOG_MANUAL_CAPS (include/linux/kvm_host.h, x86 and arm64): what KVM_CHECK_EXTENSION reports. */
 export const KVM_DIRTY_LOG_MANUAL_CAPS = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET;
 export const KVM_MEM_GUEST_MEMFD = 1 << 2;
@@ -151,6 +158,7 @@ export const KVM_EXIT_FAIL_ENTRY = 9;
 export const KVM_EXIT_INTR = 10;
 export const KVM_EXIT_INTERNAL_ERROR = 17;
 export const KVM_EXIT_SYSTEM_EVENT = 24;
+export const KVM_EXIT_DIRTY_RING_FULL = 31;
 export const KVM_EXIT_MEMORY_FAULT = 39;
 
 /** The KVM_EXIT_* names by value, as the kernel oracle prints them (test/oracle/tables.h). */
@@ -160,7 +168,7 @@ const KVM_EXIT_NAMES: ReadonlyMap<number, string> = new Map([
   [KVM_EXIT_MMIO, 'KVM_EXIT_MMIO'], [KVM_EXIT_IRQ_WINDOW_OPEN, 'KVM_EXIT_IRQ_WINDOW_OPEN'],
   [KVM_EXIT_SHUTDOWN, 'KVM_EXIT_SHUTDOWN'], [KVM_EXIT_FAIL_ENTRY, 'KVM_EXIT_FAIL_ENTRY'], [KVM_EXIT_INTR, 'KVM_EXIT_INTR'],
   [KVM_EXIT_INTERNAL_ERROR, 'KVM_EXIT_INTERNAL_ERROR'], [KVM_EXIT_SYSTEM_EVENT, 'KVM_EXIT_SYSTEM_EVENT'],
-  [KVM_EXIT_MEMORY_FAULT, 'KVM_EXIT_MEMORY_FAULT'],
+  [KVM_EXIT_DIRTY_RING_FULL, 'KVM_EXIT_DIRTY_RING_FULL'], [KVM_EXIT_MEMORY_FAULT, 'KVM_EXIT_MEMORY_FAULT'],
 ]);
 
 /** The name of a KVM_EXIT_* value, or undefined for one this table does not know. */

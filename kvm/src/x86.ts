@@ -24,6 +24,7 @@ import {
   GFP_KERNEL_ACCOUNT, MF_ACTION_REQUIRED, __GFP_ZERO, for_each_process, copy_from_user, copy_to_user, task_mm, vm_sysctl, x86_mce_hooks,
   type File, type FileOwner, type GuestAccessResult, type Task,
 } from '@cocosim/mm';
+import { kvm_dirty_ring_check_request } from './dirty_ring.js';
 import { gfn_to_hva_memslot_prot, kvm_vcpu_gfn_to_memslot, user_struct_field } from './kvm_memslots.js';
 import type { Kvm, KvmRun, KvmVcpu } from './kvm_host.js';
 import { kvm_hook_emulate_hypercall } from './kvm_hooks.js';
@@ -460,7 +461,8 @@ function kvm_mmu_reload(vcpu: KvmVcpu): number {
 }
 
 /**
- * vcpu_enter_guest(): load the MMU (kvm_mmu_reload: -ENOSPC on the shadow MMU with no pages to
+ * vcpu_enter_guest(): exit to user space while the dirty ring is soft-full; load the MMU
+ * (kvm_mmu_reload: -ENOSPC on the shadow MMU with no pages to
  * build a root from), cancel the entry if a signal is pending (kvm_vcpu_exit_request), run the
  * guest until it exits, and handle the exit (1: re-enter, 0: to user space, -errno: KVM_RUN
  * fails).
@@ -468,6 +470,8 @@ function kvm_mmu_reload(vcpu: KvmVcpu): number {
 function vcpu_enter_guest(vcpu: KvmVcpu): number {
   const arch = vcpu_arch(vcpu);
   const kernel = vcpu.kvm.kernel;
+  /* a pending KVM_REQ_DIRTY_RING_SOFT_FULL: to user space, KVM_EXIT_DIRTY_RING_FULL */
+  if (kvm_dirty_ring_check_request(vcpu)) return 0;
   const r = kvm_mmu_reload(vcpu);
   if (r) return r;
   if (signal_pending(vcpu)) return 1;

@@ -199,6 +199,7 @@ _Static_assert(sizeof(struct o_kvm_clear_dirty_log) == 24, "kvm_clear_dirty_log"
 #define O_KVM_RUN			_IO(O_KVMIO, 0x80)
 #define O_KVM_ENABLE_CAP		_IOW(O_KVMIO, 0xa3, struct o_kvm_enable_cap)
 #define O_KVM_CLEAR_DIRTY_LOG		_IOWR(O_KVMIO, 0xc0, struct o_kvm_clear_dirty_log)
+#define O_KVM_RESET_DIRTY_RINGS		_IO(O_KVMIO, 0xc7)
 #define O_KVM_SET_MEMORY_ATTRIBUTES	_IOW(O_KVMIO, 0xd2, struct o_kvm_memory_attributes)
 #define O_KVM_SET_MEMORY_ATTRIBUTES2	_IOWR(O_KVMIO, 0xd2, struct o_kvm_memory_attributes2)
 #define O_KVM_CREATE_GUEST_MEMFD	_IOWR(O_KVMIO, 0xd4, struct o_kvm_create_guest_memfd)
@@ -404,6 +405,7 @@ static const struct idesc ioctls[] = {
 	{ "KVM_ENABLE_CAP", O_KVM_ENABLE_CAP, A_STRUCT, sizeof(struct o_kvm_enable_cap), f_enable_cap },
 	{ "KVM_CLEAR_DIRTY_LOG", O_KVM_CLEAR_DIRTY_LOG, A_STRUCT, sizeof(struct o_kvm_clear_dirty_log),
 	  f_clear_dirty_log },
+	{ "KVM_RESET_DIRTY_RINGS", O_KVM_RESET_DIRTY_RINGS, A_NONE, 0, NULL },
 	{ "KVM_SET_MEMORY_ATTRIBUTES", O_KVM_SET_MEMORY_ATTRIBUTES, A_STRUCT,
 	  sizeof(struct o_kvm_memory_attributes), f_attrs },
 	{ "KVM_SET_MEMORY_ATTRIBUTES2", O_KVM_SET_MEMORY_ATTRIBUTES2, A_STRUCT,

@@ -1385,6 +1385,10 @@ export function buildCases(gen: GenerateModule, req: ReqNumbers): Case[] {
     ? err('EINVAL', `${where}: as_id beyond the address spaces, or a slot index beyond KVM_USER_MEM_SLOTS`)
     : err('ENOENT', `${where}: no memslot, or one that does not log`)));
   const noBitmap = (where: string) => withJs(fieldNoC, () => err('ENOENT', `${where}: memslot 0 has no dirty bitmap`));
+  const RR = 'virt/kvm/kvm_main.c kvm_vm_ioctl_reset_dirty_pages()';
+  ioctl('KVM_RESET_DIRTY_RINGS', 'vm', () => 0, () => err('EINVAL', `${RR}: the VM has no dirty rings`), {
+    arg: () => err('EINVAL', `${RR}: the VM has no dirty rings (the argument is not read)`),
+  });
   ioctl('KVM_GET_DIRTY_LOG', 'vm', (r) => ({ slot: 0, dirty_bitmap: r.map }), () => err('ENOENT', `${DL}: memslot 0 has no dirty bitmap`), {
     arg: () => efaultStruct, 'arg.slot': dirtySlot(DL), 'arg.dirty_bitmap': noBitmap(DL),
   });

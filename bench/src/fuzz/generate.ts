@@ -82,6 +82,7 @@ export const REQ_TARGET: Readonly<Record<string, Kind>> = {
   KVM_CREATE_VCPU: 'vm', KVM_SET_USER_MEMORY_REGION: 'vm', KVM_SET_USER_MEMORY_REGION2: 'vm', KVM_SET_MEMORY_ATTRIBUTES: 'vm',
   KVM_SET_MEMORY_ATTRIBUTES2: 'vm', KVM_CREATE_GUEST_MEMFD: 'vm', KVM_SET_NR_MMU_PAGES: 'vm', KVM_GET_NR_MMU_PAGES: 'vm',
   KVM_SET_TSS_ADDR: 'vm', KVM_CREATE_IRQCHIP: 'vm', KVM_ENABLE_CAP: 'vm', KVM_GET_DIRTY_LOG: 'vm', KVM_CLEAR_DIRTY_LOG: 'vm',
+  KVM_RESET_DIRTY_RINGS: 'vm',
   KVM_RUN: 'vcpu', KVM_GET_REGS: 'vcpu', KVM_SET_REGS: 'vcpu', KVM_PRE_FAULT_MEMORY: 'vcpu',
 };
 /**
@@ -179,7 +180,7 @@ export interface GenerateOptions {
 export const KVM_GENERIC_REQUESTS: readonly string[] = [
   'KVM_GET_API_VERSION', 'KVM_CREATE_VM', 'KVM_CHECK_EXTENSION', 'KVM_GET_VCPU_MMAP_SIZE', 'KVM_CREATE_VCPU',
   'KVM_SET_USER_MEMORY_REGION', 'KVM_SET_NR_MMU_PAGES', 'KVM_GET_NR_MMU_PAGES', 'KVM_SET_TSS_ADDR', 'KVM_PRE_FAULT_MEMORY',
-  'KVM_GET_DIRTY_LOG', 'KVM_CLEAR_DIRTY_LOG', 'KVM_ENABLE_CAP',
+  'KVM_GET_DIRTY_LOG', 'KVM_CLEAR_DIRTY_LOG', 'KVM_ENABLE_CAP', 'KVM_RESET_DIRTY_RINGS',
 ];
 
 /** Capabilities whose answer is the kernel config's (CONFIG_KVM_GUEST_MEMFD), left out with `kvm`. */
@@ -535,6 +536,14 @@ class Generator {
     line.flags = anon ? 'MAP_PRIVATE|MAP_ANONYMOUS' : this.pick(['MAP_SHARED', 'MAP_SHARED', 'MAP_PRIVATE', 'MAP_SHARED|MAP_POPULATE']);
     line.fd = anon ? -1 : `$${this.pick(files).name}`;
     line.offset = 0;
+    /* a vCPU's pages: struct kvm_run, or its dirty ring at KVM_DIRTY_LOG_PAGE_OFFSET */
+    const vcpus = this.live(['vcpu']);
+    if (vcpus.length > 0 && this.chance(0.15)) {
+      line.fd = `$${this.pick(vcpus).name}`;
+      line.offset = this.pick([0, 64 * PAGE, 65 * PAGE]);
+      line.length = this.pick([PAGE, 2 * PAGE]);
+      line.flags = this.pick(['MAP_SHARED', 'MAP_SHARED', 'MAP_PRIVATE']);
+    }
   }
 
   /** Binds what the call returns, if it is a resource, and records its kind. */
@@ -662,9 +671,10 @@ class Generator {
         return this.chance(0.85) ? 0 : this.pick([1, 0x80000000]);
       case 'cap':
         /* the capabilities a VM enables alike on every x86 KVM: ENABLE_CAP of the others is the host's choice */
-        return this.chance(0.9) ? this.pick(['KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_EXIT_HYPERCALL', 'KVM_CAP_HALT_POLL']) : this.below(8);
+        return this.chance(0.9) ? this.pick(['KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2', 'KVM_CAP_EXIT_HYPERCALL', 'KVM_CAP_HALT_POLL',
+          'KVM_CAP_DIRTY_LOG_RING', 'KVM_CAP_DIRTY_LOG_RING_ACQ_REL']) : this.below(8);
       case 'cap_args':
-        return [this.pick([0, 1, 1, 3, 3, 2, 4, 7, 'KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE|KVM_DIRTY_LOG_INITIALLY_SET'])];
+        return [this.pick([0, 1, 1, 3, 3, 2, 4, 7, 'KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE|KVM_DIRTY_LOG_INITIALLY_SET', PAGE, PAGE, 2 * PAGE, 3 * PAGE, 1024])];
       case 'page_index':
         return this.pick([0, 0, 64, 128, 192, 256, 1, 3, 63, 100, 512, this.below(16) * 64]);
       case 'iova':

@@ -1020,7 +1020,7 @@ function tdp_mmu_map_handle_target_level(vcpu: KvmVcpu, fault: KvmPageFault, roo
   if (new_s === old && sp.pfn[i] === fault.pfn) return RET_PF_SPURIOUS;
   if (tdp_mmu_set_leaf(kvm, t, new_s, fault.pfn)) return RET_PF_RETRY;
   if (old & SPTE_S_PRESENT) kvm_flush_remote_tlbs_range(kvm, sp.gfn + i * KVM_PAGES_PER_HPAGE(sp.level), KVM_PAGES_PER_HPAGE(sp.level));
-  if (new_s & SPTE_S_WRITABLE && fault.slot !== undefined && kvm_slot_dirty_track_enabled(fault.slot)) mark_page_dirty_in_slot(fault.slot, fault.gfn);
+  if (new_s & SPTE_S_WRITABLE && fault.slot !== undefined && kvm_slot_dirty_track_enabled(fault.slot)) mark_page_dirty_in_slot(fault.slot, fault.gfn, vcpu);
   const tracer = kvm.kernel.tracer;
   if (tracer.enabled('kvm_mmu_set_spte')) {
     tracer.emit('kvm_mmu_set_spte', {
@@ -1072,7 +1072,7 @@ function fast_page_fault(vcpu: KvmVcpu, fault: KvmPageFault): number {
       old_spte: spte_value(s, sp.pfn[i], sp.level), new_spte: spte_value(ns, sp.pfn[i], sp.level),
     });
   }
-  if (fault.slot !== undefined) mark_page_dirty_in_slot(fault.slot, fault.gfn);
+  if (fault.slot !== undefined) mark_page_dirty_in_slot(fault.slot, fault.gfn, vcpu);
   return RET_PF_FIXED;
 }
 
