@@ -82,12 +82,19 @@ describe('KVM_GET_DIRTY_LOG (kvm_get_dirty_log_protect(), Linux 6.18)', () => {
     expect(getLog(t)).toEqual([3]);
   });
 
-  test('a guest load marks the page when KVM maps it writable: the host wrote it first (GUP-fast for writing works)', () => {
+  test('a guest load marks a page KVM maps writable: the host wrote it, and (shadow paging) the guest PTE is dirty', () => {
     const t = setup();
-    expect(t.p.store(t.mem + 7n * BigInt(PAGE), new Uint8Array([7]))).toBe(0);
+    for (const page of [7n, 9n]) expect(t.p.store(t.mem + page * BigInt(PAGE), new Uint8Array([7]))).toBe(0);
+    // the oracle guest's PTE of these 2 MiB is clean: shadow paging maps the read read-only
     load(t, 7);
     load(t, 8);
-    expect(getLog(t)).toEqual([7]);
+    expect(getLog(t)).toEqual([]);
+    // a guest write dirties the gpte; the shadow page built while it was clean is dropped
+    store(t, 1);
+    load(t, 9);
+    load(t, 7);
+    load(t, 8);
+    expect(getLog(t)).toEqual([1, 7, 9]);
   });
 
   test('errors in kernel order: EFAULT (no struct), EINVAL (slot id), ENOENT (no slot, no bitmap)', () => {

@@ -12,7 +12,8 @@
  *
  * Modelled as `enable_mmio_caching = false`: a fault on a gfn without a memslot is emulated at
  * once (RET_PF_EMULATE: the vCPU exits KVM_EXIT_MMIO) and no MMIO SPTE is installed.
- * Not modelled: the shadow MMU (with tdp_enabled false the same TDP structures map the guest),
+ * Not modelled: the shadow MMU (with tdp_enabled false the same TDP structures map the guest;
+ * only its read-only mapping of clean gptes is, below),
  * NX huge pages (nx_huge_pages=never), async page faults, A/D-bit aging (the mm has no
  * clear_young notifier), PML.
  */
@@ -47,7 +48,7 @@ import {
 import {
   KvmMmuPage, kvm_mmu_init_tdp_mmu, kvm_tdp_mmu_unmap_gfn_range, kvm_tdp_mmu_zap_all, tdp_mmu_for_each_leaf,
   tdp_mmu_get_root, tdp_mmu_lookup_leaf, tdp_mmu_set_leaf, tdp_mmu_split_huge_page, tdp_mmu_translate, tdp_mmu_walk_to_level,
-  tdp_mmu_wrprot_range, to_tdp_mmu, kvm_tdp_mmu_clear_dirty_pt_masked, kvm_tdp_mmu_write_protect_gfn,
+  tdp_mmu_wrprot_range, to_tdp_mmu, kvm_tdp_mmu_clear_dirty_pt_masked, kvm_tdp_mmu_write_protect_gfn, tdp_mmu_zap_leafs,
 } from './tdp_mmu.js';
 
 /* ---- page fault error codes (arch/x86/include/asm/kvm_host.h), u64: bigint ---- */
@@ -122,6 +123,61 @@ export function kvm_is_gfn_alias(kvm: Kvm, gfn: number | bigint): boolean {
 /** kvm_slot_dirty_track_enabled(). */
 function kvm_slot_dirty_track_enabled(slot: KvmMemorySlot): boolean {
   return (slot.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0;
+}
+
+/*
+ * Shadow paging (tdp_enabled false, this machine's PVM host) maps a read of a clean guest PTE
+ * read-only whatever the host allows (paging_tmpl.h FNAME(gpte_access) / protect_clean_gpte()),
+ * so that the guest's first write faults and KVM can set the gpte's D bit; a writable SPTE, and
+ * with it a page marked dirty in a logged slot, comes only from a write or a dirty gpte. The
+ * guest is the kernel oracle's (test/oracle/guest_x86.h), identity-mapped by 2 MiB leaves: one D
+ * bit per 2 MiB of GPA, per VM (the oracle builds page tables per VM). The 4K SPTEs under such a
+ * leaf hang off a direct shadow page whose role holds the access the gpte gave; once the gpte
+ * is dirty, the next fault that maps under it finds the role stale (validate_direct_spte()) and
+ * drops the page for a new one: the SPTEs mapped while the gpte was clean go.
+ */
+interface ShadowGptes {
+  /** 2 MiB leaves whose gpte is dirty. */
+  readonly dirty: Set<number>;
+  /** 2 MiB leaves shadowed by a direct page built while their gpte was clean. */
+  readonly clean_sp: Set<number>;
+}
+const shadow_gptes = new WeakMap<Kvm, ShadowGptes>();
+const GPTE_LEAF_SHIFT = 21n;
+const GPTE_LEAF_PAGES = KVM_PAGES_PER_HPAGE(PG_LEVEL_2M);
+
+function shadow_gptes_of(kvm: Kvm): ShadowGptes {
+  let s = shadow_gptes.get(kvm);
+  if (s === undefined) shadow_gptes.set(kvm, (s = { dirty: new Set(), clean_sp: new Set() }));
+  return s;
+}
+
+/** The walk of a write through the gpte that maps `gpa` sets its D bit (FNAME(update_accessed_dirty_bits)). */
+function shadow_gpte_mark_dirty(kvm: Kvm, gpa: bigint): void {
+  shadow_gptes_of(kvm).dirty.add(Number(gpa >> GPTE_LEAF_SHIFT));
+}
+
+/** Whether a read of `gpa` finds its gpte clean, so that shadow paging maps it read-only (never with TDP). */
+function shadow_gpte_clean(kvm: Kvm, gpa: bigint): boolean {
+  if (kvm.x86_ops.tdp_enabled) return false;
+  return shadow_gptes.get(kvm)?.dirty.has(Number(gpa >> GPTE_LEAF_SHIFT)) !== true;
+}
+
+/**
+ * FNAME(fetch)'s validate_direct_spte() before mapping `gfn` under shadow paging: a direct page
+ * built while the leaf's gpte was clean is dropped once the gpte is dirty (its SPTEs zapped here).
+ */
+function shadow_validate_direct_sp(kvm: Kvm, gfn: number): void {
+  if (kvm.x86_ops.tdp_enabled) return;
+  const s = shadow_gptes_of(kvm);
+  const leaf = Math.floor(gfn / GPTE_LEAF_PAGES);
+  if (!s.dirty.has(leaf)) {
+    s.clean_sp.add(leaf);
+    return;
+  }
+  if (!s.clean_sp.delete(leaf)) return;
+  const start = leaf * GPTE_LEAF_PAGES;
+  if (tdp_mmu_zap_leafs(kvm, to_tdp_mmu(kvm).direct_root, start, start + GPTE_LEAF_PAGES)) kvm_flush_remote_tlbs(kvm);
 }
 
 /* ---- VM lifetime ---- */
@@ -1016,7 +1072,7 @@ function tdp_mmu_map_handle_target_level(vcpu: KvmVcpu, fault: KvmPageFault, roo
     kvm.kernel.warn.WARN_ON_ONCE(fault.pfn !== sp.pfn[i], 'tdp_mmu_map_handle_target_level: pfn');
     return RET_PF_SPURIOUS;
   }
-  const new_s = make_spte(sp.level, fault.prefetch, fault.map_writable);
+  const new_s = make_spte(sp.level, fault.prefetch, fault.map_writable && (fault.write || !shadow_gpte_clean(kvm, fault.addr)));
   if (new_s === old && sp.pfn[i] === fault.pfn) return RET_PF_SPURIOUS;
   if (tdp_mmu_set_leaf(kvm, t, new_s, fault.pfn)) return RET_PF_RETRY;
   if (old & SPTE_S_PRESENT) kvm_flush_remote_tlbs_range(kvm, sp.gfn + i * KVM_PAGES_PER_HPAGE(sp.level), KVM_PAGES_PER_HPAGE(sp.level));
@@ -1034,6 +1090,7 @@ function tdp_mmu_map_handle_target_level(vcpu: KvmVcpu, fault: KvmPageFault, roo
 /** kvm_tdp_mmu_map(): the goal level (hugepage adjust), the trace, the walk and the install. */
 function kvm_tdp_mmu_map(vcpu: KvmVcpu, fault: KvmPageFault): number {
   const kvm = vcpu.kvm;
+  shadow_validate_direct_sp(kvm, fault.gfn);
   const root = tdp_mmu_get_root(kvm, fault.is_private);
   kvm_mmu_hugepage_adjust(kvm, fault);
   const tracer = kvm.kernel.tracer;
@@ -1159,6 +1216,8 @@ export function kvm_mmu_page_fault(vcpu: KvmVcpu, gpa: bigint, error_code: bigin
   const kvm = vcpu.kvm;
   const tracer = kvm.kernel.tracer;
   if (tracer.enabled('kvm_page_fault')) tracer.emit('kvm_page_fault', { vcpu_id: vcpu.vcpu_id, fault_address: gpa as Gpa, error_code });
+  /* shadow paging: the walk of a write sets the gpte's D bit (FNAME(update_accessed_dirty_bits)) */
+  if (!kvm.x86_ops.tdp_enabled && error_code & PFERR_WRITE_MASK) shadow_gpte_mark_dirty(kvm, gpa);
   if (!(error_code & PFERR_RSVD_MASK) && kvm.x86_ops.guest_access_is_private(vcpu, gpa)) error_code |= PFERR_PRIVATE_ACCESS;
   if (error_code & PFERR_RSVD_MASK && kvm.kernel.warn.WARN_ON_ONCE((error_code & PFERR_PRIVATE_ACCESS) !== 0n, 'kvm_mmu_page_fault: private rsvd')) {
     return -Errno.EFAULT;
