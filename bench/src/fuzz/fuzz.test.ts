@@ -40,7 +40,7 @@ describe('generateProgram', () => {
   });
 
   test('draws every registered op and every registered KVM ioctl request, binding resources', { timeout: 30000 }, () => {
-    const p = generateProgram('cover', { vendor: 'sw_protected', design: 'upstream', calls: 16000 });
+    const p = generateProgram('cover', { vendor: 'sw_protected', design: 'upstream', calls: 24000 });
     const ops = new Set(p.lines.map((l) => l.op));
     for (const op of allOps()) expect(ops, op.name).toContain(op.name);
     const reqs = new Set(p.lines.filter((l) => l.op === 'ioctl').map((l) => l.req));

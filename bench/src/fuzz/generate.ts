@@ -256,6 +256,7 @@ class Generator {
     }
     const vm = this.handle('vm');
     this.emit({ op: 'ioctl', fd: `$${kvm}`, req: 'KVM_CREATE_VM', arg: this.opts.vendor === 'none' ? 0 : this.pick([0, 1]), as: vm });
+    this.maybeDirtyRing(vm);
     const gmem = this.handle('gmem');
     const gsize = this.sanePages();
     this.emit({ op: 'ioctl', fd: `$${vm}`, req: 'KVM_CREATE_GUEST_MEMFD', arg: { size: gsize, flags: this.field('flags') }, as: gmem });
@@ -268,10 +269,17 @@ class Generator {
     this.emit({ op: 'ioctl', fd: `$${vm}`, req: 'KVM_CREATE_VCPU', arg: 0, as: vcpu });
   }
 
+  /** One VM in five logs into dirty rings: they can only be enabled before the first vCPU. */
+  private maybeDirtyRing(vm: string): void {
+    if (names.get('KVM_CAP_DIRTY_LOG_RING') === undefined || !this.chance(0.2)) return;
+    this.emit({ op: 'ioctl', fd: `$${vm}`, req: 'KVM_ENABLE_CAP', arg: { cap: 'KVM_CAP_DIRTY_LOG_RING', args: [this.pick([PAGE, 2 * PAGE])] } });
+  }
+
   /** The KVM half of a generic recipe: a default VM, a memslot over the mapping, a vCPU. */
   private defaultVmRecipe(kvm: string, map: string, size: number): void {
     const vm = this.handle('vm');
     this.emit({ op: 'ioctl', fd: `$${kvm}`, req: 'KVM_CREATE_VM', arg: 0, as: vm });
+    this.maybeDirtyRing(vm);
     this.emit({
       op: 'ioctl', fd: `$${vm}`, req: 'KVM_SET_USER_MEMORY_REGION',
       arg: { slot: this.below(2), flags: this.pick([0, 0, 'KVM_MEM_READONLY', 'KVM_MEM_LOG_DIRTY_PAGES']), guest_phys_addr: this.pick([0, 0x100000, 0x100000000]), memory_size: size, userspace_addr: `$${map}` },
