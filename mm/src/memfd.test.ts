@@ -31,6 +31,7 @@ import {
 import { memfd_check_seals_mmap, memfd_noexec, MEMFD_NOEXEC_SCOPE_NOEXEC_ENFORCED, MEMFD_NOEXEC_SCOPE_NOEXEC_SEAL } from './memfd.js';
 import { VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE } from './mm_types.js';
 import { proc_fd_reopen } from './open.js';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from './mman.js';
 import type { Stat } from './stat.js';
 import { try_grab_folio, FOLL_PIN, unpin_folio } from './folio.js';
 
@@ -71,6 +72,19 @@ describe('memfd_create: validation order (Linux 6.18)', () => {
     expect(p.memfd_create(new Uint8Array([0x61, 0x62]), 0)).toBe(-1);
     expect(p.errno).toBe(Errno.EFAULT);
     expect(p.memfd_create(new Uint8Array([0x61, 0]), 0)).toBeGreaterThanOrEqual(3);
+  });
+
+  test('a NULL name is the string at address 0 when something is mapped there (memfd-name-null-page.kernel.jsonl)', () => {
+    const p = proc();
+    expect(p.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)).toBe(0n);
+    expect(p.store(0, new Uint8Array([0x61, 0x62, 0]))).toBe(0);
+    expect(p.memfd_create(null, 0)).toBeGreaterThanOrEqual(3);
+    expect(p.store(0, new Uint8Array(250).fill(0x61))).toBe(0);
+    expect(p.memfd_create(null, 0)).toBe(-1);
+    expect(p.errno).toBe(Errno.EINVAL);
+    expect(p.mprotect(0, 4096, 0)).toBe(0);
+    expect(p.memfd_create(null, 0)).toBe(-1);
+    expect(p.errno).toBe(Errno.EFAULT);
   });
 
   test('flags are checked before the name', () => {

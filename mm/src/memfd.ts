@@ -20,11 +20,12 @@ import type { PageStore } from './page_store.js';
 import { hugetlb_file_setup, hugetlbfs_alloc_folio, HUGETLBFS_I, HUGETLB_ANONHUGE_INODE, is_file_hugepages } from './hugetlbfs.js';
 import type { Kernel } from './kernel.js';
 import { xa_is_value } from './swapops.js';
-import { VM_MAYWRITE, VM_NORESERVE, VM_SHARED, VM_WRITE } from './mm_types.js';
+import { VM_MAYWRITE, VM_NORESERVE, VM_SHARED, VM_WRITE, task_mm } from './mm_types.js';
 import { int_arg } from './mman.js';
 import type { Task } from './process.js';
 import { call_mm_hook, mm_hooks_mfd_flags, mm_hooks_seal_flags } from './mm_hooks.js';
 import { SHMEM_I, shmem_file, shmem_file_setup, shmem_read_folio } from './shmem.js';
+import { strncpy_from_user } from './uaccess.js';
 import { F_ADD_SEALS, F_GET_SEALS, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE } from './uapi/fcntl.js';
 import {
   MFD_ALLOW_SEALING,
@@ -240,14 +241,20 @@ const latin = new TextDecoder('latin1');
  * alloc_name(): the user's name as strncpy_from_user(..., MFD_NAME_MAX_LEN + 1) reads it. A string
  * is its UTF-8 bytes up to the first NUL; a Uint8Array is raw bytes up to its first NUL, and one
  * with no NUL in its first 250 bytes runs off its end (-EFAULT) unless it is long enough to be
- * over-long. Longer than 249 bytes: -EINVAL; not a string or bytes (NULL, a number...): -EFAULT.
+ * over-long. NULL (null) is the string at address 0, read from the process's memory. Longer than
+ * 249 bytes: -EINVAL; anything else (a number...): -EFAULT.
  * @returns "memfd:<name>" (bytes shown as latin1), or -errno
  */
-function alloc_name(uname: unknown): string | number {
+function alloc_name(task: Task, uname: unknown): string | number {
   let bytes: Uint8Array;
   if (typeof uname === 'string') bytes = utf8.encode(uname);
   else if (uname instanceof Uint8Array) bytes = uname;
-  else return -Errno.EFAULT;
+  else if (uname === null) {
+    /* NULL: whatever the process has mapped at address 0 (nothing, usually: -EFAULT) */
+    const at0 = strncpy_from_user(task_mm(task), 0n, MFD_NAME_MAX_LEN + 1);
+    if (at0 === undefined) return -Errno.EFAULT;
+    bytes = at0.length > MFD_NAME_MAX_LEN ? at0 : Uint8Array.of(...at0, 0);
+  } else return -Errno.EFAULT;
   let len = bytes.indexOf(0);
   if (len < 0) {
     if (bytes.length <= MFD_NAME_MAX_LEN && !(typeof uname === 'string')) return -Errno.EFAULT;
@@ -295,7 +302,7 @@ export function sys_memfd_create(task: Task, uname: unknown, uflags: unknown): n
   if (f === undefined) return -Errno.EINVAL;
   const flags = sanitize_flags(kernel, f >>> 0);
   if (flags < 0) return flags;
-  const name = alloc_name(uname);
+  const name = alloc_name(task, uname);
   if (typeof name === 'number') return name;
   const fd = task.files.get_unused_fd();
   if (fd < 0) return fd;

@@ -3,7 +3,7 @@
  * the CPU's view of user memory (fault.ts userLoad()/userStore()), so a copy faults pages in as
  * the kernel's does, and an address the process could not touch is -EFAULT.
  */
-import { Errno } from '@cocosim/core';
+import { Errno, PAGE_SIZE } from '@cocosim/core';
 import { userLoad, userStore } from './fault.js';
 import type { MmStruct } from './mm_types.js';
 
@@ -35,4 +35,38 @@ export function put_user_int(mm: MmStruct, uaddr: bigint, value: number | bigint
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, Number(BigInt.asUintN(32, BigInt(value))), true);
   return userStore(mm, uaddr, b, true) === 0 ? 0 : -Errno.EFAULT;
+}
+
+/**
+ * strncpy_from_user() (lib/strncpy_from_user.c): the string at `uaddr`, at most `count` bytes,
+ * read until its NUL: its bytes without the NUL (exactly `count` of them when there was none in
+ * reach), or undefined (-EFAULT) when a byte before the NUL cannot be read. A NULL pointer is just
+ * address 0, readable where something is mapped there.
+ */
+export function strncpy_from_user(mm: MmStruct, uaddr: bigint, count: number): Uint8Array | undefined {
+  const out = new Uint8Array(count);
+  let n = 0;
+  while (n < count) {
+    const addr = uaddr + BigInt(n);
+    const chunk = Math.min(count - n, PAGE_SIZE - Number(addr % BigInt(PAGE_SIZE)));
+    const b = copy_from_user(mm, addr, chunk);
+    if (b === undefined) {
+      /* the bytes before the fault may hold the NUL: the kernel falls back to a byte at a time */
+      for (let k = 0; k < chunk; k++) {
+        const one = copy_from_user(mm, addr + BigInt(k), 1);
+        if (one === undefined) return undefined;
+        if (one[0] === 0) return out.subarray(0, n + k);
+        out[n + k] = one[0];
+      }
+      return undefined;
+    }
+    const z = b.indexOf(0);
+    if (z >= 0) {
+      out.set(b.subarray(0, z), n);
+      return out.subarray(0, n + z);
+    }
+    out.set(b, n);
+    n += chunk;
+  }
+  return out;
 }
