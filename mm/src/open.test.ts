@@ -5,6 +5,7 @@ import { Kernel, mmRegistrar } from './kernel.js';
 import { Process } from './process.js';
 import { O_RDONLY, O_RDWR, O_TRUNC } from './fs.js';
 import { MFD_ALLOW_SEALING } from './uapi/memfd.js';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from './mman.js';
 import {
   FALLOC_FL_COLLAPSE_RANGE,
   FALLOC_FL_KEEP_SIZE,
@@ -139,5 +140,18 @@ describe('fchmod', () => {
     p.fstat(fd, st);
     expect(st.st_mode).toBe(0o100644);
     expectErr(p, p.fchmod(99, 0o644), Errno.EBADF);
+  });
+});
+
+describe('open(2) of a NULL path (getname(): strncpy_from_user() at address 0)', () => {
+  test('EFAULT with nothing at 0; else the string there: ENOENT when empty, ENAMETOOLONG without a NUL in PATH_MAX', () => {
+    const p = proc();
+    expectErr(p, p.open(null, O_RDWR), Errno.EFAULT);
+    expect(p.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)).toBe(0n);
+    expectErr(p, p.open(null, O_RDWR), Errno.ENOENT);
+    expect(p.store(0, new TextEncoder().encode('/dev/null\0'))).toBe(0);
+    expect(p.open(null, O_RDWR)).toBe(3);
+    expect(p.store(0, new Uint8Array(4096).fill(0x61))).toBe(0);
+    expectErr(p, p.open(null, O_RDWR), Errno.ENAMETOOLONG);
   });
 });

@@ -34,6 +34,7 @@ import { sys_mprotect } from './mprotect.js';
 import { sys_prctl } from './sys.js';
 import { copy_process } from './fork.js';
 import { sys_process_vm_readv, sys_process_vm_writev } from './process_vm_access.js';
+import { strncpy_from_user } from './uaccess.js';
 
 /** struct task_struct, the parts a simulated process has. */
 export class Task {
@@ -143,8 +144,17 @@ export class Process {
     if (how & O_PATH) how &= O_PATH_FLAGS;
     if (how & O_CREAT && how & O_DIRECTORY) return this.sys(-Errno.EINVAL);
     if (how & O_TMPFILE_BIT && (!(how & O_DIRECTORY) || (how & O_ACCMODE) === O_RDONLY)) return this.sys(-Errno.EINVAL);
-    if (typeof path !== 'string') return this.sys(-Errno.EFAULT);
     const utf8 = new TextEncoder();
+    if (path === null) {
+      /* getname(NULL): the string at address 0, if the process mapped something there */
+      const at0 = strncpy_from_user(this.mm, 0n, PATH_MAX);
+      if (at0 === undefined) return this.sys(-Errno.EFAULT);
+      if (at0.length === PATH_MAX) return this.sys(-Errno.ENAMETOOLONG);
+      /* an empty name is -ENOENT without LOOKUP_EMPTY */
+      if (at0.length === 0) return this.sys(-Errno.ENOENT);
+      path = new TextDecoder('latin1').decode(at0);
+    }
+    if (typeof path !== 'string') return this.sys(-Errno.EFAULT);
     if (utf8.encode(path).length >= PATH_MAX) return this.sys(-Errno.ENAMETOOLONG);
     if (path.split('/').some((c) => utf8.encode(c).length > NAME_MAX)) return this.sys(-Errno.ENAMETOOLONG);
     const file = this.kernel.open_device(path, how);
