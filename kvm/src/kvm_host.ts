@@ -126,6 +126,11 @@ export const KVM_FILTER_PRIVATE = 1 << 1;
 export interface KvmRun {
   exit_reason: number;
   immediate_exit: number;
+  /** In: the TPR user space sets before KVM_RUN without an in-kernel local APIC; out: CR8. */
+  cr8: bigint;
+  /** The register sets user space asks KVM to store in s.regs / says it changed there (KVM_CAP_SYNC_REGS). */
+  kvm_valid_regs: bigint;
+  kvm_dirty_regs: bigint;
   /** KVM_EXIT_MMIO */
   mmio: { phys_addr: bigint; data: Uint8Array; len: number; is_write: number };
   /** KVM_EXIT_HYPERCALL */
@@ -146,6 +151,9 @@ export function newKvmRun(): KvmRun {
   return {
     exit_reason: 0,
     immediate_exit: 0,
+    cr8: 0n,
+    kvm_valid_regs: 0n,
+    kvm_dirty_regs: 0n,
     mmio: { phys_addr: 0n, data: new Uint8Array(8), len: 0, is_write: 0 },
     hypercall: { nr: 0n, args: [0n, 0n, 0n, 0n, 0n, 0n], ret: 0n, flags: 0n },
     memory_fault: { flags: 0n, gpa: 0n, size: 0n },

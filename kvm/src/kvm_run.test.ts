@@ -153,3 +153,35 @@ describe('struct kvm_run through the mapping', () => {
     expect([u64(page, 40), u64(page, 48)]).toEqual([0n, 4096n]);
   });
 });
+
+describe('what KVM_RUN reads of kvm_run (kvm_arch_vcpu_ioctl_run(); kvm-run-sync-cr8.kernel.jsonl)', () => {
+  test('kvm_valid_regs/kvm_dirty_regs beyond REGS|SREGS|EVENTS and a cr8 with reserved bits are EINVAL; cr8 comes back', () => {
+    const s = setup();
+    const run = (): number => (s.p.ioctl(s.vcpu_fd, KVM_RUN, 0) === 0 ? 0 : s.p.errno);
+    const program = (): void => kvm_vcpu_set_guest_program(s.vcpu, function* () {
+      yield* guestStore(0x1000, Uint8Array.of(1));
+    });
+    program();
+    const le64 = (v: bigint): Uint8Array => {
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setBigUint64(0, v, true);
+      return b;
+    };
+    expect(s.p.store(s.run + 16n, le64(5n))).toBe(0);
+    expect(run()).toBe(0);
+    expect(u64(s.p.load(s.run, 24) as Uint8Array, 16)).toBe(5n);
+    // a failed KVM_RUN still ends with post_kvm_run_save(): the page's cr8 is the vCPU's again
+    expect(s.p.store(s.run + 16n, le64(0x10n))).toBe(0);
+    expect(run()).toBe(Errno.EINVAL);
+    expect(u64(s.p.load(s.run, 24) as Uint8Array, 16)).toBe(5n);
+    for (const [at, v] of [[288n, 8n], [296n, 1n << 63n]] as const) {
+      expect(s.p.store(s.run + at, le64(v))).toBe(0);
+      expect(run()).toBe(Errno.EINVAL);
+      expect(s.p.store(s.run + at, le64(0n))).toBe(0);
+    }
+    // the valid bits are accepted (the sync register sets themselves are not modelled)
+    expect(s.p.store(s.run + 288n, le64(7n))).toBe(0);
+    program();
+    expect(run()).toBe(0);
+  });
+});

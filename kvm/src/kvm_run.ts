@@ -40,8 +40,11 @@ const RUN_APIC_BASE = 24;
 const RUN_UNION = 32;
 const RUN_MMIO_DATA = RUN_UNION + 8;
 const RUN_HYPERCALL_RET = RUN_UNION + 56;
-/** The bytes up to the end of the exit union: all that is kept in step. */
-const RUN_HEAD = RUN_UNION + 256;
+/** kvm_valid_regs and kvm_dirty_regs, after the exit union (u64 each). */
+const RUN_VALID_REGS = RUN_UNION + 256;
+const RUN_DIRTY_REGS = RUN_VALID_REGS + 8;
+/** The bytes up to kvm_dirty_regs' end: all that is kept in step (struct kvm_sync_regs is not modelled). */
+const RUN_HEAD = RUN_DIRTY_REGS + 8;
 
 /**
  * A vCPU's port I/O data page (vcpu->arch.pio_data) and what its pages held after the last exit;
@@ -100,6 +103,10 @@ export function kvm_run_load(vcpu: KvmVcpu, pio_pending = false): void {
   const now = read_page(kernel, vcpu.run_page as Pfn, RUN_HEAD);
   const run = vcpu.run;
   if (now[RUN_IMMEDIATE_EXIT] !== p.last[RUN_IMMEDIATE_EXIT]) run.immediate_exit = now[RUN_IMMEDIATE_EXIT];
+  const v = new DataView(now.buffer, now.byteOffset);
+  if (differs(now, p.last, RUN_CR8, RUN_CR8 + 8)) run.cr8 = v.getBigUint64(RUN_CR8, true);
+  if (differs(now, p.last, RUN_VALID_REGS, RUN_VALID_REGS + 8)) run.kvm_valid_regs = v.getBigUint64(RUN_VALID_REGS, true);
+  if (differs(now, p.last, RUN_DIRTY_REGS, RUN_DIRTY_REGS + 8)) run.kvm_dirty_regs = v.getBigUint64(RUN_DIRTY_REGS, true);
   if (differs(now, p.last, RUN_MMIO_DATA, RUN_MMIO_DATA + 8)) run.mmio.data.set(now.subarray(RUN_MMIO_DATA, RUN_MMIO_DATA + 8));
   if (differs(now, p.last, RUN_HYPERCALL_RET, RUN_HYPERCALL_RET + 8)) {
     run.hypercall.ret = new DataView(now.buffer, now.byteOffset).getBigUint64(RUN_HYPERCALL_RET, true);
@@ -137,6 +144,7 @@ export function kvm_run_store(vcpu: KvmVcpu, save?: KvmRunSave): void {
     img[RUN_IF_FLAG] = save.if_flag;
     v.setUint16(RUN_FLAGS, 0, true);
     v.setBigUint64(RUN_CR8, save.cr8, true);
+    run.cr8 = save.cr8;
     v.setBigUint64(RUN_APIC_BASE, save.apic_base, true);
   }
   const at = RUN_UNION;

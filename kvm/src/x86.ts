@@ -210,7 +210,14 @@ export class KvmVcpuArch {
    * (kvm_vcpu_reset(); kvm->arch.bsp_vcpu_id stays 0 here). TDX's vCPU init makes it x2APIC.
    */
   apic_base = APIC_DEFAULT_PHYS_BASE | MSR_IA32_APICBASE_ENABLE;
+  /** CR8 (the TPR) as user space last set it through kvm_run without an in-kernel local APIC. */
+  cr8 = 0n;
 }
+
+/** KVM_SYNC_X86_VALID_FIELDS: REGS | SREGS | EVENTS. */
+const KVM_SYNC_X86_VALID_FIELDS = 0x7n;
+/** CR8_RESERVED_BITS: all but the 4-bit task priority. */
+const CR8_RESERVED_BITS = ~0xfn;
 
 const vcpu_archs = new WeakMap<KvmVcpu, KvmVcpuArch>();
 
@@ -367,7 +374,8 @@ function kvm_handle_signal_exit(vcpu: KvmVcpu): number {
 }
 
 /**
- * kvm_arch_vcpu_ioctl_run() (KVM_RUN): a vCPU waiting for INIT/SIPI blocks; otherwise the
+ * kvm_arch_vcpu_ioctl_run() (KVM_RUN): a vCPU waiting for INIT/SIPI blocks; otherwise -EINVAL for
+ * kvm_run's kvm_valid_regs/kvm_dirty_regs beyond the sync fields or a cr8 with reserved bits, the
  * completion of the previous user-space exit (complete_userspace_io), then -EINTR if user space
  * set immediate_exit, then vcpu_run(). The kvm_userspace_exit tracepoint of kvm_vcpu_ioctl() is
  * emitted here.
@@ -384,12 +392,14 @@ export function kvm_arch_vcpu_ioctl_run(vcpu: KvmVcpu): number {
  * post_kvm_run_save(): the interrupt flag, CR8 and APIC base every KVM_RUN leaves in kvm_run.
  * With no in-kernel PIC and no interrupt shadow or pending event modelled,
  * ready_for_interrupt_injection is RFLAGS.IF (kvm_vcpu_ready_for_interrupt_injection(): an
- * estimate); a vCPU whose state is protected reports 0 for both; CR8 (the TPR) stays 0.
+ * estimate); a vCPU whose state is protected reports 0 for both; CR8 is what user space set.
  */
 function post_kvm_run_save(vcpu: KvmVcpu): KvmRunSave {
   const arch = vcpu_arch(vcpu);
   const if_flag = !vcpu.kvm.arch.has_protected_state && (BigInt(arch.regs.rflags) & X86_EFLAGS_IF) !== 0n ? 1 : 0;
-  return { if_flag, ready_for_interrupt_injection: if_flag, cr8: 0n, apic_base: arch.apic_base };
+  /* kvm_get_cr8(): the local APIC's TPR (0: no interrupts are modelled) when it is in the kernel */
+  const cr8 = vcpu.kvm.irqchip_in_kernel ? 0n : arch.cr8;
+  return { if_flag, ready_for_interrupt_injection: if_flag, cr8, apic_base: arch.apic_base };
 }
 
 function __kvm_arch_vcpu_ioctl_run(vcpu: KvmVcpu): number {
@@ -401,6 +411,15 @@ function __kvm_arch_vcpu_ioctl_run(vcpu: KvmVcpu): number {
     if (!wants_to_run) return -Errno.EINTR;
     // kvm_vcpu_block() until INIT/SIPI: nothing sends them here, so only a signal ends the wait.
     return kvm_handle_signal_exit(vcpu);
+  }
+  // kvm_sync_valid_fields(): none for a VM whose vCPU state is protected. The register sets of
+  // kvm_run->s (sync_regs(), KVM_CAP_SYNC_REGS) are not modelled: valid bits are accepted, unread.
+  const sync_valid_fields = vcpu.kvm.arch.has_protected_state ? 0n : KVM_SYNC_X86_VALID_FIELDS;
+  if (run.kvm_valid_regs & ~sync_valid_fields || run.kvm_dirty_regs & ~sync_valid_fields) return -Errno.EINVAL;
+  // re-sync apic's tpr: kvm_set_cr8() refuses the reserved bits
+  if (!vcpu.kvm.irqchip_in_kernel) {
+    if (run.cr8 & CR8_RESERVED_BITS) return -Errno.EINVAL;
+    arch.cr8 = run.cr8;
   }
   if (arch.complete_userspace_io !== null) {
     const cui = arch.complete_userspace_io;
@@ -1188,10 +1207,19 @@ export function kvm_vcpu_guest_access(file: File, gpa: unknown, access: unknown,
     const n = Math.min(len - done, ORACLE_STAGING_SIZE);
     const at = BigInt.asUintN(64, target + BigInt(done));
     let loaded: Uint8Array | undefined;
+    /* the oracle's mov entries (a whole access of 1, 2, 4 or 8 bytes) leave its first byte in AL, rep movsb leaves rax 0 */
+    const mov = n === len && (n === 1 || n === 2 || n === 4 || n === 8);
     kvm_vcpu_set_guest_program(vcpu, function* oracle_guest_access() {
-      if (store !== undefined) yield* guestStore(at, store.subarray(done, done + n));
-      else loaded = yield* guestLoad(at, n);
-      yield* guestStore(ORACLE_DONE_GPA, Uint8Array.of(0));
+      let al = 0;
+      if (store !== undefined) {
+        yield* guestStore(at, store.subarray(done, done + n));
+        if (mov) al = store[done]!;
+      } else {
+        loaded = yield* guestLoad(at, n);
+        if (mov) al = loaded[0]!;
+      }
+      /* the done store: mov [rdx], al */
+      yield* guestStore(ORACLE_DONE_GPA, Uint8Array.of(al));
     }, { cpl: 3 });
     const run = vcpu.run;
     run.exit_reason = KVM_EXIT_UNKNOWN;
