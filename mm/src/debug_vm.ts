@@ -576,11 +576,14 @@ const USER_COPY_FCNTLS: ReadonlySet<number> = new Set([5, 6, 7, 15, 16, 17, 36, 
  * The generic ioctls (ioctl.ts do_vfs_ioctl()) that read or write user memory before they can
  * fail: FIONBIO, FIOASYNC, FIOQSIZE, FIONREAD, FIBMAP (which puts 0 back, then fails), FIGETBSZ,
  * FICLONERANGE, FIDEDUPERANGE, FS_IOC_{GET,SET}FLAGS, FS_IOC_FS{GET,SET}XATTR, FS_IOC_GETFSUUID
- * and the preallocation ones, whose fallocate() may fail part way (ENOMEM).
+ * and the preallocation ones, whose fallocate() may fail part way (ENOMEM); and KVM's dirty-log
+ * ioctls, whose bitmap is in user memory: KVM_GET_DIRTY_LOG takes the bits out of the slot's
+ * bitmap and write-protects their pages before copy_to_user() can fail (kvm_get_dirty_log_protect()),
+ * KVM_CLEAR_DIRTY_LOG's copy_from_user() faults the bitmap's pages in.
  */
 const USER_COPY_IOCTLS: ReadonlySet<number> = new Set([
   0x5421, 0x5452, 0x5460, 0x541b, 0x1, 0x2, 0x4020940d, 0xc0189436, 0x80086601, 0x40086602, 0x801c581f, 0x401c5820,
-  0x80111500, 0x40305828, 0x40305829, 0x4030582a, 0x4030582b, 0x40305839,
+  0x80111500, 0x40305828, 0x40305829, 0x4030582a, 0x4030582b, 0x40305839, 0x4010ae42, 0xc018aec0,
 ]);
 
 /**
