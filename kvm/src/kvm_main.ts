@@ -39,7 +39,9 @@ import {
   KVM_SET_USER_MEMORY_REGION2, KVM_X86_DEFAULT_VM, KVM_X86_SW_PROTECTED_VM, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
   KVM_DIRTY_LOG_MANUAL_CAPS, KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, KVM_CAP_ENABLE_CAP_VM, KVM_CAP_HALT_POLL, KVM_CAP_NR_VCPUS,
   KVM_CAP_DIRTY_LOG_RING, KVM_CAP_DIRTY_LOG_RING_ACQ_REL, KVM_DIRTY_LOG_PAGE_OFFSET, KVM_RESET_DIRTY_RINGS,
+  KVM_CAP_COALESCED_PIO, KVM_REGISTER_COALESCED_MMIO, KVM_UNREGISTER_COALESCED_MMIO,
 } from './uapi.js';
+import { kvm_vm_ioctl_register_coalesced_mmio, kvm_vm_ioctl_unregister_coalesced_mmio } from './coalesced_mmio.js';
 import {
   KVM_DIRTY_RING_MAX_BYTES, kvm_dirty_ring_alloc, kvm_dirty_ring_free, kvm_dirty_ring_get_page, kvm_page_in_dirty_ring,
   kvm_vm_ioctl_enable_dirty_log_ring, kvm_vm_ioctl_reset_dirty_pages,
@@ -124,6 +126,8 @@ export function kvm_vm_ioctl_check_extension_generic(module: KvmModule, kvm: Kvm
       return 1;
     case KVM_CAP_COALESCED_MMIO:
       return KVM_COALESCED_MMIO_PAGE_OFFSET;
+    case KVM_CAP_COALESCED_PIO:
+      return 1;
     case KVM_CAP_NR_MEMSLOTS:
       return KVM_USER_MEM_SLOTS;
     case KVM_CAP_MEMORY_ATTRIBUTES:
@@ -443,6 +447,10 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
       return kvm_vm_ioctl_clear_dirty_log(kvm, arg);
     case KVM_RESET_DIRTY_RINGS:
       return kvm_vm_ioctl_reset_dirty_pages(kvm);
+    case KVM_REGISTER_COALESCED_MMIO:
+      return kvm_vm_ioctl_register_coalesced_mmio(kvm, arg);
+    case KVM_UNREGISTER_COALESCED_MMIO:
+      return kvm_vm_ioctl_unregister_coalesced_mmio(kvm, arg);
     case KVM_CHECK_EXTENSION:
       return kvm_vm_ioctl_check_extension_generic(module, kvm, arg);
     case KVM_SET_MEMORY_ATTRIBUTES:

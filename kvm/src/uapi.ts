@@ -57,6 +57,9 @@ export const KVM_GET_NR_MMU_PAGES = _IO(KVMIO, 0x45);
 export const KVM_SET_USER_MEMORY_REGION = _IOW(KVMIO, 0x46, SIZEOF_KVM_USERSPACE_MEMORY_REGION);
 export const KVM_SET_TSS_ADDR = _IO(KVMIO, 0x47);
 export const KVM_SET_USER_MEMORY_REGION2 = _IOW(KVMIO, 0x49, SIZEOF_KVM_USERSPACE_MEMORY_REGION2);
+/** struct kvm_coalesced_mmio_zone { __u64 addr; __u32 size; union { __u32 pad; __u32 pio; }; }: 16 bytes. */
+export const KVM_REGISTER_COALESCED_MMIO = _IOW(KVMIO, 0x67, 16);
+export const KVM_UNREGISTER_COALESCED_MMIO = _IOW(KVMIO, 0x68, 16);
 export const KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60);
 export const KVM_ENABLE_CAP = _IOW(KVMIO, 0xa3, SIZEOF_KVM_ENABLE_CAP);
 /** KVM_MEMORY_ENCRYPT_OP: _IOWR(KVMIO, 0xba, unsigned long), the vendor's launch commands (SEV, TDX). */
@@ -101,6 +104,7 @@ export const KVM_CAP_ENABLE_CAP_VM = 98;
 export const KVM_CAP_MULTI_ADDRESS_SPACE = 118;
 export const KVM_CAP_MAX_VCPU_ID = 128;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
+export const KVM_CAP_COALESCED_PIO = 162;
 export const KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 168;
 export const KVM_CAP_HALT_POLL = 182;
 export const KVM_CAP_DIRTY_LOG_RING = 192;

@@ -24,6 +24,7 @@ import {
   GFP_KERNEL_ACCOUNT, MF_ACTION_REQUIRED, __GFP_ZERO, for_each_process, copy_from_user, copy_to_user, task_mm, vm_sysctl, x86_mce_hooks,
   type File, type FileOwner, type GuestAccessResult, type Task,
 } from '@cocosim/mm';
+import { coalesced_io_write } from './coalesced_mmio.js';
 import { kvm_dirty_ring_check_request } from './dirty_ring.js';
 import { gfn_to_hva_memslot_prot, kvm_vcpu_gfn_to_memslot, user_struct_field } from './kvm_memslots.js';
 import type { Kvm, KvmRun, KvmVcpu } from './kvm_host.js';
@@ -896,7 +897,11 @@ function x86_emulate_instruction(vcpu: KvmVcpu, exit: VmExit): number {
     const n = Math.min(elem - off, PAGE_SIZE - Number(gpa % BigInt(PAGE_SIZE)));
     if (write) {
       const data = access_data(insn, g.done + off, n);
-      if (kvm_vcpu_write_guest(vcpu, gpa, data) < 0) frags.push({ gpa, data: data.slice(), len: n, off });
+      if (kvm_vcpu_write_guest(vcpu, gpa, data) < 0) {
+        /* emulator_read_write_onepage(): what the MMIO bus (a coalesced zone) takes needs no exit */
+        const handled = vcpu_mmio_write(vcpu, gpa, data);
+        if (handled < n) frags.push({ gpa: gpa + BigInt(handled), data: data.slice(handled), len: n - handled, off: off + handled });
+      }
     } else {
       const data = kvm_vcpu_read_guest(vcpu, gpa, n);
       if (typeof data === 'number') frags.push({ gpa, data: new Uint8Array(n), len: n, off });
@@ -924,6 +929,21 @@ function x86_emulate_instruction(vcpu: KvmVcpu, exit: VmExit): number {
   arch.complete_userspace_io = complete_emulated_mmio;
   arch.stat.mmio_exits++;
   return 0;
+}
+
+/**
+ * vcpu_mmio_write(): the write, 8 bytes at a time, to the VM's MMIO bus (no in-kernel local APIC
+ * is modelled: its coalesced zones); stops at the first piece no device takes. Returns the bytes
+ * taken.
+ */
+function vcpu_mmio_write(vcpu: KvmVcpu, gpa: bigint, data: Uint8Array): number {
+  let handled = 0;
+  while (handled < data.length) {
+    const n = Math.min(data.length - handled, 8);
+    if (!coalesced_io_write(vcpu.kvm, false, gpa + BigInt(handled), data.subarray(handled, handled + n))) break;
+    handled += n;
+  }
+  return handled;
 }
 
 /**
@@ -1004,6 +1024,15 @@ function handle_io(vcpu: KvmVcpu): number {
   const insn = arch.guest.insn;
   if (insn === null || insn.op !== 'pio') throw new Error('BUG: an I/O exit without an I/O instruction');
   const run = vcpu.run;
+  if (!insn.in) {
+    /* kernel_pio(): an OUT into a coalesced PIO zone completes in the kernel */
+    const out = new Uint8Array(4);
+    new DataView(out.buffer).setUint32(0, Number(arch.regs.rax % (1n << BigInt(8 * insn.size))) >>> 0, true);
+    if (coalesced_io_write(vcpu.kvm, true, BigInt(insn.port), out.subarray(0, insn.size))) {
+      guest_retire(vcpu, undefined);
+      return 1;
+    }
+  }
   arch.pio = { count: 1, port: insn.port, size: insn.size, in: insn.in, linear_rip: arch.regs.rip };
   run.exit_reason = KVM_EXIT_IO;
   run.io.direction = insn.in ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;

@@ -166,6 +166,12 @@ struct o_kvm_clear_dirty_log {
 	uint64_t dirty_bitmap;	/* union { void __user *dirty_bitmap; __u64 padding2; } */
 };
 
+struct o_kvm_coalesced_mmio_zone {
+	uint64_t addr;
+	uint32_t size;
+	uint32_t pio;	/* union { __u32 pad; __u32 pio; } */
+};
+
 struct o_kvm_enable_cap {
 	uint32_t cap;
 	uint32_t flags;
@@ -181,6 +187,7 @@ _Static_assert(sizeof(struct o_kvm_create_guest_memfd) == 64, "kvm_create_guest_
 _Static_assert(sizeof(struct o_kvm_pre_fault_memory) == 64, "kvm_pre_fault_memory");
 _Static_assert(sizeof(struct o_kvm_enable_cap) == 104, "kvm_enable_cap");
 _Static_assert(sizeof(struct o_kvm_dirty_log) == 16, "kvm_dirty_log");
+_Static_assert(sizeof(struct o_kvm_coalesced_mmio_zone) == 16, "kvm_coalesced_mmio_zone");
 _Static_assert(sizeof(struct o_kvm_clear_dirty_log) == 24, "kvm_clear_dirty_log");
 
 #define O_KVMIO 0xAE
@@ -195,6 +202,8 @@ _Static_assert(sizeof(struct o_kvm_clear_dirty_log) == 24, "kvm_clear_dirty_log"
 #define O_KVM_SET_USER_MEMORY_REGION	_IOW(O_KVMIO, 0x46, struct o_kvm_userspace_memory_region)
 #define O_KVM_SET_TSS_ADDR		_IO(O_KVMIO, 0x47)
 #define O_KVM_SET_USER_MEMORY_REGION2	_IOW(O_KVMIO, 0x49, struct o_kvm_userspace_memory_region2)
+#define O_KVM_REGISTER_COALESCED_MMIO	_IOW(O_KVMIO, 0x67, struct o_kvm_coalesced_mmio_zone)
+#define O_KVM_UNREGISTER_COALESCED_MMIO	_IOW(O_KVMIO, 0x68, struct o_kvm_coalesced_mmio_zone)
 #define O_KVM_CREATE_IRQCHIP		_IO(O_KVMIO, 0x60)
 #define O_KVM_RUN			_IO(O_KVMIO, 0x80)
 #define O_KVM_ENABLE_CAP		_IOW(O_KVMIO, 0xa3, struct o_kvm_enable_cap)
@@ -374,6 +383,14 @@ static const struct fdesc f_get_regs[] = { REGS_FIELDS(true) };
 static const struct fdesc f_set_regs[] = { REGS_FIELDS(false) };
 #undef R
 
+static const struct fdesc f_zone[] = {
+	F(o_kvm_coalesced_mmio_zone, addr, 1, false),
+	F(o_kvm_coalesced_mmio_zone, size, 1, false),
+	F(o_kvm_coalesced_mmio_zone, pio, 1, false),
+	{ "pad", offsetof(struct o_kvm_coalesced_mmio_zone, pio), 4, 1, false },
+	{ NULL, 0, 0, 0, false }
+};
+
 static const struct fdesc f_enable_cap[] = {
 	F(o_kvm_enable_cap, cap, 1, false),
 	F(o_kvm_enable_cap, flags, 1, false),
@@ -398,6 +415,10 @@ static const struct idesc ioctls[] = {
 	{ "KVM_SET_TSS_ADDR", O_KVM_SET_TSS_ADDR, A_INT, 0, NULL },
 	{ "KVM_SET_USER_MEMORY_REGION2", O_KVM_SET_USER_MEMORY_REGION2, A_STRUCT,
 	  sizeof(struct o_kvm_userspace_memory_region2), f_region2 },
+	{ "KVM_REGISTER_COALESCED_MMIO", O_KVM_REGISTER_COALESCED_MMIO, A_STRUCT,
+	  sizeof(struct o_kvm_coalesced_mmio_zone), f_zone },
+	{ "KVM_UNREGISTER_COALESCED_MMIO", O_KVM_UNREGISTER_COALESCED_MMIO, A_STRUCT,
+	  sizeof(struct o_kvm_coalesced_mmio_zone), f_zone },
 	{ "KVM_CREATE_IRQCHIP", O_KVM_CREATE_IRQCHIP, A_NONE, 0, NULL },
 	{ "KVM_RUN", O_KVM_RUN, A_NONE, 0, NULL },
 	{ "KVM_GET_REGS", KVM_GET_REGS, A_STRUCT, sizeof(struct kvm_regs), f_get_regs },

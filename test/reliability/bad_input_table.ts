@@ -1385,6 +1385,16 @@ export function buildCases(gen: GenerateModule, req: ReqNumbers): Case[] {
     ? err('EINVAL', `${where}: as_id beyond the address spaces, or a slot index beyond KVM_USER_MEM_SLOTS`)
     : err('ENOENT', `${where}: no memslot, or one that does not log`)));
   const noBitmap = (where: string) => withJs(fieldNoC, () => err('ENOENT', `${where}: memslot 0 has no dirty bitmap`));
+  /* coalesced MMIO: virt/kvm/coalesced_mmio.c kvm_vm_ioctl_{,un}register_coalesced_mmio() */
+  for (const [name, fn] of [['KVM_REGISTER_COALESCED_MMIO', 'kvm_vm_ioctl_register_coalesced_mmio()'], ['KVM_UNREGISTER_COALESCED_MMIO', 'kvm_vm_ioctl_unregister_coalesced_mmio()']] as const) {
+    const CM = `virt/kvm/coalesced_mmio.c ${fn}`;
+    ioctl(name, 'vm', () => ({ addr: 0x10000000, size: PAGE, pio: 0 }), () => ok(CM), {
+      arg: () => efaultStruct,
+      'arg.addr': withJs(fieldNoC, () => ok(`${CM}: any zone`)),
+      'arg.size': withJs(fieldNoC, () => ok(`${CM}: any zone (a __u32)`)),
+      'arg.pio': withJs(fieldNoC, (r) => (u32(r) <= 1n ? ok(`${CM}: pio is 0 or 1 (a __u32)`) : err('EINVAL', `${CM}: pio is neither 0 nor 1`))),
+    });
+  }
   const RR = 'virt/kvm/kvm_main.c kvm_vm_ioctl_reset_dirty_pages()';
   ioctl('KVM_RESET_DIRTY_RINGS', 'vm', () => 0, () => err('EINVAL', `${RR}: the VM has no dirty rings`), {
     arg: () => err('EINVAL', `${RR}: the VM has no dirty rings (the argument is not read)`),

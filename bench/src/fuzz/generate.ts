@@ -82,7 +82,7 @@ export const REQ_TARGET: Readonly<Record<string, Kind>> = {
   KVM_CREATE_VCPU: 'vm', KVM_SET_USER_MEMORY_REGION: 'vm', KVM_SET_USER_MEMORY_REGION2: 'vm', KVM_SET_MEMORY_ATTRIBUTES: 'vm',
   KVM_SET_MEMORY_ATTRIBUTES2: 'vm', KVM_CREATE_GUEST_MEMFD: 'vm', KVM_SET_NR_MMU_PAGES: 'vm', KVM_GET_NR_MMU_PAGES: 'vm',
   KVM_SET_TSS_ADDR: 'vm', KVM_CREATE_IRQCHIP: 'vm', KVM_ENABLE_CAP: 'vm', KVM_GET_DIRTY_LOG: 'vm', KVM_CLEAR_DIRTY_LOG: 'vm',
-  KVM_RESET_DIRTY_RINGS: 'vm',
+  KVM_RESET_DIRTY_RINGS: 'vm', KVM_REGISTER_COALESCED_MMIO: 'vm', KVM_UNREGISTER_COALESCED_MMIO: 'vm',
   KVM_RUN: 'vcpu', KVM_GET_REGS: 'vcpu', KVM_SET_REGS: 'vcpu', KVM_PRE_FAULT_MEMORY: 'vcpu',
 };
 /**
@@ -116,6 +116,8 @@ export const STRUCTS: Readonly<Record<string, Readonly<Record<string, FieldKind>
   KVM_PRE_FAULT_MEMORY: { gpa: 'gpa', size: 'size', flags: 'reserved' },
   KVM_ENABLE_CAP: { cap: 'cap', flags: 'reserved', args: 'cap_args' },
   KVM_GET_DIRTY_LOG: { slot: 'slot', dirty_bitmap: 'hva' },
+  KVM_REGISTER_COALESCED_MMIO: { addr: 'gpa', size: 'size', pio: 'reserved' },
+  KVM_UNREGISTER_COALESCED_MMIO: { addr: 'gpa', size: 'size', pio: 'reserved' },
   KVM_CLEAR_DIRTY_LOG: { slot: 'slot', first_page: 'page_index', num_pages: 'page_index', dirty_bitmap: 'hva' },
   /* VFIO's structs start with argsz, iommufd's with size: 'argsz' is the struct's own size (STRUCT_SIZES) */
   VFIO_GROUP_GET_STATUS: { argsz: 'argsz' },
@@ -180,7 +182,8 @@ export interface GenerateOptions {
 export const KVM_GENERIC_REQUESTS: readonly string[] = [
   'KVM_GET_API_VERSION', 'KVM_CREATE_VM', 'KVM_CHECK_EXTENSION', 'KVM_GET_VCPU_MMAP_SIZE', 'KVM_CREATE_VCPU',
   'KVM_SET_USER_MEMORY_REGION', 'KVM_SET_NR_MMU_PAGES', 'KVM_GET_NR_MMU_PAGES', 'KVM_SET_TSS_ADDR', 'KVM_PRE_FAULT_MEMORY',
-  'KVM_GET_DIRTY_LOG', 'KVM_CLEAR_DIRTY_LOG', 'KVM_ENABLE_CAP', 'KVM_RESET_DIRTY_RINGS',
+  'KVM_GET_DIRTY_LOG', 'KVM_CLEAR_DIRTY_LOG', 'KVM_ENABLE_CAP', 'KVM_RESET_DIRTY_RINGS', 'KVM_REGISTER_COALESCED_MMIO',
+  'KVM_UNREGISTER_COALESCED_MMIO',
 ];
 
 /** Capabilities whose answer is the kernel config's (CONFIG_KVM_GUEST_MEMFD), left out with `kvm`. */
