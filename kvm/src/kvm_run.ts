@@ -56,13 +56,15 @@ interface RunPages {
   readonly last: Uint8Array;
   /** The port I/O page as kvm_run_store() left it. */
   readonly last_pio: Uint8Array;
+  /** KVM wrote an exit into the object outside KVM_RUN since kvm_run_written() last asked. */
+  written: boolean;
 }
 
 const pages = new WeakMap<KvmVcpu, RunPages>();
 
 /** Attach the port I/O data page (zeroed, as allocated) to `vcpu`, whose run page is allocated. */
 export function kvm_run_attach(vcpu: KvmVcpu, pio: Pfn): void {
-  pages.set(vcpu, { pio, last: new Uint8Array(RUN_HEAD), last_pio: new Uint8Array(4096) });
+  pages.set(vcpu, { pio, last: new Uint8Array(RUN_HEAD), last_pio: new Uint8Array(4096), written: false });
 }
 
 /** The port I/O data page of `vcpu` once attached, else -1. */
@@ -75,6 +77,24 @@ export function kvm_run_detach(vcpu: KvmVcpu): number {
   const pio = kvm_run_pio_page(vcpu);
   pages.delete(vcpu);
   return pio;
+}
+
+/**
+ * A fault outside KVM_RUN (KVM_PRE_FAULT_MEMORY) wrote exit_reason, and with
+ * kvm_prepare_memory_fault_exit() the memory_fault member, straight into vcpu->run: mark it so
+ * the caller writes the page, which it must not touch otherwise (a failed call changes nothing).
+ */
+export function kvm_run_mark_written(vcpu: KvmVcpu): void {
+  const p = pages.get(vcpu);
+  if (p !== undefined) p.written = true;
+}
+
+/** Whether kvm_run_mark_written() was called since the last ask; clears the mark. */
+export function kvm_run_written(vcpu: KvmVcpu): boolean {
+  const p = pages.get(vcpu);
+  if (p === undefined || !p.written) return false;
+  p.written = false;
+  return true;
 }
 
 function read_page(kernel: Kernel, pfn: Pfn, len: number): Uint8Array {

@@ -35,7 +35,7 @@ import { kvm_dirty_log_manual_protect_and_init_set, mark_page_dirty_in_slot } fr
 import { call_kvm_hook, kvm_hook_fault_memslot } from '../kvm_hooks.js';
 import { kvm_get_memory_attributes, kvm_mem_is_private, kvm_range_has_memory_attributes } from '../kvm_mem_attributes.js';
 import { __gfn_to_hva_memslot, gfn_to_memslot } from '../kvm_memslots.js';
-import { kvm_run_load, kvm_run_store } from '../kvm_run.js';
+import { kvm_run_load, kvm_run_mark_written, kvm_run_store, kvm_run_written } from '../kvm_run.js';
 import {
   KVM_EXIT_INTR, KVM_EXIT_MEMORY_FAULT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEM_LOG_DIRTY_PAGES,
   KVM_MEM_READONLY, KVM_X86_DEFAULT_VM,
@@ -713,6 +713,7 @@ export function kvm_mmu_prepare_memory_fault_exit(vcpu: KvmVcpu, fault: { gfn: n
   run.memory_fault.gpa = BigInt(fault.gfn) << 12n;
   run.memory_fault.size = BigInt(PAGE_SIZE);
   run.memory_fault.flags = fault.is_private ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0n;
+  kvm_run_mark_written(vcpu);
 }
 
 /** SIGBUS signals KVM sent to the vCPU's task (kvm_send_hwpoison_signal()), by vCPU. */
@@ -913,6 +914,7 @@ function __kvm_mmu_faultin_pfn(vcpu: KvmVcpu, fault: KvmPageFault): number {
 function kvm_handle_error_pfn(vcpu: KvmVcpu, fault: KvmPageFault): number {
   if (fault.pfn === KVM_PFN_ERR_SIGPENDING) {
     vcpu.run.exit_reason = KVM_EXIT_INTR;
+    kvm_run_mark_written(vcpu);
     return -Errno.EINTR;
   }
   if (fault.pfn === KVM_PFN_ERR_RO_FAULT) return RET_PF_EMULATE;
@@ -1362,11 +1364,15 @@ export function kvm_vcpu_pre_fault_memory(vcpu: KvmVcpu, arg: unknown): number {
   const flags = u64_field(arg, 'flags');
   if (gpa0 === undefined || size0 === undefined || flags === undefined) return -Errno.EINVAL;
   const range = { gpa: gpa0, size: size0 };
+  kvm_run_written(vcpu);
   const r = pre_fault_loop(vcpu, range, flags);
-  /* a fault that prepared a KVM_EXIT_MEMORY_FAULT wrote it into the vCPU's kvm_run page, over
-   * what user space had stored there since its last KVM_RUN (taken first) */
-  kvm_run_load(vcpu);
-  kvm_run_store(vcpu);
+  /* a fault that prepared a KVM_EXIT_MEMORY_FAULT (or KVM_EXIT_INTR) wrote it into the vCPU's
+   * kvm_run page, over what user space had stored there since its last KVM_RUN (taken first);
+   * nothing else in the page is touched */
+  if (kvm_run_written(vcpu)) {
+    kvm_run_load(vcpu);
+    kvm_run_store(vcpu);
+  }
   put_u64_field(arg, 'gpa', range.gpa);
   put_u64_field(arg, 'size', range.size);
   return r;
