@@ -35,8 +35,8 @@
  *     install zaps what is mapped first; EINVAL on VM_SPECIAL, hugetlb, and (install) VM_LOCKED.
  *   - MADV_COLLAPSE (khugepaged.ts madvise_collapse()): EINVAL for a VMA that cannot take a PMD
  *     (thp_vma_allowable_order() with TVA_FORCED_COLLAPSE), 0 for a range that holds no whole
- *     aligned 2 MiB or only PMD-mapped THPs; anonymous small pages are collapsed into a THP.
- *     Small shmem pages are not (EINVAL where Linux collapses them: a known difference).
+ *     aligned 2 MiB or only PMD-mapped THPs; anonymous small pages are collapsed into a THP,
+ *     shmem pages by collapse_file() (its holes filled; kept as small folios, see khugepaged.ts).
  */
 import { Errno, type Pfn } from '@cocosim/core';
 import { folio_mapcount, folio_nr_pages, folio_test_anon, folio_trylock, folio_unlock, page_folio, type Folio } from './folio.js';

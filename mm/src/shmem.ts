@@ -254,6 +254,24 @@ export function shmem_recalc_inode(inode: Inode, alloced: number, swapped: numbe
   }
 }
 
+/**
+ * shmem_charge(): `pages` pages that a caller puts in the page cache itself (collapse_file()
+ * filling the holes of a THP) are charged to the inode and counted in mapping->nrpages first.
+ * false if the inode could not take them (tmpfs size limits: shm_mnt has none, so never here).
+ */
+export function shmem_charge(inode: Inode, pages: number): boolean {
+  shmem_inode_acct_blocks(inode, pages);
+  /* nrpages adjustment first, then shmem_recalc_inode() when balanced */
+  inode.i_mapping.nrpages += pages;
+  shmem_recalc_inode(inode, pages, 0);
+  return true;
+}
+
+/** shmem_uncharge(): after the caller took back `pages` pages of nrpages, settle the blocks. */
+export function shmem_uncharge(inode: Inode, _pages: number): void {
+  shmem_recalc_inode(inode, 0, 0);
+}
+
 /* The page cache of a shmem file */
 
 /**
