@@ -67,10 +67,21 @@ function vma_thp_disabled(vma: VmAreaStruct): boolean {
 export function thp_vma_allowable_collapse(vma: VmAreaStruct): boolean {
   if (vma_thp_disabled(vma)) return false;
   if (vma.vm_flags & VM_NO_KHUGEPAGED) return false;
-  if (!thp_vma_suitable_order(vma, vma.end_vpn - HPAGE_PMD_NR, HPAGE_PMD_ORDER)) return false;
+  if (!suitable_at_end(vma)) return false;
   if (vma.vm_file !== null && vma_is_shmem(vma)) return vm_sysctl(vma.vm_mm.kernel).shmem_enabled !== 'deny';
   if (!vma_is_anonymous(vma)) return false;
   return vma.anon_vma !== null;
+}
+
+/**
+ * thp_vma_suitable_order(vma, vma->vm_end - HPAGE_PMD_SIZE, PMD_ORDER) in unsigned long: for a
+ * VMA that ends below 2 MiB the address wraps, the aligned address plus 2 MiB wraps to 0, and only
+ * the file offset's alignment is left to check (Linux 6.18.44: MADV_COLLAPSE of a page mapped at
+ * address 0 is 0, not EINVAL; found by fuzz --kernel-diff).
+ */
+function suitable_at_end(vma: VmAreaStruct): boolean {
+  if (vma.end_vpn >= HPAGE_PMD_NR) return thp_vma_suitable_order(vma, vma.end_vpn - HPAGE_PMD_NR, HPAGE_PMD_ORDER);
+  return vma_is_anonymous(vma) || (vma.start_vpn - vma.vm_pgoff) % HPAGE_PMD_NR === 0;
 }
 
 /** The enum scan_result values madvise_collapse() tells apart. */

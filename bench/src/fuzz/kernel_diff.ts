@@ -81,9 +81,21 @@ const OUT_OF_MEMORY = new Set(['ENOMEM', 'ENOSPC', 'EFBIG', 'ESRCH']);
  */
 const HUGE_1G = '/sys/kernel/mm/hugepages/hugepages-1048576kB';
 
+/**
+ * munlock() and madvise() other than MADV_POPULATE_READ/WRITE allocate nothing that can run out:
+ * their ENOMEM says a part of the range is not mapped, which is Linux's answer, not the machine's.
+ */
+function unmappedRange(d: Difference, lines: readonly string[]): boolean {
+  if (d.op === 'munlock') return true;
+  if (d.op !== 'madvise') return false;
+  const advice = (JSON.parse(lines[1 + d.i] ?? '{}') as { advice?: unknown }).advice;
+  return !['MADV_POPULATE_READ', 'MADV_POPULATE_WRITE', 22, 23, '0x16', '0x17'].includes(advice as string | number);
+}
+
 /** A difference that comes from the machine, not from Linux: memory, pids, page sizes. */
-function environmental(diffs: readonly Difference[]): boolean {
-  const values = diffs.flatMap((d) => [d.left, d.right]).map((x) => String(x));
+function environmental(diffs: readonly Difference[], text: string): boolean {
+  const lines = text.split('\n');
+  const values = diffs.filter((d) => !unmappedRange(d, lines)).flatMap((d) => [d.left, d.right]).map((x) => String(x));
   if (values.some((x) => OUT_OF_MEMORY.has(x))) return true;
   return diffs.some((d) => (d.op === 'memfd_create' || d.op === 'mmap') && d.left === 'ENODEV') && !existsSync(HUGE_1G);
 }
@@ -206,7 +218,7 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
     if (diffs.length === 0) continue;
     const sig = diffs.map(signatureOf).join('; ');
     const cut = text.split('\n').slice(0, 2 + diffs[0].i).join('\n') + '\n';
-    keepShortest(environmental(diffs) || unmodelledCapability(diffs, text) ? setAside : found, sig, cut, () => formatDifferences(diffs, { left: 'kernel', right: 'simulator' }, trace));
+    keepShortest(environmental(diffs, text) || unmodelledCapability(diffs, text) ? setAside : found, sig, cut, () => formatDifferences(diffs, { left: 'kernel', right: 'simulator' }, trace));
     opts.onProgress?.(k + 1, found.size);
   }
   const differences = [...found].map(([signature, f]) => ({ signature, ...f })).sort((a, b) => b.count - a.count);
