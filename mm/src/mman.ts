@@ -75,8 +75,20 @@ export const MAP_UNINITIALIZED = 0x4000000;
 /* Huge page size encoding with MAP_HUGETLB (include/uapi/asm-generic/hugetlb_encode.h) */
 export const MAP_HUGE_SHIFT = 26;
 export const MAP_HUGE_MASK = 0x3f;
+/* include/uapi/linux/mman.h MAP_HUGE_* (HUGETLB_FLAG_ENCODE_*: log2 of the page size) */
+export const MAP_HUGE_16KB = 14 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_64KB = 16 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_512KB = 19 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_1MB = 20 * 2 ** MAP_HUGE_SHIFT;
 export const MAP_HUGE_2MB = 21 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_8MB = 23 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_16MB = 24 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_32MB = 25 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_256MB = 28 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_512MB = 29 * 2 ** MAP_HUGE_SHIFT;
 export const MAP_HUGE_1GB = 30 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_2GB = 31 * 2 ** MAP_HUGE_SHIFT;
+export const MAP_HUGE_16GB = 34 * 2 ** MAP_HUGE_SHIFT;
 
 /**
  * LEGACY_MAP_MASK (include/linux/mman.h): the flags every mmap implementation implicitly

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { O_CLOEXEC, O_RDWR } from '@cocosim/mm';
 import {
@@ -73,5 +74,21 @@ describe('errno, signal and si_code names', () => {
     expect(siCodeName(7, 99)).toBe('99');
     expect(isSiCodeName('SEGV_MAPERR')).toBe(true);
     expect(isSiCodeName('SIGBUS')).toBe(false);
+  });
+
+  test('every KVM_CAP_*, KVM_EXIT_* and errno name the kernel oracle knows (test/oracle/tables.h) means the same here', () => {
+    const tables = readFileSync(new URL('../../../test/oracle/tables.h', import.meta.url), 'utf8');
+    const entries = [...tables.matchAll(/\{ "([A-Z0-9_]+)", (\d+) \}/g)].map((m) => [m[1], Number(m[2])] as const);
+    expect(entries.length).toBeGreaterThan(400);
+    const wrong = entries.filter(([name, value]) => (name.startsWith('KVM_') ? names.get(name) !== BigInt(value) : errnoByName(name) !== value));
+    expect(wrong).toEqual([]);
+  });
+
+  test('every constant name the kernel oracle spells out in oracle.c resolves here too', () => {
+    const source = readFileSync(new URL('../../../test/oracle/oracle.c', import.meta.url), 'utf8');
+    const spelt = [...new Set([...source.matchAll(/\{ *"([A-Z][A-Z0-9_]*)", */g)].map((m) => m[1]))];
+    expect(spelt.length).toBeGreaterThan(100);
+    const unknown = spelt.filter((n) => typeof names.resolve(n) !== 'bigint' && errnoByName(n) === undefined && signalByName(n) === undefined && !isSiCodeName(n));
+    expect(unknown).toEqual([]);
   });
 });
