@@ -11,7 +11,7 @@ import { kvmRegistrar, kvm_sw_protected_x86_ops } from './kvm.js';
 import type { KvmVcpu } from './kvm_host.js';
 import {
   KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_EXIT_HLT, KVM_EXIT_IO, KVM_EXIT_MEMORY_FAULT, KVM_EXIT_MMIO, KVM_MEMORY_ATTRIBUTE_PRIVATE,
-  KVM_PRE_FAULT_MEMORY, KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_USER_MEMORY_REGION, KVM_X86_DEFAULT_VM,
+  KVM_GET_REGS, KVM_PRE_FAULT_MEMORY, KVM_RUN, KVM_SET_MEMORY_ATTRIBUTES, KVM_SET_REGS, KVM_SET_USER_MEMORY_REGION, KVM_X86_DEFAULT_VM,
   KVM_X86_SW_PROTECTED_VM,
 } from './uapi.js';
 import { kvm_vcpu_set_guest_program } from './x86.js';
@@ -179,9 +179,45 @@ describe('what KVM_RUN reads of kvm_run (kvm_arch_vcpu_ioctl_run(); kvm-run-sync
       expect(run()).toBe(Errno.EINVAL);
       expect(s.p.store(s.run + at, le64(0n))).toBe(0);
     }
-    // the valid bits are accepted (the sync register sets themselves are not modelled)
+    // the valid bits are accepted (of the register sets, only KVM_SYNC_X86_REGS is modelled)
     expect(s.p.store(s.run + 288n, le64(7n))).toBe(0);
     program();
     expect(run()).toBe(0);
+  });
+
+  test('KVM_SYNC_X86_REGS: KVM_RUN takes s.regs.regs when dirty (clearing the bit) and leaves the registers there when valid, even on failure', () => {
+    const s = setup();
+    const le64 = (v: bigint): Uint8Array => {
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setBigUint64(0, v, true);
+      return b;
+    };
+    /* rax = 0x1234 and rip = 0x2000 (fields 0 and 16 of struct kvm_regs at @304), dirty and valid */
+    expect(s.p.store(s.run + 304n, le64(0x1234n))).toBe(0);
+    expect(s.p.store(s.run + 304n + 16n * 8n, le64(0x2000n))).toBe(0);
+    expect(s.p.store(s.run + 288n, le64(1n))).toBe(0);
+    expect(s.p.store(s.run + 296n, le64(1n))).toBe(0);
+    expect(s.p.store(s.run + 1n, Uint8Array.of(1))).toBe(0);
+    expect(s.p.ioctl(s.vcpu_fd, KVM_RUN, 0)).toBe(-1);
+    expect(s.p.errno).toBe(Errno.EINTR);
+    const regs: Record<string, bigint> = {};
+    expect(s.p.ioctl(s.vcpu_fd, KVM_GET_REGS, regs)).toBe(0);
+    expect([regs.rax, regs.rip, regs.rflags, regs.rdx]).toEqual([0x1234n, 0x2000n, 2n, 0n]);
+    const page = s.p.load(s.run + 288n, 160) as Uint8Array;
+    expect([u64(page, 0), u64(page, 8)]).toEqual([1n, 0n]);
+    /* store_regs() wrote what __set_regs() made of it: rflags has bit 1 */
+    expect([u64(page, 16), u64(page, 16 + 16 * 8), u64(page, 16 + 17 * 8)]).toEqual([0x1234n, 0x2000n, 2n]);
+    /* KVM_SET_REGS, then an invalid dirty bit: EINVAL before sync_regs(), and still stored */
+    expect(s.p.ioctl(s.vcpu_fd, KVM_SET_REGS, { rax: 7n, rip: 0xfff0n })).toBe(0);
+    expect(s.p.store(s.run + 296n, le64(9n))).toBe(0);
+    expect(s.p.ioctl(s.vcpu_fd, KVM_RUN, 0)).toBe(-1);
+    expect(s.p.errno).toBe(Errno.EINVAL);
+    expect(u64(s.p.load(s.run + 304n, 8) as Uint8Array, 0)).toBe(7n);
+    /* not valid: the registers stay user space's */
+    expect(s.p.store(s.run + 288n, le64(0n))).toBe(0);
+    expect(s.p.store(s.run + 296n, le64(0n))).toBe(0);
+    expect(s.p.store(s.run + 304n, le64(0x55n))).toBe(0);
+    expect(s.p.ioctl(s.vcpu_fd, KVM_RUN, 0)).toBe(-1);
+    expect(u64(s.p.load(s.run + 304n, 8) as Uint8Array, 0)).toBe(0x55n);
   });
 });

@@ -43,8 +43,11 @@ const RUN_HYPERCALL_RET = RUN_UNION + 56;
 /** kvm_valid_regs and kvm_dirty_regs, after the exit union (u64 each). */
 const RUN_VALID_REGS = RUN_UNION + 256;
 const RUN_DIRTY_REGS = RUN_VALID_REGS + 8;
-/** The bytes up to kvm_dirty_regs' end: all that is kept in step (struct kvm_sync_regs is not modelled). */
-const RUN_HEAD = RUN_DIRTY_REGS + 8;
+/** kvm_run->s.regs.regs: struct kvm_regs (18 u64), the first member of x86's struct kvm_sync_regs. */
+const RUN_SYNC_REGS = RUN_DIRTY_REGS + 8;
+const KVM_REGS_COUNT = 18;
+/** The bytes up to s.regs.regs' end: all that is kept in step (s.regs.sregs and .events are not modelled). */
+const RUN_HEAD = RUN_SYNC_REGS + 8 * KVM_REGS_COUNT;
 
 /**
  * A vCPU's port I/O data page (vcpu->arch.pio_data) and what its pages held after the last exit;
@@ -137,12 +140,24 @@ export function kvm_run_load(vcpu: KvmVcpu, pio_pending = false): void {
   for (let i = 0; i < 4096; i++) if (pio[i] !== p.last_pio[i]) run.pio_data[i] = pio[i];
 }
 
-/** What post_kvm_run_save() (arch/x86/kvm/x86.c) writes after every KVM_RUN. */
+/** What post_kvm_run_save() (arch/x86/kvm/x86.c) writes after every KVM_RUN, and store_regs() before it. */
 export interface KvmRunSave {
   readonly if_flag: number;
   readonly ready_for_interrupt_injection: number;
   readonly cr8: bigint;
   readonly apic_base: bigint;
+  /** store_regs() with KVM_SYNC_X86_REGS valid: struct kvm_regs into s.regs.regs, in its field order. */
+  readonly sync_regs?: readonly bigint[];
+}
+
+/**
+ * sync_regs()'s KVM_SYNC_X86_REGS: the struct kvm_regs user space left in kvm_run->s.regs.regs,
+ * its 18 registers in field order (read at the entry of KVM_RUN, after kvm_run_load()).
+ */
+export function kvm_run_sync_regs(vcpu: KvmVcpu): bigint[] {
+  const img = read_page(vcpu.kvm.kernel, vcpu.run_page as Pfn, RUN_HEAD);
+  const v = new DataView(img.buffer, img.byteOffset);
+  return Array.from({ length: KVM_REGS_COUNT }, (_, k) => v.getBigUint64(RUN_SYNC_REGS + 8 * k, true));
 }
 
 /**
@@ -166,6 +181,9 @@ export function kvm_run_store(vcpu: KvmVcpu, save?: KvmRunSave): void {
     v.setBigUint64(RUN_CR8, save.cr8, true);
     run.cr8 = save.cr8;
     v.setBigUint64(RUN_APIC_BASE, save.apic_base, true);
+    /* sync_regs() clears the KVM_SYNC_X86_REGS bit it consumed; otherwise the field is as loaded */
+    v.setBigUint64(RUN_DIRTY_REGS, u64(run.kvm_dirty_regs), true);
+    save.sync_regs?.forEach((r, k) => v.setBigUint64(RUN_SYNC_REGS + 8 * k, u64(r), true));
   }
   const at = RUN_UNION;
   switch (run.exit_reason) {

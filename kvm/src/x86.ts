@@ -29,7 +29,7 @@ import { kvm_dirty_ring_check_request } from './dirty_ring.js';
 import { gfn_to_hva_memslot_prot, kvm_vcpu_gfn_to_memslot, user_struct_field } from './kvm_memslots.js';
 import type { Kvm, KvmRun, KvmVcpu } from './kvm_host.js';
 import { kvm_hook_emulate_hypercall } from './kvm_hooks.js';
-import { kvm_run_attach, kvm_run_detach, kvm_run_load, kvm_run_store, kvm_run_user_store, type KvmRunSave } from './kvm_run.js';
+import { kvm_run_attach, kvm_run_detach, kvm_run_load, kvm_run_store, kvm_run_sync_regs, kvm_run_user_store, type KvmRunSave } from './kvm_run.js';
 import {
   PFERR_USER_MASK, PFERR_WRITE_MASK, RET_PF_EMULATE, kvm_mmu_page_fault, kvm_mmu_take_pending_signal, kvm_mmu_translate,
   kvm_mmu_translate_access, tdp_access_error_code, tdp_fault_error_code,
@@ -215,6 +215,8 @@ export class KvmVcpuArch {
   cr8 = 0n;
 }
 
+/** KVM_SYNC_X86_REGS (arch/x86/include/uapi/asm/kvm.h): struct kvm_regs in kvm_run->s.regs. */
+const KVM_SYNC_X86_REGS = 0x1n;
 /** KVM_SYNC_X86_VALID_FIELDS: REGS | SREGS | EVENTS. */
 const KVM_SYNC_X86_VALID_FIELDS = 0x7n;
 /** CR8_RESERVED_BITS: all but the 4-bit task priority. */
@@ -294,10 +296,14 @@ export function kvm_arch_vcpu_ioctl_set_regs(vcpu: KvmVcpu, arg: unknown): numbe
     regs[f] = v;
   }
   if (vcpu.kvm.arch.has_protected_state) return -Errno.EINVAL;
-  // __set_regs(): rflags bit 1 is always set.
+  __set_regs(vcpu, regs);
+  return 0;
+}
+
+/** __set_regs(): every register as given, rflags with bit 1 (X86_EFLAGS_FIXED) set. */
+function __set_regs(vcpu: KvmVcpu, regs: KvmRegs): void {
   regs.rflags |= 2n;
   vcpu_arch(vcpu).regs = regs;
-  return 0;
 }
 
 /* ---- cocosim hooks: the guest program and the VMM's other threads ---- */
@@ -400,7 +406,11 @@ function post_kvm_run_save(vcpu: KvmVcpu): KvmRunSave {
   const if_flag = !vcpu.kvm.arch.has_protected_state && (BigInt(arch.regs.rflags) & X86_EFLAGS_IF) !== 0n ? 1 : 0;
   /* kvm_get_cr8(): the local APIC's TPR (0: no interrupts are modelled) when it is in the kernel */
   const cr8 = vcpu.kvm.irqchip_in_kernel ? 0n : arch.cr8;
-  return { if_flag, ready_for_interrupt_injection: if_flag, cr8, apic_base: arch.apic_base };
+  /* store_regs() at the out: label, whatever KVM_RUN returned */
+  const sync_regs = vcpu.run.kvm_valid_regs & KVM_SYNC_X86_REGS && !vcpu.kvm.arch.has_protected_state
+    ? KVM_REGS_FIELDS.map((f) => arch.regs[f])
+    : undefined;
+  return { if_flag, ready_for_interrupt_injection: if_flag, cr8, apic_base: arch.apic_base, sync_regs };
 }
 
 function __kvm_arch_vcpu_ioctl_run(vcpu: KvmVcpu): number {
@@ -413,10 +423,16 @@ function __kvm_arch_vcpu_ioctl_run(vcpu: KvmVcpu): number {
     // kvm_vcpu_block() until INIT/SIPI: nothing sends them here, so only a signal ends the wait.
     return kvm_handle_signal_exit(vcpu);
   }
-  // kvm_sync_valid_fields(): none for a VM whose vCPU state is protected. The register sets of
-  // kvm_run->s (sync_regs(), KVM_CAP_SYNC_REGS) are not modelled: valid bits are accepted, unread.
+  // kvm_sync_valid_fields(): none for a VM whose vCPU state is protected.
   const sync_valid_fields = vcpu.kvm.arch.has_protected_state ? 0n : KVM_SYNC_X86_VALID_FIELDS;
   if (run.kvm_valid_regs & ~sync_valid_fields || run.kvm_dirty_regs & ~sync_valid_fields) return -Errno.EINVAL;
+  // sync_regs(): the registers user space changed in kvm_run->s.regs.regs. cocosim models no
+  // segment registers or event state, so KVM_SYNC_X86_SREGS and _EVENTS are accepted and left.
+  if (run.kvm_dirty_regs & KVM_SYNC_X86_REGS) {
+    const values = kvm_run_sync_regs(vcpu);
+    __set_regs(vcpu, Object.fromEntries(KVM_REGS_FIELDS.map((f, k) => [f, values[k]])) as unknown as KvmRegs);
+    run.kvm_dirty_regs &= ~KVM_SYNC_X86_REGS;
+  }
   // re-sync apic's tpr: kvm_set_cr8() refuses the reserved bits
   if (!vcpu.kvm.irqchip_in_kernel) {
     if (run.cr8 & CR8_RESERVED_BITS) return -Errno.EINVAL;
