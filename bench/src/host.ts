@@ -53,6 +53,8 @@ export const DESIGN_NAMES: readonly string[] = ['upstream', ...[...DESIGNS.keys(
 
 export interface PlatformOptions extends HostOptions {
   readonly mm?: MmHostOptions;
+  /** The KVM build (default: CONFIG_KVM_GUEST_MEMFD built in). */
+  readonly kvm?: { readonly guest_memfd?: boolean };
   /** A name in VENDORS (default "none"). */
   readonly vendor?: string;
   /** A name in DESIGN_NAMES (default "upstream"). */
@@ -84,7 +86,7 @@ export function createPlatform(opts: PlatformOptions = {}): Platform {
     opts,
     mmRegistrar(opts.mm),
     ...vendor.registrars,
-    kvmRegistrar({ x86_ops: vendor.x86_ops }),
+    kvmRegistrar({ x86_ops: vendor.x86_ops, guest_memfd: opts.kvm?.guest_memfd }),
     vfioRegistrar({ iommu_ops: vendor.iommu_ops }),
     designRegistrar(opts.design ?? 'upstream'),
   );

@@ -34,13 +34,15 @@ export const kvm_sw_protected_x86_ops: KvmX86Ops = {
 export interface KvmHostOptions {
   /** The vendor table (default: kvm_none_x86_ops, this machine's host). */
   readonly x86_ops?: KvmX86Ops;
+  /** CONFIG_KVM_GUEST_MEMFD (default true); false for a kernel built without it (KvmModule). */
+  readonly guest_memfd?: boolean;
 }
 
 /** Registers /dev/kvm on the host's Kernel; goes after mmRegistrar, which provides the Kernel. */
 export function kvmRegistrar(opts: KvmHostOptions = {}): HostRegistrar {
   return (root) => {
     const kernel = root.resolve(Kernel);
-    const module = new KvmModule(kernel, kvm_x86_ops_merge(opts.x86_ops ?? kvm_none_x86_ops));
+    const module = new KvmModule(kernel, kvm_x86_ops_merge(opts.x86_ops ?? kvm_none_x86_ops), opts.guest_memfd ?? true);
     root.registerInstance(KvmModule, module);
     kvm_debug_register(module);
     kernel.register_device('/dev/kvm', (_k, flags) => kvm_dev_open(module, flags));

@@ -63,7 +63,12 @@ export class KvmModule {
   /** The live VMs, in creation order (the kernel's vm_list): what the state digest and DEBUG_VM walk. */
   readonly vms = new Set<Kvm>();
 
-  constructor(readonly kernel: Kernel, readonly ops: MergedKvmX86Ops) {}
+  /**
+   * @param guest_memfd CONFIG_KVM_GUEST_MEMFD (default true, as Linux 6.18 on x86-64 builds it):
+   *   without it KVM_CAP_GUEST_MEMFD(_FLAGS) is 0, KVM_CREATE_GUEST_MEMFD is ENOTTY and
+   *   KVM_MEM_GUEST_MEMFD is no valid memslot flag, as on kernels built without it.
+   */
+  constructor(readonly kernel: Kernel, readonly ops: MergedKvmX86Ops, readonly guest_memfd = true) {}
 
   /** kvm_caps.supported_vm_types: the default VM always. */
   get supported_vm_types(): number {
@@ -122,8 +127,9 @@ export function kvm_vm_ioctl_check_extension_generic(module: KvmModule, kvm: Kvm
     case KVM_CAP_CHECK_EXTENSION_VM:
     case KVM_CAP_ENABLE_CAP_VM:
     case KVM_CAP_HALT_POLL:
-    case KVM_CAP_GUEST_MEMFD:
       return 1;
+    case KVM_CAP_GUEST_MEMFD:
+      return module.guest_memfd ? 1 : 0;
     case KVM_CAP_COALESCED_MMIO:
       return KVM_COALESCED_MMIO_PAGE_OFFSET;
     case KVM_CAP_COALESCED_PIO:
@@ -134,7 +140,7 @@ export function kvm_vm_ioctl_check_extension_generic(module: KvmModule, kvm: Kvm
       // Only with CONFIG_KVM_GENERIC_MEMORY_ATTRIBUTES; 0 otherwise (this machine's kernel).
       return module.generic_memory_attributes ? kvm_supported_mem_attributes(kvm) : 0;
     case KVM_CAP_GUEST_MEMFD_FLAGS:
-      return kvm_gmem_get_supported_flags(kvm);
+      return module.guest_memfd ? kvm_gmem_get_supported_flags(kvm) : 0;
     case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
       return KVM_DIRTY_LOG_MANUAL_CAPS;
     case KVM_CAP_DIRTY_LOG_RING:
@@ -457,6 +463,8 @@ function kvm_vm_ioctl(file: File, cmd: number, arg: unknown, current: FileOwner)
       if (!module.generic_memory_attributes) return -Errno.ENOTTY;
       return kvm_vm_ioctl_set_mem_attributes(kvm, arg);
     case KVM_CREATE_GUEST_MEMFD:
+      // Without CONFIG_KVM_GUEST_MEMFD the case is not compiled: kvm_arch_vm_ioctl()'s -ENOTTY.
+      if (!module.guest_memfd) return -Errno.ENOTTY;
       return kvm_gmem_create(kvm, arg, current);
     case KVM_SET_TSS_ADDR:
       return kvm_vm_ioctl_set_tss_addr(kvm, arg);

@@ -28,6 +28,7 @@ import {
 import { kvm_gmem_bind, kvm_gmem_unbind } from './guest_memfd.js';
 import { kvm_use_dirty_bitmap } from './dirty_ring.js';
 import { kvm_alloc_dirty_bitmap } from './kvm_dirty_log.js';
+import { kvm_module } from './kvm_main.js';
 import { kvm_arch_commit_memory_region, kvm_arch_flush_shadow_memslot, kvm_arch_prepare_memory_region } from './mmu/mmu.js';
 import { KVM_MEM_GUEST_MEMFD, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY } from './uapi.js';
 
@@ -139,7 +140,8 @@ function kvm_arch_has_readonly_mem(kvm: Kvm): boolean {
  * guest_memfd slot can be neither dirty-logged nor read-only.
  */
 export function check_memory_region_flags(kvm: Kvm, mem: KvmUserspaceMemoryRegion2): number {
-  let valid_flags = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_GUEST_MEMFD;
+  let valid_flags = KVM_MEM_LOG_DIRTY_PAGES;
+  if (kvm_module(kvm).guest_memfd) valid_flags |= KVM_MEM_GUEST_MEMFD;
   // Dirty logging private memory is not currently supported.
   if (mem.flags & KVM_MEM_GUEST_MEMFD) valid_flags &= ~KVM_MEM_LOG_DIRTY_PAGES;
   // Writes to read-only memslots are emulated MMIO, which private memory cannot be.

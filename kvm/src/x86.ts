@@ -489,7 +489,7 @@ const oracle_guest_vms = new WeakSet<Kvm>();
  * so before that make_mmu_pages_available() fails with -ENOSPC. The oracle's guest counts as a
  * memslot here: the oracle creates one before its first KVM_RUN.
  */
-function kvm_mmu_reload(vcpu: KvmVcpu): number {
+export function kvm_mmu_reload(vcpu: KvmVcpu): number {
   const kvm = vcpu.kvm;
   if (kvm.x86_ops.tdp_enabled) return 0;
   const n_max_mmu_pages_set = kvm.memslots.some((s) => s.generation > 0) || kvm.n_requested_mmu_pages > 0 || oracle_guest_vms.has(kvm);

@@ -1909,6 +1909,23 @@ static bool cpu_ospke(void)
 #endif
 }
 
+/*
+ * KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) on /dev/kvm: whether the kernel was built with
+ * CONFIG_KVM_GUEST_MEMFD (without it KVM_CREATE_GUEST_MEMFD is ENOTTY and KVM_MEM_GUEST_MEMFD an
+ * invalid memslot flag). -1 without /dev/kvm. The fd is closed before the trace runs.
+ */
+static int kvm_guest_memfd(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return -1;
+	r = ioctl(fd, KVM_CHECK_EXTENSION, 234 /* KVM_CAP_GUEST_MEMFD */);
+	close(fd);
+	return r > 0;
+}
+
 static struct vcpurec *guest_vcpu(struct call *c, uint64_t fd)
 {
 	struct vcpurec *vc = vcpu_find((int)fd);
@@ -2250,7 +2267,7 @@ static void usage(void)
 	fprintf(diag,
 		"usage: cocosim-oracle [--header] [--no-check] [TRACE.jsonl | -]\n"
 		"  Replays the generic part of a cocosim trace on this kernel; one result line per call.\n"
-		"  --header    print {\"kernel\": \"<uname -r>\", \"pku\": OSPKE, \"cpus\": N} as the first line\n"
+		"  --header    print {\"kernel\": \"<uname -r>\", \"pku\": OSPKE, \"cpus\": N, \"guest_memfd\": B} as the first line\n"
 		"  --no-check  do not compare results with the trace's \"expect\" fields\n"
 		"  --guard     stop, printing {\"i\", \"op\", \"guarded\": true}, at the first call whose\n"
 		"              address range reaches the oracle's own memory (for fuzzers)\n");
@@ -2417,6 +2434,7 @@ int main(int argc, char **argv)
 	if (header) {
 		struct utsname u;
 		struct sb h = { 0 };
+		int gmem = kvm_guest_memfd();
 
 		uname(&u);
 		sb_puts(&h, "{\"kernel\":");
@@ -2424,6 +2442,8 @@ int main(int argc, char **argv)
 		sb_puts(&h, cpu_ospke() ? ",\"pku\":true" : ",\"pku\":false");
 		sb_puts(&h, ",\"cpus\":");
 		sb_u64(&h, (uint64_t)sysconf(_SC_NPROCESSORS_ONLN));
+		if (gmem >= 0)
+			sb_puts(&h, gmem ? ",\"guest_memfd\":true" : ",\"guest_memfd\":false");
 		sb_puts(&h, "}");
 		fprintf(out, "%s\n", sb_str(&h));
 		fflush(out);

@@ -24,7 +24,7 @@ import { boundCalls, compareResults, formatDifferences, parseResults, type Diffe
 import { ORACLE_BINARY, ensureOracle } from '../trace/diff_kernel.js';
 import { getOp, names, parseTrace, replay, type OpSpec } from '../trace/index.js';
 import { GENERIC_OPS, generateProgram, programText } from './generate.js';
-import { recordingCpu, withHostCpu, type HostCpu } from '../host_cpu.js';
+import { recordingMachine, withHostMachine, type HostMachine } from '../host_machine.js';
 
 /** The ops a default VM's programs add (KernelDiffOptions.kvm). */
 const KVM_GENERIC_OPS: readonly string[] = ['ioctl', 'guest_load', 'guest_store'];
@@ -129,13 +129,13 @@ function signatureOf(d: Difference): string {
 }
 
 /** Runs the oracle on one program: its result lines, cut at a guarded call; undefined if it refused. */
-function runOracle(text: string): { out: string; guarded: boolean; cpu: HostCpu } | undefined {
+function runOracle(text: string): { out: string; guarded: boolean; cpu: HostMachine } | undefined {
   const o = spawnSync(ORACLE_BINARY, ['--guard', '--header', '--no-check', '-'], { input: text, encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL', maxBuffer: 1 << 28 });
   if (o.status !== 0 && o.status !== 1) return undefined;
   const lines = o.stdout.split('\n').filter((l) => l !== '');
   /* the header line: the machine's CPUs, which the simulated host then has too */
   const header = lines.shift();
-  const cpu = recordingCpu(header === undefined ? {} : JSON.parse(header) as Record<string, unknown>);
+  const cpu = recordingMachine(header === undefined ? {} : JSON.parse(header) as Record<string, unknown>);
   const guarded = lines.length > 0 && lines[lines.length - 1].includes('"guarded":true');
   return { out: (guarded ? lines.slice(0, -1) : lines).join('\n') + '\n', guarded, cpu };
 }
@@ -166,7 +166,7 @@ const MAX_DROPS = 16;
  * compared too (the same text then goes to the simulator). A guarded call that binds a value, or
  * the MAX_DROPS-th, ends the program there, as the guard does.
  */
-function runGuarded(text: string): { text: string; kernel: { out: string; guarded: boolean; cpu: HostCpu }; dropped: number } | undefined {
+function runGuarded(text: string): { text: string; kernel: { out: string; guarded: boolean; cpu: HostMachine }; dropped: number } | undefined {
   let dropped = 0;
   for (;;) {
     const kernel = runOracle(text);
@@ -208,7 +208,7 @@ export function kernelDiff(opts: KernelDiffOptions): KernelDiffReport | string {
     if (kernel.guarded) guarded++;
     const rec = parseResults(kernel.out, 'kernel');
     const trace = parseTrace(text, 'fuzz');
-    const sim = replay(trace, { platformOptions: withHostCpu({ mm: { nr_pages: opts.nr_pages ?? 2 ** 18 } }, kernel.cpu) });
+    const sim = replay(trace, { platformOptions: withHostMachine({ mm: { nr_pages: opts.nr_pages ?? 2 ** 18 } }, kernel.cpu) });
     const upto = rec.results.length;
     compared += upto;
     const simResults = sim.results.filter((r) => r.i < upto);

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { Process } from '@cocosim/mm';
 import type { PlatformOptions } from '../host.js';
-import { machineCpu, recordingCpu, withHostCpu } from '../host_cpu.js';
+import { thisMachine, recordingMachine, withHostMachine } from '../host_machine.js';
 import { boundCalls, compareResults, formatDifferences, parseResults } from './compare.js';
 import { errnoName, names } from './names.js';
 import { allOps, hasOp, type ArgSpec, type OpSpec } from './ops.js';
@@ -70,11 +70,11 @@ export function replayCommand(opts: ReplayCommandOptions, out: Out, err: Out): n
    * for Linux on the machine it runs on); protection keys as --pku says, if it does.
    */
   const recMeta = expected !== undefined ? parseResults(expected.text, expected.file).meta : undefined;
-  const cpu = recMeta !== undefined && typeof recMeta.kernel === 'string' ? recordingCpu(recMeta) : machineCpu();
+  const cpu = recMeta !== undefined && typeof recMeta.kernel === 'string' ? recordingMachine(recMeta) : thisMachine();
   const report = replay(trace, {
     vendor: opts.vendor,
     design: opts.design,
-    platformOptions: withHostCpu(opts.platformOptions, { ...cpu, pku: opts.pku ?? cpu.pku }),
+    platformOptions: withHostMachine(opts.platformOptions, { ...cpu, pku: opts.pku ?? cpu.pku }),
     onResult: (r, missed, warnings) => {
       if (opts.expectOnly !== true) out(resultLine(r));
       for (const w of warnings) err(formatWarning(w));

@@ -13,7 +13,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { Process } from '@cocosim/mm';
 import type { PlatformOptions } from '../host.js';
-import { recordingCpu, withHostCpu } from '../host_cpu.js';
+import { recordingMachine, withHostMachine } from '../host_machine.js';
 import { boundCalls, compareResults, parseResults, type Difference } from './compare.js';
 import type { JsonValue, TraceResult } from './results.js';
 import { names } from './names.js';
@@ -129,7 +129,7 @@ export function checkRecording(traceText: string, recordingText: string, opts: C
     }
   }
   /* the simulated CPUs are the recording machine's (protection keys, how many) */
-  const simulator = replay(trace, { platformOptions: withHostCpu(opts.platformOptions, recordingCpu(rec.meta)) });
+  const simulator = replay(trace, { platformOptions: withHostMachine(opts.platformOptions, recordingMachine(rec.meta)) });
   const differences = simulator.errors.length > 0 || simulator.crash !== undefined
     ? []
     : compareResults(rec.results, simulator.results, { bound: boundCalls(trace), names });

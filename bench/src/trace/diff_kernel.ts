@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { PlatformOptions } from '../host.js';
-import { recordingCpu, withHostCpu } from '../host_cpu.js';
+import { recordingMachine, withHostMachine } from '../host_machine.js';
 import { EXIT_MISMATCH, EXIT_OK, EXIT_SIMULATOR_BUG, EXIT_TRACE_ERROR } from './commands.js';
 import { boundCalls, compareResults, formatDifferences, parseResults, type Difference } from './compare.js';
 import { names } from './names.js';
@@ -219,7 +219,7 @@ export function diffKernelCommand(opts: DiffKernelOptions, out: Out, err: Out): 
   const release = typeof rec.meta.kernel === 'string' ? rec.meta.kernel : 'unknown';
 
   /* the simulated CPUs are this machine's, as the oracle reported them (protection keys, how many) */
-  const report = replay(trace, { vendor: opts.vendor, design: opts.design, platformOptions: withHostCpu(opts.platformOptions, recordingCpu(rec.meta)) });
+  const report = replay(trace, { vendor: opts.vendor, design: opts.design, platformOptions: withHostMachine(opts.platformOptions, recordingMachine(rec.meta)) });
   const platform = `${report.platform.vendor}/${report.platform.design}`;
   out(`${file}: kernel ${release} (live, test/oracle) against the simulator (${platform})`);
   out('');

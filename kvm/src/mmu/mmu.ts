@@ -36,6 +36,7 @@ import { call_kvm_hook, kvm_hook_fault_memslot } from '../kvm_hooks.js';
 import { kvm_get_memory_attributes, kvm_mem_is_private, kvm_range_has_memory_attributes } from '../kvm_mem_attributes.js';
 import { __gfn_to_hva_memslot, gfn_to_memslot } from '../kvm_memslots.js';
 import { kvm_run_load, kvm_run_mark_written, kvm_run_store, kvm_run_written } from '../kvm_run.js';
+import { kvm_mmu_reload } from '../x86.js';
 import {
   KVM_EXIT_INTR, KVM_EXIT_MEMORY_FAULT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEM_LOG_DIRTY_PAGES,
   KVM_MEM_READONLY, KVM_X86_DEFAULT_VM,
@@ -1317,6 +1318,9 @@ export function kvm_arch_vcpu_pre_fault_memory(vcpu: KvmVcpu, range: { gpa: bigi
   if (!kvm.arch.pre_fault_allowed) return -Errno.EOPNOTSUPP;
   const gfn = range.gpa >> 12n;
   if (kvm_is_gfn_alias(kvm, gfn)) return -Errno.EINVAL;
+  /* reload is efficient when called repeatedly, so we can do it on every iteration */
+  const reload = kvm_mmu_reload(vcpu);
+  if (reload) return reload;
   let direct_bits = 0n;
   if (kvm_arch_has_private_mem(kvm) && kvm_mem_is_private(kvm, Number(gfn))) {
     error_code |= PFERR_PRIVATE_ACCESS;
