@@ -74,4 +74,27 @@ describe('coalesced MMIO and PIO (virt/kvm/coalesced_mmio.c; kvm-coalesced-mmio.
     expect(s.p.ioctl(s.fd, KVM_RUN, 0)).toBe(0);
     expect(s.vcpu.run.exit_reason).toBe(KVM_EXIT_IO);
   });
+
+  test('a zone is a bus range of int length: size 0xffffffff is found by no write, size 0x80000000 by every one above it', () => {
+    const s = setup();
+    expect(s.p.ioctl(s.vm, KVM_REGISTER_COALESCED_MMIO, { addr: 0x100000, size: 0xffffffff, pio: 0 })).toBe(0);
+    kvm_vcpu_set_guest_program(s.vcpu, function* () {
+      yield* guestStore(0x100000, Uint8Array.of(1));
+    });
+    expect(s.p.ioctl(s.fd, KVM_RUN, 0)).toBe(0);
+    expect(s.vcpu.run.exit_reason).toBe(KVM_EXIT_MMIO);
+    expect(ring(s.p, s.ring, 0)).toEqual({ first: 0, last: 0, entries: [] });
+    /* the same address under a zone of size 2^31: len -2^31 overlaps every access at or above it */
+    expect(s.p.ioctl(s.vm, KVM_UNREGISTER_COALESCED_MMIO, { addr: 0, size: 0x7fffffff, pio: 0 })).toBe(0);
+    expect(s.p.ioctl(s.vm, KVM_REGISTER_COALESCED_MMIO, { addr: 0x100000, size: 0x80000000, pio: 0 })).toBe(0);
+    kvm_vcpu_set_guest_program(s.vcpu, function* () {
+      yield* guestStore(0x100000, Uint8Array.of(2));
+      yield* guestStore(0x10000000, Uint8Array.of(3));
+      yield* guestStore(0x80100000, Uint8Array.of(4));
+    });
+    expect(s.p.ioctl(s.fd, KVM_RUN, 0)).toBe(0);
+    /* the last write is found on the bus but lies past the zone's u32 size: it exits */
+    expect(s.vcpu.run.mmio.phys_addr).toBe(0x80100000n);
+    expect(ring(s.p, s.ring, 2)).toEqual({ first: 0, last: 2, entries: [[0x100000n, 1, 0, '02'], [0x10000000n, 1, 0, '03']] });
+  });
 });
